@@ -1,0 +1,138 @@
+# txidsync: one Makefile builds the daemon and its two tools from the same
+# objects (build/libtxidsync.a), the unit tests, and drives the test bed.
+#
+#   make            build/txidsync, build/load-generator, build/consistency-check
+#   make check      deps, build, unit tests, integration tests (real servers)
+#   make demo       the crash-loop demo against a private Postgres + OpenSearch
+#   make asan       unit tests under AddressSanitizer + UBSan
+#   make help       every target
+
+BUILD     ?= build
+CC        ?= cc
+PKGS      := libpq libcurl yajl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+OPT       ?= -O2
+WARN      := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wformat=2
+# CI (CI=true) and WERROR=1 turn warnings into errors.
+ifneq ($(filter true 1,$(CI) $(WERROR)),)
+WARN      += -Werror
+endif
+SANITIZE  ?=
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANITIZE) -Isrc $(PKG_CFLAGS) -MMD -MP
+LDFLAGS   ?=
+LDLIBS    := $(PKG_LIBS) -lm
+
+LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libtxidsync.a
+
+PROGRAMS  := $(BUILD)/txidsync $(BUILD)/load-generator $(BUILD)/consistency-check
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Integration test programs in C (tests/integration/it_*.c) are run by
+# tests/run-integration next to the shell tests.
+IT_SRC    := $(wildcard tests/integration/it_*.c)
+IT_BIN    := $(IT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+
+.PHONY: all check unit integration demo clean format format-check asan valgrind \
+        deps opensearch bench soak help
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/txidsync: $(BUILD)/obj/src/main.o $(LIB)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/load-generator: $(BUILD)/obj/tools/load_generator.o $(LIB)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/consistency-check: $(BUILD)/obj/tools/consistency_check.o $(LIB)
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A unit test links its own file and only the objects it uses from the
+# archive; a test that fakes a libpq or libcurl function defines it in its
+# own file, which comes first on the link line and so wins.
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/it_%: $(BUILD)/obj/tests/integration/it_%.o $(LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests:
+	@mkdir -p $@
+
+# Installs the Debian packages the build, tests and demo need (idempotent,
+# quick when everything is present).
+deps:
+	@tools/install-deps
+
+# The embedded OpenSearch node used by the test bed (Java, built by maven).
+opensearch:
+	@tools/opensearch-node/build
+
+unit: $(UNIT_BIN)
+	@tools/run-unit $(UNIT_BIN)
+
+integration: all $(IT_BIN) opensearch
+	@tests/run-integration
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# Long simulation run of the cursor against the MVCC model.
+SOAK_SCHEDULES ?= 2000000
+soak: $(BUILD)/tests/test_simulation
+	TXIDSYNC_SIM_SCHEDULES=$(SOAK_SCHEDULES) $(BUILD)/tests/test_simulation
+
+demo: deps
+	@$(MAKE) --no-print-directory all opensearch
+	@tools/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all opensearch
+	@tools/bench
+
+# Unit tests under AddressSanitizer and UBSan, in their own build tree.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+	    SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+valgrind: $(UNIT_BIN)
+	@TXIDSYNC_VALGRIND=1 tools/run-unit $(UNIT_BIN)
+
+FORMAT_SRC = $(wildcard src/*.[ch] tools/*.[ch] tests/unit/*.[ch] tests/integration/*.[ch])
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
+
+clean:
+	rm -rf build tools/opensearch-node/target
+
+help:
+	@echo "targets: all check unit integration demo bench soak asan valgrind"
+	@echo "         deps opensearch format format-check clean"
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,101 @@
+/*
+ * cursor: the MVCC snapshot cursor, pure logic with no I/O.
+ *
+ * The cursor remembers how far the syncer has read the tracked table in
+ * transaction-id order: everything committed below xid_next and not in
+ * xip has been delivered, and so has the prefix (xid_at, key <= xid_at_key)
+ * of one transaction too large for a single batch.  See DESIGN.md,
+ * "The cursor", for the rule implemented by cursor_advance and the
+ * invariant it keeps.  Reading the database, talking to the sink and
+ * storing the serialised cursor are left to pg, es and sync.
+ *
+ * All transaction ids are 64-bit (xid8 with epoch, plus the txid offset
+ * of the tracked database); a 32-bit xid never reaches this module.
+ */
+#ifndef TXIDSYNC_CURSOR_H
+#define TXIDSYNC_CURSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CURSOR_FORMAT_VERSION 1
+
+/* A Postgres snapshot (xmin, xmax, xip) as seen by one batch. */
+typedef struct CursorSnapshot {
+    uint64_t xmin;
+    uint64_t xmax;
+    const uint64_t *xip; /* borrowed; need not be sorted */
+    size_t n_xip;
+} CursorSnapshot;
+
+typedef struct Cursor {
+    uint64_t xid_next;  /* every committed txid < xid_next not in xip is done */
+    uint64_t *xip;      /* owned, sorted ascending, no duplicates */
+    size_t n_xip;
+    bool has_xid_at;    /* a transaction larger than one batch is half read */
+    uint64_t xid_at;
+    char *xid_at_key;   /* owned; text form of the last key read of xid_at */
+    /* Reserved for partitioning (part k of n); 0 of 1 means "everything". */
+    uint32_t part_k;
+    uint32_t part_n;
+} Cursor;
+
+/* Parameters of the three-branch batch query, derived from a cursor.
+ * Everything is borrowed from the cursor and valid until it changes. */
+typedef struct CursorQuery {
+    bool has_xid_at;
+    uint64_t xid_at;           /* branch 1: txid = xid_at and key > xid_at_key */
+    const char *xid_at_key;
+    const uint64_t *xip;       /* branch 2: txid = any(xip) */
+    size_t n_xip;
+    uint64_t xid_next;         /* branch 3: txid >= xid_next */
+    size_t limit;              /* per branch and overall */
+} CursorQuery;
+
+/* Initialises *c to the cursor of a syncer that has read nothing:
+ * xid_next 0, no xip, no xid_at, partition 0 of 1. */
+void cursor_init(Cursor *c);
+
+/* Releases what *c owns and leaves it as cursor_init does. */
+void cursor_free(Cursor *c);
+
+/* Deep-copies src into *dst (dst need not be initialised).
+ * Returns 0, or -1 when out of memory (dst is then initialised and empty). */
+int cursor_copy(Cursor *dst, const Cursor *src) __attribute__((warn_unused_result));
+
+/* Fills *q with the parameters of the next batch query; q borrows from c. */
+void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q);
+
+/*
+ * Moves the cursor past one processed batch, exactly as DESIGN.md states:
+ * n rows were returned for batch_size asked, under snapshot s; when
+ * n == batch_size, (last_txid, last_key) is the last row returned.
+ * last_key is copied.  Returns 0, or -1 with err filled when the input is
+ * inconsistent (n > batch_size, a full batch without a last row) or memory
+ * runs out; the cursor is then unchanged.
+ */
+int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
+                   uint64_t last_txid, const char *last_key, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Serialises c as one JSON object (yajl generator) into a malloc'd,
+ * NUL-terminated string stored in *out; the caller frees it.
+ * Returns 0, or -1 with err filled.
+ */
+int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Parses a cursor serialised by cursor_to_json into *c (which need not be
+ * initialised; on success the caller frees it with cursor_free).  Rejects
+ * anything malformed or inconsistent — not JSON, truncated, wrong types,
+ * unknown format version, missing fields, an unsorted or duplicated xip,
+ * xip entries >= xid_next, xid_at >= xid_next, part_k >= part_n — with -1
+ * and a clear message in err; *c is then initialised and empty.
+ */
+int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

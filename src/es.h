@@ -1,0 +1,108 @@
+/*
+ * es: the Elasticsearch/OpenSearch client.  Owns every libcurl call of the
+ * project: one reused connection, JSON request bodies built with yajl's
+ * generator, responses parsed with yajl, and the classification of
+ * failures into "retry later" and "rejected for good".
+ *
+ * It knows nothing of Postgres or cursors; what to send and when to retry
+ * is decided by the caller (sync).  The base URL may carry credentials
+ * (http://user:pass@host:9200); they are never part of a message, which
+ * names es_client_url() instead.
+ */
+#ifndef TXIDSYNC_ES_H
+#define TXIDSYNC_ES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct EsClient EsClient;
+
+/* What a request came to. */
+typedef enum EsResult {
+    ES_OK = 0,     /* done; for a bulk, look at each item */
+    ES_RETRY = 1,  /* network error, timeout, 429 or 5xx: try again later */
+    ES_FAIL = -1,  /* rejected for good (other 4xx) or not understood */
+} EsResult;
+
+/* Creates a client for base_url ("http://host:port", no trailing path).
+ * Returns NULL with err filled on a malformed URL or when out of memory.
+ * The caller frees it with es_client_free. */
+EsClient *es_client_new(const char *base_url, char *err, size_t errlen);
+
+void es_client_free(EsClient *c);
+
+/* The base URL without credentials, for messages; borrowed. */
+const char *es_client_url(const EsClient *c);
+
+/*
+ * One HTTP request: method, path (starting with '/'), optional body of
+ * body_len bytes (NULL for none) sent as content_type.  The response body
+ * goes into resp (reset first) and the HTTP status into *status.
+ * Returns ES_OK whenever an HTTP response arrived (whatever its status),
+ * ES_RETRY with err filled on a network error or timeout.
+ */
+EsResult es_request(EsClient *c, const char *method, const char *path, const char *body,
+                    size_t body_len, const char *content_type, long *status, Buf *resp, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Creates index with the mapping of txidsync's metadata fields
+ * (txidsync.key keyword, txidsync.txid and txidsync.version long) and the
+ * given number of replicas, unless it exists already.  With state true the
+ * index holds cursors instead: its documents are stored, not indexed.
+ */
+EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
+
+/* Makes recent writes to index visible to searches (_refresh). */
+EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Appends to a _bulk body an index action for document doc (one line of
+ * JSON, doc_len bytes, no newline inside) with external version. */
+int es_bulk_add_index(Buf *body, const char *index, const char *id, uint64_t version,
+                      const char *doc, size_t doc_len) __attribute__((warn_unused_result));
+
+/* Appends to a _bulk body a delete action with external version. */
+int es_bulk_add_delete(Buf *body, const char *index, const char *id, uint64_t version)
+    __attribute__((warn_unused_result));
+
+/* The outcome of one action of a bulk request. */
+typedef enum EsItemResult {
+    ES_ITEM_OK = 0,       /* written, or a delete of an absent document */
+    ES_ITEM_CONFLICT,     /* version conflict: the index holds this or a newer version */
+    ES_ITEM_RETRY,        /* 429 or 5xx for this item: send it again */
+    ES_ITEM_REJECTED,     /* rejected for good (mapping or parse error) */
+} EsItemResult;
+
+typedef struct EsBulkItem {
+    EsItemResult result;
+    int status;
+    char error[512]; /* "type: reason" when not ok */
+} EsBulkItem;
+
+/*
+ * Sends a _bulk body of n actions and fills items[0..n-1] with their
+ * outcomes, in order.  Returns ES_OK when the response was read (items
+ * may still say retry or rejected), ES_RETRY for a network error, 429 or
+ * 5xx of the whole request, ES_FAIL with err filled when the request was
+ * refused or the response is not understood (wrong item count included).
+ */
+EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char *err,
+                 size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Reads the _source of document id in index into doc (reset first).
+ * Returns ES_OK with *found set, ES_RETRY or ES_FAIL with err filled.
+ */
+EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *found, Buf *doc,
+                       char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Writes document doc (JSON) as id in index, replacing it, without versioning. */
+EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * log: leveled one-line messages to stderr (see log.h).
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static LogLevel threshold = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_level(LogLevel level)
+{
+    threshold = level;
+}
+
+int log_level_parse(const char *name, LogLevel *level)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *level = (LogLevel)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void log_msg(LogLevel level, const char *fmt, ...)
+{
+    if (level < threshold)
+        return;
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+
+    /* One buffer and one write, so lines from concurrent processes (the
+     * crash loop, the tools) do not interleave mid-line. */
+    char line[2048];
+    int n = snprintf(line, sizeof(line), "%s.%03dZ %-5s ", stamp, (int)(tv.tv_usec / 1000),
+                     level_names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+    fflush(stderr);
+}

@@ -1,0 +1,30 @@
+/*
+ * log: leveled one-line messages to stderr.
+ *
+ * Messages are lowercase, without a trailing period, and never carry a
+ * password or a full connection string (callers pass names, hosts and
+ * ports, not conninfo).  Each line: "2026-11-22T00:32:33.123Z info  text".
+ * The module holds only the level threshold; it knows nothing of the
+ * application.
+ */
+#ifndef TXIDSYNC_LOG_H
+#define TXIDSYNC_LOG_H
+
+typedef enum LogLevel { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
+
+/* Sets the lowest level printed (LOG_INFO by default). */
+void log_set_level(LogLevel level);
+
+/* Parses "debug", "info", "warn" or "error" into *level.
+ * Returns 0, or -1 when the name is none of those. */
+int log_level_parse(const char *name, LogLevel *level);
+
+/* Prints one line at the given level when it is at or above the threshold. */
+void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

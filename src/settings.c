@@ -1,0 +1,178 @@
+/*
+ * settings: table-driven flags, environment and --help (see settings.h).
+ */
+#include "settings.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Finds the index of value among the '|'-separated choices, or -1. */
+static int choice_index(const char *choices, const char *value)
+{
+    size_t vlen = strlen(value);
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == vlen && strncmp(p, value, len) == 0)
+            return i;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+/*
+ * Converts text into the setting's target.  origin names where the text
+ * came from ("--batch-size", "TXIDSYNC_BATCH_SIZE" or "default of ...")
+ * for the error message.  Returns 0 or -1 with err filled.
+ */
+static int assign(const Setting *s, const char *text, const char *origin, char *err, size_t errlen)
+{
+    char *end;
+    switch (s->type) {
+    case SETTING_STRING:
+        *(const char **)s->target = text;
+        return 0;
+    case SETTING_INT: {
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno || end == text || *end || v < (long long)s->min || v > (long long)s->max)
+            return fail(err, errlen, "%s: expected an integer from %.0f to %.0f, got '%s'", origin,
+                        s->min, s->max, text);
+        *(long long *)s->target = v;
+        return 0;
+    }
+    case SETTING_DOUBLE: {
+        errno = 0;
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v) || v < s->min || v > s->max)
+            return fail(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin, s->min,
+                        s->max, text);
+        *(double *)s->target = v;
+        return 0;
+    }
+    case SETTING_BOOL:
+        if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on"))
+            *(bool *)s->target = true;
+        else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no") ||
+                 !strcmp(text, "off") || !strcmp(text, ""))
+            *(bool *)s->target = false;
+        else
+            return fail(err, errlen, "%s: expected true or false, got '%s'", origin, text);
+        return 0;
+    case SETTING_ENUM: {
+        int i = choice_index(s->choices, text);
+        if (i < 0)
+            return fail(err, errlen, "%s: expected one of %s, got '%s'", origin, s->choices, text);
+        *(int *)s->target = i;
+        return 0;
+    }
+    }
+    return fail(err, errlen, "%s: unknown setting type", origin);
+}
+
+void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog, const char *summary)
+{
+    fprintf(out, "usage: %s [OPTION]...\n\n%s\n\noptions:\n", prog, summary);
+    for (size_t i = 0; i < n; i++) {
+        const Setting *s = &table[i];
+        char flag[64];
+        if (s->type == SETTING_BOOL)
+            snprintf(flag, sizeof(flag), "--%s", s->name);
+        else
+            snprintf(flag, sizeof(flag), "--%s %s", s->name,
+                     s->type == SETTING_ENUM ? s->choices : (s->metavar ? s->metavar : "VALUE"));
+        fprintf(out, "  %-28s %s", flag, s->help);
+        if (s->def && s->type != SETTING_BOOL)
+            fprintf(out, " (default: %s)", *s->def ? s->def : "empty");
+        if (s->env)
+            fprintf(out, " [env %s]", s->env);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
+            "print the version and exit");
+}
+
+SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
+                              const char *summary, int argc, char **argv, char *err, size_t errlen)
+{
+    char origin[96];
+
+    for (size_t i = 0; i < n; i++) {
+        const Setting *s = &table[i];
+        if (!s->def)
+            continue;
+        snprintf(origin, sizeof(origin), "default of --%s", s->name);
+        if (assign(s, s->def, origin, err, errlen) < 0)
+            return SETTINGS_ERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Setting *s = &table[i];
+        const char *v = s->env ? getenv(s->env) : NULL;
+        if (!v)
+            continue;
+        if (assign(s, v, s->env, err, errlen) < 0)
+            return SETTINGS_ERROR;
+    }
+
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            settings_usage(stdout, table, n, prog, summary);
+            return SETTINGS_EXIT;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("%s %s\n", prog, version);
+            return SETTINGS_EXIT;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return SETTINGS_ERROR;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const Setting *s = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (strlen(table[i].name) == name_len && !strncmp(table[i].name, name, name_len)) {
+                s = &table[i];
+                break;
+            }
+        }
+        if (!s) {
+            fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)name_len, name);
+            return SETTINGS_ERROR;
+        }
+        snprintf(origin, sizeof(origin), "--%s", s->name);
+        const char *value;
+        if (s->type == SETTING_BOOL) {
+            value = eq ? eq + 1 : "true";
+        } else if (eq) {
+            value = eq + 1;
+        } else if (a + 1 < argc) {
+            value = argv[++a];
+        } else {
+            fail(err, errlen, "--%s: missing value", s->name);
+            return SETTINGS_ERROR;
+        }
+        if (assign(s, value, origin, err, errlen) < 0)
+            return SETTINGS_ERROR;
+    }
+    return SETTINGS_OK;
+}

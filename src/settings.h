@@ -1,0 +1,59 @@
+/*
+ * settings: one table per program drives its flags, its environment
+ * variables and its --help, so the three cannot disagree.
+ *
+ * Precedence: built-in default < environment variable < command-line flag.
+ * Flags are long options, "--name VALUE" or "--name=VALUE"; a boolean flag
+ * takes no value.  Every error is one line naming the flag (or variable),
+ * what was expected and what was given.  The module knows nothing of the
+ * programs that use it.
+ */
+#ifndef TXIDSYNC_SETTINGS_H
+#define TXIDSYNC_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum SettingType {
+    SETTING_STRING, /* target: const char ** (borrowed from argv, environ or def) */
+    SETTING_INT,    /* target: long long *, within [min, max] */
+    SETTING_DOUBLE, /* target: double *, within [min, max] */
+    SETTING_BOOL,   /* target: bool *; a flag without value, env "1/0/true/false" */
+    SETTING_ENUM,   /* target: int *, index into choices ("stop|dead-letter") */
+} SettingType;
+
+typedef struct Setting {
+    const char *name;    /* flag without dashes, e.g. "batch-size" */
+    SettingType type;
+    const char *def;     /* default as text, NULL for none */
+    const char *env;     /* environment variable, NULL for none */
+    const char *metavar; /* shown in --help, e.g. "N" */
+    const char *help;    /* one sentence */
+    const char *choices; /* SETTING_ENUM only: "a|b|c" */
+    double min, max;     /* SETTING_INT and SETTING_DOUBLE bounds */
+    void *target;
+} Setting;
+
+typedef enum SettingsResult {
+    SETTINGS_OK = 0,      /* run the program */
+    SETTINGS_EXIT = 1,    /* --help or --version was printed: exit 0 */
+    SETTINGS_ERROR = -1,  /* err holds a one-line message: exit 2 */
+} SettingsResult;
+
+/*
+ * Applies defaults, then the environment, then argv[1..] to the targets of
+ * the n settings in table.  "--help"/"-h" prints the usage to stdout and
+ * "--version" prints "<prog> <version>"; both return SETTINGS_EXIT.
+ * summary is the one-paragraph description shown at the top of --help.
+ */
+SettingsResult settings_parse(const Setting *table, size_t n, const char *prog,
+                              const char *version, const char *summary, int argc,
+                              char **argv, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Prints the usage generated from the table. */
+void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
+                    const char *summary);
+
+#endif

@@ -30,12 +30,12 @@ typedef struct CursorSnapshot {
 } CursorSnapshot;
 
 typedef struct Cursor {
-    uint64_t xid_next;  /* every committed txid < xid_next not in xip is done */
-    uint64_t *xip;      /* owned, sorted ascending, no duplicates */
+    uint64_t xid_next; /* every committed txid < xid_next not in xip is done */
+    uint64_t *xip;     /* owned, sorted ascending, no duplicates */
     size_t n_xip;
-    bool has_xid_at;    /* a transaction larger than one batch is half read */
+    bool has_xid_at; /* a transaction larger than one batch is half read */
     uint64_t xid_at;
-    char *xid_at_key;   /* owned; text form of the last key read of xid_at */
+    char *xid_at_key; /* owned; text form of the last key read of xid_at */
     /* Reserved for partitioning (part k of n); 0 of 1 means "everything". */
     uint32_t part_k;
     uint32_t part_n;
@@ -45,12 +45,12 @@ typedef struct Cursor {
  * Everything is borrowed from the cursor and valid until it changes. */
 typedef struct CursorQuery {
     bool has_xid_at;
-    uint64_t xid_at;           /* branch 1: txid = xid_at and key > xid_at_key */
+    uint64_t xid_at; /* branch 1: txid = xid_at and key > xid_at_key */
     const char *xid_at_key;
-    const uint64_t *xip;       /* branch 2: txid = any(xip) */
+    const uint64_t *xip; /* branch 2: txid = any(xip) */
     size_t n_xip;
-    uint64_t xid_next;         /* branch 3: txid >= xid_next */
-    size_t limit;              /* per branch and overall */
+    uint64_t xid_next; /* branch 3: txid >= xid_next */
+    size_t limit;      /* per branch and overall */
 } CursorQuery;
 
 /* Initialises *c to the cursor of a syncer that has read nothing:
@@ -60,9 +60,14 @@ void cursor_init(Cursor *c);
 /* Releases what *c owns and leaves it as cursor_init does. */
 void cursor_free(Cursor *c);
 
-/* Deep-copies src into *dst (dst need not be initialised).
- * Returns 0, or -1 when out of memory (dst is then initialised and empty). */
+/* Deep-copies src into *dst (dst need not be initialised; whatever it held
+ * before is overwritten, not freed).  Returns 0, or -1 when out of memory
+ * (dst is then initialised and empty). */
 int cursor_copy(Cursor *dst, const Cursor *src) __attribute__((warn_unused_result));
+
+/* Tells whether a and b hold the same state (every field, xip and
+ * xid_at_key compared by value). */
+bool cursor_same(const Cursor *a, const Cursor *b);
 
 /* Fills *q with the parameters of the next batch query; q borrows from c. */
 void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q);
@@ -70,10 +75,16 @@ void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q);
 /*
  * Moves the cursor past one processed batch, exactly as DESIGN.md states:
  * n rows were returned for batch_size asked, under snapshot s; when
- * n == batch_size, (last_txid, last_key) is the last row returned.
- * last_key is copied.  Returns 0, or -1 with err filled when the input is
- * inconsistent (n > batch_size, a full batch without a last row) or memory
- * runs out; the cursor is then unchanged.
+ * n == batch_size, (last_txid, last_key) is the last row returned (both
+ * are ignored otherwise).  last_key is copied.  xid_next never moves
+ * backwards, even under a snapshot whose xmax is below it; on a primary
+ * such a snapshot means the xid counter went back (restore without txid
+ * offset), which the caller must detect and refuse (see cursor.c).
+ * Returns 0, or -1 with err filled when the input is inconsistent
+ * (batch_size 0, n > batch_size, a full batch without a last key, a last
+ * txid the query does not ask for or that is not committed in s, a
+ * snapshot with xip outside [xmin, xmax), a cursor breaking its own
+ * invariants) or memory runs out; the cursor is then unchanged.
  */
 int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
                    uint64_t last_txid, const char *last_key, char *err, size_t errlen)
@@ -81,19 +92,25 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
 
 /*
  * Serialises c as one JSON object (yajl generator) into a malloc'd,
- * NUL-terminated string stored in *out; the caller frees it.
- * Returns 0, or -1 with err filled.
+ * NUL-terminated string stored in *out; the caller frees it.  Ids are
+ * written as decimal strings (see cursor.c for why).  Returns 0, or -1
+ * with err filled and *out NULL — also for a cursor that cursor_from_json
+ * would refuse (broken invariants, an xid_at_key that is not UTF-8), so
+ * that nothing unreadable is ever stored.
  */
 int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /*
- * Parses a cursor serialised by cursor_to_json into *c (which need not be
- * initialised; on success the caller frees it with cursor_free).  Rejects
- * anything malformed or inconsistent — not JSON, truncated, wrong types,
- * unknown format version, missing fields, an unsorted or duplicated xip,
- * xip entries >= xid_next, xid_at >= xid_next, part_k >= part_n — with -1
- * and a clear message in err; *c is then initialised and empty.
+ * Parses a cursor serialised by cursor_to_json from the len bytes at json
+ * into *c (which need not be initialised; on success the caller frees it
+ * with cursor_free).  Rejects anything malformed or inconsistent — empty,
+ * not JSON, truncated, trailing garbage, wrong types, ids that are not
+ * canonical unsigned decimals, unknown format version, missing, unknown or
+ * repeated fields, an unsorted or duplicated xip, xip entries >= xid_next,
+ * xid_at >= xid_next or in xip, xid_at without its key or the key without
+ * it, part_n 0, part_k >= part_n — with -1 and a clear message in err;
+ * *c is then initialised and empty.
  */
 int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));

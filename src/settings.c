@@ -87,26 +87,62 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
     return fail(err, errlen, "%s: unknown setting type", origin);
 }
 
+/* Prints text word-wrapped to end before column 80, continuation lines
+ * indented by indent columns; the first line starts at column col. */
+static void wrap(FILE *out, const char *text, int col, int indent)
+{
+    const int width = 79;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        int len = 0;
+        while (p[len] && p[len] != ' ')
+            len++;
+        if (len == 0)
+            break;
+        if (col > indent && col + 1 + len > width) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
+        }
+        fprintf(out, "%.*s", len, p);
+        col += len;
+        p += len;
+    }
+    fputc('\n', out);
+}
+
 void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog, const char *summary)
 {
+    const int indent = 30;
     fprintf(out, "usage: %s [OPTION]...\n\n%s\n\noptions:\n", prog, summary);
     for (size_t i = 0; i < n; i++) {
         const Setting *s = &table[i];
-        char flag[64];
+        char flag[128], text[1024];
         if (s->type == SETTING_BOOL)
-            snprintf(flag, sizeof(flag), "--%s", s->name);
+            snprintf(flag, sizeof(flag), "  --%s", s->name);
         else
-            snprintf(flag, sizeof(flag), "--%s %s", s->name,
+            snprintf(flag, sizeof(flag), "  --%s %s", s->name,
                      s->type == SETTING_ENUM ? s->choices : (s->metavar ? s->metavar : "VALUE"));
-        fprintf(out, "  %-28s %s", flag, s->help);
-        if (s->def && s->type != SETTING_BOOL)
-            fprintf(out, " (default: %s)", *s->def ? s->def : "empty");
-        if (s->env)
-            fprintf(out, " [env %s]", s->env);
-        fputc('\n', out);
+        int len = snprintf(text, sizeof(text), "%s", s->help);
+        if (s->def && *s->def && s->type != SETTING_BOOL && len < (int)sizeof(text))
+            len += snprintf(text + len, sizeof(text) - (size_t)len, " (default: %s)", s->def);
+        if (s->env && len < (int)sizeof(text))
+            snprintf(text + len, sizeof(text) - (size_t)len, " [env %s]", s->env);
+        fputs(flag, out);
+        int col = (int)strlen(flag);
+        if (col >= indent - 1) {
+            fprintf(out, "\n%*s", indent, "");
+        } else {
+            fprintf(out, "%*s", indent - col, "");
+        }
+        wrap(out, text, indent, indent);
     }
-    fprintf(out, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
-            "print the version and exit");
+    fprintf(out, "  --help%*s%s\n  --version%*s%s\n", indent - 8, "", "print this help and exit",
+            indent - 11, "", "print the version and exit");
 }
 
 SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,

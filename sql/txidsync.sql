@@ -1,0 +1,437 @@
+-- txidsync: change tracking for the MVCC snapshot cursor (see DESIGN.md).
+--
+-- Installs schema txidsync into the current database.  Idempotent: run it
+-- again (psql -v ON_ERROR_STOP=1 -f sql/txidsync.sql) to upgrade the
+-- functions in place; tracked tables, their side tables and the txid offset
+-- are kept.  Needs PostgreSQL 13 or later (xid8, pg_current_xact_id).
+--
+-- What it provides:
+--
+--   txidsync.current_txid()      64-bit id of the current transaction plus
+--                                the txid offset (assigns an id: writers only)
+--   txidsync.snapshot()          (xmin, xmax, xip) of the calling statement's
+--                                snapshot, offset added; never assigns an id
+--   txidsync.txid_offset()       the offset, an inlined constant
+--   txidsync.configure_txid_offset(at_least)
+--                                raises the offset after a restore so that
+--                                new ids stay above every recorded one
+--   txidsync.track(tbl, notify)  starts tracking a table with a single-column
+--   txidsync.untrack(tbl)        primary key / stops it and drops its state
+--   txidsync.tracked             the catalog of tracked tables
+--   txidsync.forget_dropped()    cleans up after tables dropped while tracked
+--                                (an event trigger does it on DROP when the
+--                                installing role is a superuser)
+--
+-- The txid offset: every id txidsync records or reports is
+-- pg_current_xact_id() (64-bit, with epoch) plus an offset, 0 at first.
+-- A database restored from a dump into another cluster keeps its recorded
+-- txids, but that cluster's xid counter may be lower, so new writes would
+-- get ids the syncer's cursor has already passed and they would never be
+-- synced.  After such a restore, before the application writes again, run
+--
+--   select txidsync.configure_txid_offset(<the cursor's xid_next>);
+--
+-- (the daemon refuses to start on a database whose ids are behind its
+-- cursor and prints this command with the number filled in).  It raises the
+-- offset so that new ids are above every recorded txid and that number.
+--
+-- For a tracked table T the side table txidsync.rows_<T> holds one row per
+-- key that ever existed: (key, version, txid, deleted).  version strictly
+-- increases with every committed change of the key, across delete and
+-- re-insert; txid is the top-level transaction that changed it last; a
+-- deleted key stays as a tombstone.  The index (txid, key) serves the
+-- syncer's batch query.
+--
+-- Notification channel: when tracked with notify => true, every statement
+-- that writes T sends NOTIFY on the channel "txidsync_<T>" (the table name
+-- without schema, cut to 63 bytes; stored in txidsync.tracked.channel),
+-- with an empty payload.  NOTIFY serialises committing writers, so it is
+-- optional per table.
+--
+-- Privileges: track() must be run by a role that owns the table (it adds
+-- triggers).  The row trigger function is SECURITY DEFINER, so any role that
+-- may write the table also maintains the side table; because it does not
+-- pin search_path (that costs every write), all generated code qualifies
+-- every name and operator.  The syncer's role needs USAGE on schema
+-- txidsync and SELECT on txidsync.tracked, the side tables and the tracked
+-- tables.
+
+-- One transaction: a failed install or upgrade leaves nothing half done.
+begin;
+
+create schema if not exists txidsync;
+
+create table if not exists txidsync.tracked (
+    relid regclass primary key,   -- dumped by name, so it survives pg_dump
+    side_table name not null unique, -- a table in schema txidsync
+    key_column name not null,
+    key_type text not null,
+    notify boolean not null,
+    channel text not null
+);
+
+-- The offset is the constant body of a SQL function, so the planner inlines
+-- it into the trigger's cached plan: reading it costs nothing per row.  It
+-- is STABLE, not IMMUTABLE, on purpose: the planner pre-evaluates an
+-- immutable call without recording a dependency, so replacing the function
+-- would leave plans with the old offset; an inlined stable function is a
+-- recorded dependency and replacing it invalidates them.  Created only when
+-- missing: re-running this file must not reset the offset.
+do $install$
+begin
+    if to_regprocedure('txidsync.txid_offset()') is null then
+        create function txidsync.txid_offset() returns bigint
+            language sql stable parallel safe
+            as 'select 0::bigint';
+    end if;
+end
+$install$;
+alter function txidsync.txid_offset() stable;
+
+-- Returns the id of the current top-level transaction (assigning one if it
+-- has none yet) as a 64-bit integer with the txid offset added.  Only
+-- writers call it; the syncer's reads must never assign an id.
+create or replace function txidsync.current_txid() returns bigint
+    language sql volatile
+    as $$ select pg_catalog.pg_current_xact_id()::pg_catalog.text::bigint
+                 operator(pg_catalog.+) txidsync.txid_offset() $$;
+
+-- Returns the snapshot of the calling statement as one row (xmin, xmax,
+-- xip) with the txid offset added, xip sorted.  STABLE matters: a
+-- non-volatile function sees the snapshot of the query that calls it, so a
+-- single statement that selects this and rows sees both under one
+-- snapshot.  Declared as a set-returning function so that the planner
+-- inlines it into the calling query (no planning of its own per call).
+create or replace function txidsync.snapshot()
+    returns table (xmin bigint, xmax bigint, xip bigint[])
+    language sql stable rows 1
+    as $$
+    select pg_catalog.pg_snapshot_xmin(s)::pg_catalog.text::bigint
+               operator(pg_catalog.+) txidsync.txid_offset(),
+           pg_catalog.pg_snapshot_xmax(s)::pg_catalog.text::bigint
+               operator(pg_catalog.+) txidsync.txid_offset(),
+           array(select x::pg_catalog.text::bigint operator(pg_catalog.+) txidsync.txid_offset()
+                   from pg_catalog.pg_snapshot_xip(s) as x
+                  order by 1)
+      from pg_catalog.pg_current_snapshot() as s
+    $$;
+
+-- Cuts an identifier to at most max_bytes bytes without splitting a
+-- multibyte character (identifiers are limited to 63 bytes).
+create or replace function txidsync._ident_cut(s text, max_bytes int) returns text
+    language plpgsql immutable strict
+    as $$
+begin
+    while octet_length(s) > max_bytes loop
+        s := left(s, -1);
+    end loop;
+    return s;
+end
+$$;
+
+-- Raises the txid offset so that every transaction id assigned after this
+-- call commits is greater than max(every recorded txid) + 1 and greater than
+-- at_least (pass the cursor's xid_next, which can lie above every recorded
+-- txid).  The offset never decreases.  Takes SHARE ROW EXCLUSIVE locks on
+-- the tracked tables, so writers wait for it and re-plan with the new offset.
+-- Returns the offset now in force.  Run it after restoring a dump into
+-- another cluster, before the application writes again.
+create or replace function txidsync.configure_txid_offset(at_least bigint default null)
+    returns bigint
+    language plpgsql
+    as $$
+declare
+    t record;
+    m bigint;
+    floor_id bigint := coalesce(at_least, 0);
+    cur_offset bigint := txidsync.txid_offset();
+    raw_now bigint;
+    new_offset bigint;
+begin
+    for t in select relid, side_table from txidsync.tracked order by side_table loop
+        -- A table dropped without untrack leaves a row naming a missing
+        -- OID (see forget_dropped); its side table still counts.
+        if exists (select from pg_catalog.pg_class where oid = t.relid::oid) then
+            execute format('lock table %s in share row exclusive mode', t.relid);
+        end if;
+        if to_regclass(format('txidsync.%I', t.side_table)) is not null then
+            execute format('select max(txid) from txidsync.%I', t.side_table) into m;
+            if m is not null and m + 1 > floor_id then
+                floor_id := m + 1;
+            end if;
+        end if;
+    end loop;
+    -- Later transactions get raw ids > raw_now, so with this offset their
+    -- ids are >= floor_id + 1.
+    raw_now := pg_catalog.pg_current_xact_id()::text::bigint;
+    new_offset := greatest(cur_offset, floor_id - raw_now);
+    if new_offset <> cur_offset then
+        execute format('create or replace function txidsync.txid_offset() returns bigint '
+                       'language sql stable parallel safe as %L',
+                       format('select %s::bigint', new_offset));
+    end if;
+    return new_offset;
+end
+$$;
+
+-- Trigger function for the optional statement-level NOTIFY of a tracked
+-- table; the channel is the trigger's first argument.
+create or replace function txidsync.notify_trigger() returns trigger
+    language plpgsql
+    as $$
+begin
+    perform pg_catalog.pg_notify(TG_ARGV[0], '');
+    return null;
+end
+$$;
+
+-- Starts tracking tbl, which must have a single-column primary key: creates
+-- its side table, backfills every existing row (version 1, the txid of this
+-- call), generates its trigger function and installs the row, TRUNCATE and
+-- (when notify) NOTIFY triggers, and records it in txidsync.tracked.
+-- Writers of tbl wait while this runs.  On a table already tracked it keeps
+-- the side table and its rows, regenerates the trigger function (so a new
+-- version of this file takes effect) and applies notify.
+create or replace function txidsync.track(tbl regclass, notify boolean default true)
+    returns void
+    language plpgsql
+    set client_min_messages = warning
+    as $track$
+declare
+    rel record;
+    key_att record;
+    n_keys int;
+    eq_op text;
+    side text;
+    fn text;
+    chan text;
+    base text;
+    qside text;
+    k text;
+    only_kw text;
+    existing txidsync.tracked;
+    x bigint;
+begin
+    execute format('lock table %s in share row exclusive mode', tbl);
+
+    select c.relname, n.nspname, c.relkind into rel
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where c.oid = tbl;
+    if rel.relkind not in ('r', 'p') then
+        raise exception 'txidsync: % is not a table', tbl;
+    end if;
+    if rel.nspname = 'txidsync' then
+        raise exception 'txidsync: refusing to track % in schema txidsync', tbl;
+    end if;
+
+    select count(*) into n_keys
+      from pg_catalog.pg_index i, unnest(i.indkey) as col
+     where i.indrelid = tbl and i.indisprimary;
+    if n_keys = 0 then
+        raise exception 'txidsync: table % has no primary key', tbl;
+    elsif n_keys > 1 then
+        raise exception 'txidsync: table % has a primary key of % columns, only one is supported',
+            tbl, n_keys;
+    end if;
+
+    select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
+           opn.nspname as op_schema
+      into key_att
+      from pg_catalog.pg_index i
+      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+      join pg_catalog.pg_opclass oc on oc.oid = i.indclass[0]
+      join pg_catalog.pg_amop ao on ao.amopfamily = oc.opcfamily and ao.amopstrategy = 3
+                                and ao.amoplefttype = oc.opcintype
+                                and ao.amoprighttype = oc.opcintype
+      join pg_catalog.pg_operator o on o.oid = ao.amopopr
+      join pg_catalog.pg_namespace opn on opn.oid = o.oprnamespace
+     where i.indrelid = tbl and i.indisprimary;
+    if key_att.attname is null then
+        raise exception 'txidsync: no btree equality operator for the primary key of %', tbl;
+    end if;
+
+    select * into existing from txidsync.tracked where relid = tbl;
+    if found then
+        side := existing.side_table;
+        chan := existing.channel;
+    else
+        side := 'rows_' || txidsync._ident_cut(rel.relname, 50);
+        if to_regclass(format('txidsync.%I', side)) is not null then
+            side := 'rows_' || txidsync._ident_cut(rel.relname, 40) || '_' || tbl::oid;
+        end if;
+        chan := txidsync._ident_cut('txidsync_' || rel.relname, 63);
+    end if;
+
+    fn := side || '_trg';
+    base := format('%I.%I', rel.nspname, rel.relname);
+    qside := format('txidsync.%I', side);
+    k := quote_ident(key_att.attname);
+    eq_op := format('operator(%I.=)', key_att.op_schema);
+    -- ONLY: a plain table's inheritance children are not tracked; a
+    -- partitioned table has no rows of its own, so it needs its partitions.
+    only_kw := case when rel.relkind = 'r' then 'only ' else '' end;
+
+    if existing.relid is null then
+        execute format('create table %s (key %s primary key, version bigint not null, '
+                       'txid bigint not null, deleted boolean not null)',
+                       qside, key_att.typ);
+        execute format('create index %I on %s (txid, key)', side || '_txid_key', qside);
+        x := txidsync.current_txid();
+        execute format('insert into %s (key, version, txid, deleted) '
+                       'select %s, 1, $1, false from %s%s',
+                       qside, k, only_kw, base)
+          using x;
+        insert into txidsync.tracked (relid, side_table, key_column, key_type, notify, channel)
+        values (tbl, side, key_att.attname, key_att.typ, notify, chan);
+    else
+        update txidsync.tracked set notify = track.notify where relid = tbl;
+    end if;
+
+    -- The row trigger, with the side table baked in.  It runs after the
+    -- statement, so "does the key exist now" is the statement's final
+    -- state; that is how delete and primary-key changes pick deleted, which
+    -- stays right whatever order the row events of one statement fire in.
+    -- The plain update is the hot path: one indexed update, no lookup.
+    -- Every operator is schema-qualified because the function runs as its
+    -- owner with the caller's search_path.
+    execute format($f$
+create or replace function txidsync.%1$I() returns trigger
+    language plpgsql security definer
+    as $body$
+declare
+    x bigint := txidsync.current_txid();
+begin
+    if TG_OP operator(pg_catalog.=) 'UPDATE' then
+        if NEW.%2$s %3$s OLD.%2$s then
+            update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = false
+             where key %3$s NEW.%2$s;
+            if found then
+                return null;
+            end if;
+        else
+            update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
+                   deleted = not exists (select from %6$s%5$s b where b.%2$s %3$s OLD.%2$s)
+             where key %3$s OLD.%2$s;
+        end if;
+    elsif TG_OP operator(pg_catalog.=) 'DELETE' then
+        update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
+               deleted = not exists (select from %6$s%5$s b where b.%2$s %3$s OLD.%2$s)
+         where key %3$s OLD.%2$s;
+        if not found then
+            insert into %4$s (key, version, txid, deleted) values (OLD.%2$s, 1, x, true)
+                on conflict (key) do nothing;
+        end if;
+        return null;
+    elsif TG_OP operator(pg_catalog.=) 'TRUNCATE' then
+        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = true
+         where not deleted;
+        return null;
+    end if;
+    insert into %4$s as s (key, version, txid, deleted) values (NEW.%2$s, 1, x, false)
+        on conflict (key) do update
+        set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid, deleted = false;
+    return null;
+end
+$body$
+$f$, fn, k, eq_op, qside, base, only_kw);
+
+    execute format('drop trigger if exists txidsync_row on %s', base);
+    execute format('create trigger txidsync_row after insert or update or delete on %s '
+                   'for each row execute function txidsync.%I()', base, fn);
+    execute format('drop trigger if exists txidsync_truncate on %s', base);
+    execute format('create trigger txidsync_truncate after truncate on %s '
+                   'for each statement execute function txidsync.%I()', base, fn);
+    execute format('drop trigger if exists txidsync_notify on %s', base);
+    if notify then
+        execute format('create trigger txidsync_notify '
+                       'after insert or update or delete or truncate on %s '
+                       'for each statement execute function txidsync.notify_trigger(%L)',
+                       base, chan);
+    end if;
+end
+$track$;
+
+-- Stops tracking tbl: drops its triggers, trigger function and side table
+-- (with every version and tombstone) and its txidsync.tracked row.  A table
+-- that is not tracked is left alone with a notice.  Tracking it again
+-- restarts versions at 1, so a target fed before must be rebuilt.
+create or replace function txidsync.untrack(tbl regclass) returns void
+    language plpgsql
+    as $$
+declare
+    t txidsync.tracked;
+begin
+    execute format('lock table %s in share row exclusive mode', tbl);
+    select * into t from txidsync.tracked where relid = tbl;
+    if not found then
+        raise notice 'txidsync: % is not tracked', tbl;
+        return;
+    end if;
+    execute format('drop trigger if exists txidsync_notify on %s', tbl);
+    execute format('drop trigger if exists txidsync_truncate on %s', tbl);
+    execute format('drop trigger if exists txidsync_row on %s', tbl);
+    execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
+    execute format('drop table if exists txidsync.%I', t.side_table);
+    delete from txidsync.tracked where relid = tbl;
+end
+$$;
+
+-- Forgets every tracked table that no longer exists (dropped without
+-- untrack): drops its side table and trigger function and deletes its
+-- txidsync.tracked row, whose relid would otherwise be a bare OID that a
+-- restore of a dump could even see collide with a new table's.  Returns
+-- how many were forgotten.  The event trigger below calls it on DROP.
+create or replace function txidsync.forget_dropped() returns integer
+    language plpgsql
+    as $$
+declare
+    t record;
+    n integer := 0;
+begin
+    for t in select tr.relid::oid as rel, tr.side_table
+               from txidsync.tracked as tr
+              where not exists (select from pg_catalog.pg_class as c where c.oid = tr.relid::oid)
+    loop
+        execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
+        execute format('drop table if exists txidsync.%I', t.side_table);
+        delete from txidsync.tracked where relid::oid = t.rel;
+        n := n + 1;
+    end loop;
+    return n;
+end
+$$;
+
+-- Event trigger function: after a DROP that removed a tracked table,
+-- forget it.  Does nothing when txidsync itself is being dropped.
+create or replace function txidsync.on_sql_drop() returns event_trigger
+    language plpgsql
+    as $$
+begin
+    if to_regclass('txidsync.tracked') is null then
+        return;
+    end if;
+    if exists (select from pg_catalog.pg_event_trigger_dropped_objects() as d
+                 join txidsync.tracked as t on t.relid::oid = d.objid
+                where d.classid = 'pg_catalog.pg_class'::regclass) then
+        perform txidsync.forget_dropped();
+    end if;
+end
+$$;
+
+-- Creating an event trigger needs a superuser; without one, tracking works
+-- the same and a table should be untracked before it is dropped (or
+-- txidsync.forget_dropped() called after).
+do $install$
+begin
+    if not exists (select from pg_catalog.pg_event_trigger
+                    where evtname = 'txidsync_forget_dropped') then
+        create event trigger txidsync_forget_dropped on sql_drop
+            execute function txidsync.on_sql_drop();
+    end if;
+exception when insufficient_privilege then
+    raise notice 'txidsync: no event trigger (needs a superuser): untrack a table before '
+                 'dropping it, or call txidsync.forget_dropped() afterwards';
+end
+$install$;
+
+commit;

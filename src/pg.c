@@ -1,0 +1,969 @@
+/*
+ * pg: the PostgreSQL client (see pg.h).  Every libpq call and every SQL
+ * string of the project lives in this file; libpq's error text is turned
+ * into the caller's err buffer here and nowhere else.
+ *
+ * Results are read in text format; ids arrive as decimal bigint text and
+ * are parsed strictly.  Parameters go as text through PQexecParams, so
+ * keys and ids are never spliced into SQL; the only generated parts of a
+ * statement are identifiers, quoted by the server (quote_ident) when the
+ * table is resolved.
+ */
+#include "pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "log.h"
+
+/* PostgreSQL 13 brought xid8, pg_current_xact_id and pg_current_snapshot. */
+#define PG_MIN_SERVER_VERSION 130000
+
+/* Upper bound of one generated statement or parameter (a long xip list). */
+#define PG_TEXT_MAX ((size_t)64 * 1024 * 1024)
+
+struct PgConn {
+    PGconn *conn;
+    char **channels; /* owned; every channel given to pg_listen */
+    size_t n_channels;
+};
+
+/*
+ * Session settings of every connection, applied again after a reconnect.
+ * The batch query relies on Append returning its branches one after the
+ * other, in order: a parallel append could interleave them, so parallel
+ * plans are off.  JIT compilation would cost more than the short index
+ * scans a batch makes.
+ */
+static const char SQL_SESSION[] = "set max_parallel_workers_per_gather = 0; set jit = off";
+
+static const char SQL_IN_RECOVERY[] = "select pg_catalog.pg_is_in_recovery()";
+
+static const char SQL_INSTALLED[] = "select pg_catalog.to_regclass('txidsync.tracked') is not null,"
+                                    " pg_catalog.to_regclass($1) is not null";
+
+/* One row for a tracked table; the quoted forms are built by the server. */
+static const char SQL_RESOLVE[] =
+    "select t.relid::pg_catalog.text, t.side_table, t.key_column, t.key_type, t.channel,"
+    " t.notify,"
+    " case when c.relkind = 'p' then '' else 'only ' end"
+    " || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
+    " 'txidsync.' || pg_catalog.quote_ident(t.side_table),"
+    " pg_catalog.quote_ident(t.key_column)"
+    " from txidsync.tracked as t"
+    " join pg_catalog.pg_class as c on c.oid = t.relid"
+    " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+    " where t.relid = pg_catalog.to_regclass($1)";
+
+static const char SQL_SNAPSHOT_XMAX[] = "select xmax from txidsync.snapshot()";
+
+static const char SQL_CONFIGURE_OFFSET[] = "select txidsync.configure_txid_offset($1::bigint)";
+
+/* Columns of the batch statement. */
+enum {
+    COL_BRANCH = 0,
+    COL_KEY,
+    COL_TXID,
+    COL_VERSION,
+    COL_DELETED,
+    COL_DOC,
+    COL_XMIN,
+    COL_XMAX,
+    COL_XIP,
+    N_BATCH_COLS
+};
+
+/* Rewrites s in place as one line: control characters become blanks, runs
+ * of blanks one blank, and trailing blanks go. */
+static void one_line(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        char ch = (*r == '\n' || *r == '\r' || *r == '\t') ? ' ' : *r;
+        if (ch == ' ' && (w == s || w[-1] == ' '))
+            continue;
+        *w++ = ch;
+    }
+    while (w > s && w[-1] == ' ')
+        w--;
+    *w = '\0';
+}
+
+/* Formats a message into the caller's error buffer, as one line, and
+ * returns code, so that failure paths read "return fail(...)". */
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
+                                                      const char *fmt, ...)
+{
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        one_line(err);
+    }
+    return code;
+}
+
+/* Tells whether a failed statement means the connection is gone: libpq
+ * says so, or the server ended the session (class 08 connection
+ * exceptions, 57P operator interventions, FATAL or PANIC severity). */
+static bool is_lost(PGconn *conn, const PGresult *res)
+{
+    if (PQstatus(conn) != CONNECTION_OK || !res)
+        return true;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+        return true;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    return sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+}
+
+/* Fills err from a failed result (or from the connection when there is no
+ * result), clears the result and returns PG_LOST or PG_ERROR. */
+static int result_fail(PgConn *c, PGresult *res, const char *what, char *err, size_t errlen)
+{
+    int code = is_lost(c->conn, res) ? PG_LOST : PG_ERROR;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!msg || !*msg)
+        msg = res ? PQresultErrorMessage(res) : "";
+    if (!*msg)
+        msg = PQerrorMessage(c->conn);
+    if (!*msg)
+        msg = res ? "unexpected result" : "no result";
+    if (state)
+        fail(err, errlen, code, "pg: %s: %s (%s)", what, msg, state);
+    else
+        fail(err, errlen, code, "pg: %s: %s", what, msg);
+    PQclear(res);
+    return code;
+}
+
+/* Runs one statement with text parameters (values[i] NULL for SQL NULL)
+ * and expects status want.  Stores the result in *out (the caller clears
+ * it) and returns PG_OK, or PG_ERROR/PG_LOST with err filled. */
+static int exec_params(PgConn *c, const char *sql, int nparams, const char *const *values,
+                       ExecStatusType want, const char *what, PGresult **out, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: %s: the connection is lost", what);
+    PGresult *res = PQexecParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != want)
+        return result_fail(c, res, what, err, errlen);
+    *out = res;
+    return PG_OK;
+}
+
+/* Parses a canonical non-negative decimal (bigint text) into *out.
+ * Returns 0, or -1 when s is NULL, empty, signed or not all digits. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* Orders two ids ascending for qsort. */
+static int compare_ids(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Parses a bigint[] in text form ("{}", "{1,2}") into a malloc'd array
+ * sorted ascending (NULL when empty).  Returns 0, or -1 when malformed or
+ * out of memory. */
+static int parse_id_array(const char *s, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t len = s ? strlen(s) : 0;
+    if (len < 2 || s[0] != '{' || s[len - 1] != '}')
+        return -1;
+    if (len == 2)
+        return 0;
+    size_t cap = 1;
+    for (size_t i = 1; i < len - 1; i++)
+        cap += s[i] == ',';
+    uint64_t *ids = malloc(cap * sizeof *ids);
+    char *copy = strndup(s + 1, len - 2);
+    if (!ids || !copy)
+        goto bad;
+    size_t k = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (k == cap || parse_u64(tok, &ids[k]) != 0)
+            goto bad;
+        k++;
+    }
+    if (k != cap)
+        goto bad;
+    free(copy);
+    qsort(ids, k, sizeof *ids, compare_ids);
+    *out = ids;
+    *n = k;
+    return 0;
+bad:
+    free(ids);
+    free(copy);
+    return -1;
+}
+
+/* Routes server notices (NOTICE, WARNING) to the debug log instead of
+ * libpq's default of printing them on stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[512];
+    snprintf(line, sizeof line, "%s", message);
+    one_line(line);
+    log_debug("pg: server says: %s", line);
+}
+
+/* Prepares a fresh session (see SQL_SESSION).  Returns PG_OK, or
+ * PG_ERROR/PG_LOST with err filled. */
+static int session_setup(PgConn *c, char *err, size_t errlen)
+{
+    PQsetNoticeProcessor(c->conn, on_notice, NULL);
+    int version = PQserverVersion(c->conn);
+    if (version < PG_MIN_SERVER_VERSION)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: connect: server version %d.%d is too old, txidsync needs "
+                    "PostgreSQL 13 or later",
+                    version / 10000, version % 10000);
+    PGresult *res = PQexec(c->conn, SQL_SESSION);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return result_fail(c, res, "session setup", err, errlen);
+    PQclear(res);
+    return PG_OK;
+}
+
+/* Tells whether conninfo is a keyword/value string or a URI rather than a
+ * bare database name (which libpq's parser would refuse). */
+static bool looks_like_conninfo(const char *conninfo)
+{
+    return strchr(conninfo, '=') || strncmp(conninfo, "postgresql://", 13) == 0 ||
+           strncmp(conninfo, "postgres://", 11) == 0;
+}
+
+PgConn *pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+    const char *dbname = conninfo && *conninfo ? conninfo : NULL;
+    if (dbname && looks_like_conninfo(dbname)) {
+        /* libpq's parse errors quote pieces of the string, which may hold
+         * a password: check it first and report without them. */
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(dbname, &perr);
+        PQfreemem(perr);
+        if (!opts) {
+            fail(err, errlen, PG_ERROR,
+                 "pg: connect: the connection string is malformed (libpq cannot parse it)");
+            return NULL;
+        }
+        PQconninfoFree(opts);
+    }
+    PgConn *c = calloc(1, sizeof *c);
+    if (!c) {
+        fail(err, errlen, PG_ERROR, "pg: connect: out of memory");
+        return NULL;
+    }
+    /* Entries after dbname win over what the expanded connection string
+     * sets, entries before it are defaults it can override.  The documents
+     * must arrive as UTF-8 whatever the string says.  The defaults bound
+     * how long a dead server or a silent network can hold the daemon: a
+     * connection attempt (unless PGCONNECT_TIMEOUT says otherwise) and an
+     * idle LISTEN connection, which TCP keepalives probe. */
+    const char *timeout = getenv("PGCONNECT_TIMEOUT");
+    const char *const keys[] = {
+        "keepalives_idle", "keepalives_interval",       "keepalives_count", "connect_timeout",
+        "dbname",          "fallback_application_name", "client_encoding",  NULL};
+    const char *const values[] = {"30",   "10",       "3",    timeout && *timeout ? timeout : "10",
+                                  dbname, "txidsync", "UTF8", NULL};
+    c->conn = PQconnectdbParams(keys, values, 1);
+    if (!c->conn) {
+        fail(err, errlen, PG_ERROR, "pg: connect: out of memory");
+        free(c);
+        return NULL;
+    }
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        fail(err, errlen, PG_ERROR, "pg: connect: %s", PQerrorMessage(c->conn));
+        pg_free(c);
+        return NULL;
+    }
+    if (session_setup(c, err, errlen) != PG_OK) {
+        pg_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void pg_free(PgConn *c)
+{
+    if (!c)
+        return;
+    if (c->conn)
+        PQfinish(c->conn);
+    for (size_t i = 0; i < c->n_channels; i++)
+        free(c->channels[i]);
+    free(c->channels);
+    free(c);
+}
+
+bool pg_is_broken(const PgConn *c)
+{
+    return !c || !c->conn || PQstatus(c->conn) != CONNECTION_OK;
+}
+
+/* Issues LISTEN on channel without remembering it.  Returns PG_OK, or
+ * PG_ERROR/PG_LOST with err filled. */
+static int listen_once(PgConn *c, const char *channel, char *err, size_t errlen)
+{
+    char *quoted = PQescapeIdentifier(c->conn, channel, strlen(channel));
+    if (!quoted)
+        return fail(err, errlen, PQstatus(c->conn) == CONNECTION_OK ? PG_ERROR : PG_LOST,
+                    "pg: listen: cannot quote the channel name: %s", PQerrorMessage(c->conn));
+    Buf sql;
+    buf_init(&sql, 1024);
+    int rc = buf_printf(&sql, "listen %s", quoted);
+    PQfreemem(quoted);
+    if (rc != 0) {
+        buf_free(&sql);
+        return fail(err, errlen, PG_ERROR, "pg: listen: channel name too long");
+    }
+    PGresult *res = PQexec(c->conn, buf_str(&sql));
+    buf_free(&sql);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return result_fail(c, res, "listen", err, errlen);
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_reconnect(PgConn *c, char *err, size_t errlen)
+{
+    PQreset(c->conn);
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: reconnect: %s", PQerrorMessage(c->conn));
+    int rc = session_setup(c, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    for (size_t i = 0; i < c->n_channels; i++) {
+        rc = listen_once(c, c->channels[i], err, errlen);
+        if (rc != PG_OK)
+            return rc;
+    }
+    return PG_OK;
+}
+
+int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
+{
+    PGresult *res;
+    int rc = exec_params(c, SQL_IN_RECOVERY, 0, NULL, PGRES_TUPLES_OK, "recovery check", &res, err,
+                         errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) != 1 || PQnfields(res) != 1) {
+        PQclear(res);
+        return fail(err, errlen, PG_ERROR, "pg: recovery check: unexpected result shape");
+    }
+    *in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return PG_OK;
+}
+
+void pg_table_free(PgTable *t)
+{
+    if (!t)
+        return;
+    free(t->name);
+    free(t->side_table);
+    free(t->key_column);
+    free(t->key_type);
+    free(t->channel);
+    free(t->sql_table);
+    free(t->sql_side);
+    free(t->sql_key);
+    memset(t, 0, sizeof *t);
+}
+
+int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    if (!table || !*table)
+        return fail(err, errlen, PG_ERROR, "pg: no table given");
+    const char *params[] = {table};
+    PGresult *res;
+    int rc = exec_params(c, SQL_INSTALLED, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err,
+                         errlen);
+    if (rc != PG_OK)
+        return rc;
+    bool installed = PQgetvalue(res, 0, 0)[0] == 't';
+    bool exists = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    if (!installed)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: txidsync is not installed in this database "
+                    "(run psql -f sql/txidsync.sql, then select txidsync.track('%s'))",
+                    table);
+    if (!exists)
+        return fail(err, errlen, PG_ERROR, "pg: table %s does not exist", table);
+
+    rc =
+        exec_params(c, SQL_RESOLVE, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return fail(err, errlen, PG_ERROR,
+                    "pg: table %s is not tracked (run select txidsync.track('%s'))", table, table);
+    }
+    t->name = strdup(PQgetvalue(res, 0, 0));
+    t->side_table = strdup(PQgetvalue(res, 0, 1));
+    t->key_column = strdup(PQgetvalue(res, 0, 2));
+    t->key_type = strdup(PQgetvalue(res, 0, 3));
+    t->channel = strdup(PQgetvalue(res, 0, 4));
+    t->notify = PQgetvalue(res, 0, 5)[0] == 't';
+    t->sql_table = strdup(PQgetvalue(res, 0, 6));
+    t->sql_side = strdup(PQgetvalue(res, 0, 7));
+    t->sql_key = strdup(PQgetvalue(res, 0, 8));
+    PQclear(res);
+    if (!t->name || !t->side_table || !t->key_column || !t->key_type || !t->channel ||
+        !t->sql_table || !t->sql_side || !t->sql_key) {
+        pg_table_free(t);
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+    }
+    return PG_OK;
+}
+
+/* Appends one branch of the batch query: the side table rows matching
+ * cond, in (txid, key) order, at most $5 of them.  The document of a live
+ * row is a scalar subquery, not a join: it runs once per row returned,
+ * as an index lookup on the primary key, and leaves the planner nothing
+ * to choose but the ordered scan of the side table. */
+static int append_branch(Buf *sql, const PgTable *t, int branch, const char *cond)
+{
+    return buf_printf(sql,
+                      "(select %d as branch, s.key::pg_catalog.text as key, s.txid, s.version,"
+                      " s.deleted,"
+                      " case when s.deleted then null"
+                      " else (select pg_catalog.to_jsonb(r.*)::pg_catalog.text"
+                      " from %s as r where r.%s = s.key) end as doc"
+                      " from %s as s"
+                      " where %s"
+                      " order by s.txid, s.key limit $5::bigint)",
+                      branch, t->sql_table, t->sql_key, t->sql_side, cond);
+}
+
+/*
+ * Builds the batch statement for table t into sql.  Parameters: $1 xid_at
+ * (NULL: none), $2 xid_at_key (typed by the comparison with the key),
+ * $3 xip as bigint[], $4 xid_next, $5 the limit.  The snapshot comes back
+ * as the one row with branch 0; the data rows follow from the LIMITed
+ * UNION ALL, whose Append runs its branches in order and is not asked for
+ * more rows once the limit is reached — later branches are then never
+ * executed.  One statement means one snapshot for both.
+ *
+ * Branch 1 says "txid = $1 and key > $2" as a row comparison bounded by
+ * txid <= $1: an equality on txid would let the planner pick the primary
+ * key index and filter on txid, which reads the whole key range when the
+ * statistics are stale; this form is only cheap on the (txid, key) index,
+ * where it is one short range scan.
+ */
+static int build_batch_sql(const PgTable *t, Buf *sql)
+{
+    if (buf_puts(sql, "select 0 as branch, null::pg_catalog.text as key, null::bigint as txid,"
+                      " null::bigint as version, null::boolean as deleted,"
+                      " null::pg_catalog.text as doc,"
+                      " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip"
+                      " from txidsync.snapshot() as sn"
+                      " union all"
+                      " select b.branch, b.key, b.txid, b.version, b.deleted, b.doc,"
+                      " null, null, null from (") != 0 ||
+        append_branch(sql, t, 1, "(s.txid, s.key) > ($1::bigint, $2) and s.txid <= $1::bigint") !=
+            0 ||
+        buf_puts(sql, " union all ") != 0 ||
+        append_branch(sql, t, 2, "s.txid = any($3::bigint[])") != 0 ||
+        buf_puts(sql, " union all ") != 0 ||
+        append_branch(sql, t, 3, "s.txid >= $4::bigint") != 0 ||
+        buf_puts(sql, " limit $5::bigint) as b") != 0)
+        return -1;
+    return 0;
+}
+
+/* The five text parameters of the batch statement; numbers live in the
+ * struct, the xip list in a Buf. */
+typedef struct BatchParams {
+    char xid_at[24];
+    char xid_next[24];
+    char limit[24];
+    Buf xip;
+    const char *values[5];
+} BatchParams;
+
+/* Fills p from q.  Returns 0, or -1 with err filled (p->xip is to be freed
+ * by the caller either way). */
+static int batch_params(const CursorQuery *q, BatchParams *p, char *err, size_t errlen)
+{
+    buf_init(&p->xip, PG_TEXT_MAX);
+    if (q->limit == 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: the limit is 0");
+    if (q->has_xid_at && !q->xid_at_key)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: xid_at without its key");
+    snprintf(p->xid_at, sizeof p->xid_at, "%" PRIu64, q->xid_at);
+    snprintf(p->xid_next, sizeof p->xid_next, "%" PRIu64, q->xid_next);
+    snprintf(p->limit, sizeof p->limit, "%zu", q->limit);
+    int rc = buf_puts(&p->xip, "{");
+    for (size_t i = 0; rc == 0 && i < q->n_xip; i++)
+        rc = buf_printf(&p->xip, i ? ",%" PRIu64 : "%" PRIu64, q->xip[i]);
+    if (rc != 0 || buf_puts(&p->xip, "}") != 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: xip list too long");
+    p->values[0] = q->has_xid_at ? p->xid_at : NULL;
+    p->values[1] = q->has_xid_at ? q->xid_at_key : NULL;
+    p->values[2] = buf_str(&p->xip);
+    p->values[3] = p->xid_next;
+    p->values[4] = p->limit;
+    return 0;
+}
+
+/* Reads the snapshot row i of a batch result into b.  Returns 0, or -1
+ * with err filled. */
+static int read_snapshot(const PGresult *res, int i, PgBatch *b, char *err, size_t errlen)
+{
+    uint64_t xmin, xmax;
+    if (parse_u64(PQgetvalue(res, i, COL_XMIN), &xmin) != 0 ||
+        parse_u64(PQgetvalue(res, i, COL_XMAX), &xmax) != 0 ||
+        parse_id_array(PQgetvalue(res, i, COL_XIP), &b->xip, &b->snapshot.n_xip) != 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: malformed snapshot (%s, %s, %s)",
+                    PQgetvalue(res, i, COL_XMIN), PQgetvalue(res, i, COL_XMAX),
+                    PQgetvalue(res, i, COL_XIP));
+    if (xmin > xmax)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: batch query: snapshot xmin %" PRIu64 " above xmax %" PRIu64, xmin, xmax);
+    b->snapshot.xmin = xmin;
+    b->snapshot.xmax = xmax;
+    b->snapshot.xip = b->xip;
+    return 0;
+}
+
+/* Reads data row i of a batch result into *row (borrowing its strings from
+ * res) and checks it comes after prev in the cursor's order: branches
+ * ascending, txids ascending within a branch.  Returns 0, or -1 with err
+ * filled. */
+static int read_row(const PGresult *res, int i, const PgTable *t, const PgRow *prev, PgRow *row,
+                    char *err, size_t errlen)
+{
+    const char *branch = PQgetvalue(res, i, COL_BRANCH);
+    row->branch = branch[0] - '0';
+    if (branch[1] != '\0' || row->branch < 1 || row->branch > 3)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: unexpected branch %s", branch);
+    if (PQgetisnull(res, i, COL_KEY) || parse_u64(PQgetvalue(res, i, COL_TXID), &row->txid) != 0 ||
+        parse_u64(PQgetvalue(res, i, COL_VERSION), &row->version) != 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: malformed row %d", i);
+    row->key = PQgetvalue(res, i, COL_KEY);
+    row->deleted = PQgetvalue(res, i, COL_DELETED)[0] == 't';
+    if (PQgetisnull(res, i, COL_DOC)) {
+        row->doc = NULL;
+        row->doc_len = 0;
+    } else {
+        row->doc = PQgetvalue(res, i, COL_DOC);
+        row->doc_len = (size_t)PQgetlength(res, i, COL_DOC);
+    }
+    if (!row->deleted && !row->doc)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: batch query: key %s is live in %s but has no row in %s "
+                    "(were the txidsync triggers disabled?)",
+                    row->key, t->sql_side, t->name);
+    if (prev &&
+        (row->branch < prev->branch || (row->branch == prev->branch && row->txid < prev->txid)))
+        return fail(err, errlen, PG_ERROR,
+                    "pg: batch query: rows out of order (branch %d txid %" PRIu64
+                    " after branch %d txid %" PRIu64 ")",
+                    row->branch, row->txid, prev->branch, prev->txid);
+    return 0;
+}
+
+void pg_batch_free(PgBatch *b)
+{
+    if (!b)
+        return;
+    PQclear(b->result);
+    free(b->rows);
+    free(b->xip);
+    memset(b, 0, sizeof *b);
+}
+
+int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
+                   size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    BatchParams p;
+    Buf sql;
+    buf_init(&sql, PG_TEXT_MAX);
+    int rc = PG_ERROR;
+    if (batch_params(q, &p, err, errlen) != 0)
+        goto done;
+    if (build_batch_sql(t, &sql) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
+        goto done;
+    }
+    PGresult *res;
+    rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "batch query", &res, err,
+                     errlen);
+    if (rc != PG_OK)
+        goto done;
+    b->result = res;
+    rc = PG_ERROR;
+    int n = PQntuples(res);
+    if (PQnfields(res) != N_BATCH_COLS) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: unexpected result shape");
+        goto done;
+    }
+    b->rows = calloc(n > 0 ? (size_t)n : 1, sizeof *b->rows);
+    if (!b->rows) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
+        goto done;
+    }
+    bool have_snapshot = false;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(PQgetvalue(res, i, COL_BRANCH), "0") == 0) {
+            if (have_snapshot) {
+                fail(err, errlen, PG_ERROR, "pg: batch query: two snapshots in one result");
+                goto done;
+            }
+            if (read_snapshot(res, i, b, err, errlen) != 0)
+                goto done;
+            have_snapshot = true;
+            continue;
+        }
+        const PgRow *prev = b->n_rows ? &b->rows[b->n_rows - 1] : NULL;
+        if (read_row(res, i, t, prev, &b->rows[b->n_rows], err, errlen) != 0)
+            goto done;
+        b->n_rows++;
+    }
+    if (!have_snapshot) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: no snapshot in the result");
+        goto done;
+    }
+    if (b->n_rows > q->limit) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: %zu rows for a limit of %zu", b->n_rows,
+             q->limit);
+        goto done;
+    }
+    rc = PG_OK;
+done:
+    buf_free(&p.xip);
+    buf_free(&sql);
+    if (rc != PG_OK)
+        pg_batch_free(b);
+    return rc;
+}
+
+int pg_batch_explain(PgConn *c, const PgTable *t, const CursorQuery *q, char **plan, char *err,
+                     size_t errlen)
+{
+    *plan = NULL;
+    BatchParams p;
+    Buf sql, out;
+    buf_init(&sql, PG_TEXT_MAX);
+    buf_init(&out, PG_TEXT_MAX);
+    PGresult *res = NULL;
+    int rc = PG_ERROR;
+    if (batch_params(q, &p, err, errlen) != 0)
+        goto done;
+    if (buf_puts(&sql, "explain (analyze, buffers) ") != 0 || build_batch_sql(t, &sql) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: explain: out of memory");
+        goto done;
+    }
+    rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "explain", &res, err, errlen);
+    if (rc != PG_OK)
+        goto done;
+    rc = PG_ERROR;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (buf_puts(&out, PQgetvalue(res, i, 0)) != 0 || buf_puts(&out, "\n") != 0) {
+            fail(err, errlen, PG_ERROR, "pg: explain: out of memory");
+            goto done;
+        }
+    }
+    *plan = strdup(buf_str(&out));
+    if (!*plan) {
+        fail(err, errlen, PG_ERROR, "pg: explain: out of memory");
+        goto done;
+    }
+    rc = PG_OK;
+done:
+    PQclear(res);
+    buf_free(&p.xip);
+    buf_free(&sql);
+    buf_free(&out);
+    return rc;
+}
+
+int pg_snapshot_xmax(PgConn *c, uint64_t *xmax, char *err, size_t errlen)
+{
+    PGresult *res;
+    int rc =
+        exec_params(c, SQL_SNAPSHOT_XMAX, 0, NULL, PGRES_TUPLES_OK, "snapshot", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) != 1 || parse_u64(PQgetvalue(res, 0, 0), xmax) != 0) {
+        PQclear(res);
+        return fail(err, errlen, PG_ERROR, "pg: snapshot: unexpected result");
+    }
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_listen(PgConn *c, const char *channel, char *err, size_t errlen)
+{
+    if (!channel || !*channel)
+        return fail(err, errlen, PG_ERROR, "pg: listen: no channel given");
+    int rc = listen_once(c, channel, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    for (size_t i = 0; i < c->n_channels; i++) {
+        if (strcmp(c->channels[i], channel) == 0)
+            return PG_OK;
+    }
+    char **grown = realloc(c->channels, (c->n_channels + 1) * sizeof *grown);
+    if (!grown)
+        return fail(err, errlen, PG_ERROR, "pg: listen: out of memory");
+    c->channels = grown;
+    c->channels[c->n_channels] = strdup(channel);
+    if (!c->channels[c->n_channels])
+        return fail(err, errlen, PG_ERROR, "pg: listen: out of memory");
+    c->n_channels++;
+    return PG_OK;
+}
+
+/* Consumes every notification libpq has parsed so far.  Returns whether
+ * there was at least one. */
+static bool drain_notifies(PgConn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(c->conn)) != NULL) {
+        PQfreemem(n);
+        any = true;
+    }
+    return any;
+}
+
+int pg_wait(PgConn *c, int timeout_ms, bool *notified, char *err, size_t errlen)
+{
+    *notified = false;
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: wait: the connection is lost");
+    if (!PQconsumeInput(c->conn))
+        return fail(err, errlen, PG_LOST, "pg: wait: %s", PQerrorMessage(c->conn));
+    if (drain_notifies(c)) {
+        *notified = true;
+        return PG_OK;
+    }
+    if (timeout_ms == 0)
+        return PG_OK;
+    int fd = PQsocket(c->conn);
+    if (fd < 0)
+        return fail(err, errlen, PG_LOST, "pg: wait: the connection has no socket");
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n = poll(&pfd, 1, timeout_ms < 0 ? -1 : timeout_ms);
+    if (n < 0) {
+        if (errno == EINTR)
+            return PG_OK;
+        return fail(err, errlen, PG_ERROR, "pg: wait: poll: %s", strerror(errno));
+    }
+    if (n == 0)
+        return PG_OK;
+    if (!PQconsumeInput(c->conn))
+        return fail(err, errlen, PG_LOST, "pg: wait: %s", PQerrorMessage(c->conn));
+    *notified = drain_notifies(c);
+    return PG_OK;
+}
+
+/* Asks the server to stop the statement in progress on c (best effort: the
+ * caller still drains the results). */
+static void cancel_statement(PgConn *c)
+{
+    PGcancel *cancel = PQgetCancel(c->conn);
+    if (cancel) {
+        char ignored[256];
+        PQcancel(cancel, ignored, sizeof ignored);
+        PQfreeCancel(cancel);
+    }
+}
+
+/*
+ * Runs sql (columns: key text, txid, version, deleted, doc text or NULL)
+ * in single-row mode and hands each row to fn, so memory stays flat
+ * however many rows come.  One statement, so one snapshot.  A callback
+ * that returns non-zero stops the scan: the statement is cancelled and the
+ * rest of the results drained.  Returns PG_OK/PG_ERROR/PG_LOST with err
+ * filled (by the callback, or here).
+ */
+static int stream_rows(PgConn *c, const char *sql, int nparams, const char *const *values,
+                       const char *what, PgRowFn fn, void *ctx, char *err, size_t errlen)
+{
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: %s: the connection is lost", what);
+    if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0))
+        return fail(err, errlen, PQstatus(c->conn) == CONNECTION_OK ? PG_ERROR : PG_LOST,
+                    "pg: %s: %s", what, PQerrorMessage(c->conn));
+    PQsetSingleRowMode(c->conn);
+
+    /* Every result must be read, also after a failure, before the
+     * connection takes another statement. */
+    int rc = PG_OK;
+    PGresult *res;
+    while ((res = PQgetResult(c->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (rc == PG_OK && st == PGRES_SINGLE_TUPLE) {
+            PgRow row = {.key = PQgetvalue(res, 0, 0), .deleted = PQgetvalue(res, 0, 3)[0] == 't'};
+            if (PQnfields(res) != 5 || parse_u64(PQgetvalue(res, 0, 1), &row.txid) != 0 ||
+                parse_u64(PQgetvalue(res, 0, 2), &row.version) != 0) {
+                rc = fail(err, errlen, PG_ERROR, "pg: %s: malformed row", what);
+                cancel_statement(c);
+            } else {
+                if (!PQgetisnull(res, 0, 4)) {
+                    row.doc = PQgetvalue(res, 0, 4);
+                    row.doc_len = (size_t)PQgetlength(res, 0, 4);
+                }
+                if (err && errlen)
+                    err[0] = '\0';
+                if (fn(ctx, &row) != 0) {
+                    rc = PG_ERROR;
+                    if (err && errlen && !err[0])
+                        fail(err, errlen, PG_ERROR, "pg: %s stopped by the caller", what);
+                    cancel_statement(c);
+                }
+            }
+        } else if (rc == PG_OK && st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
+            rc = result_fail(c, res, what, err, errlen);
+            continue; /* result_fail cleared it */
+        }
+        PQclear(res);
+    }
+    if (rc == PG_OK && PQstatus(c->conn) != CONNECTION_OK)
+        rc = fail(err, errlen, PG_LOST, "pg: %s: %s", what, PQerrorMessage(c->conn));
+    return rc;
+}
+
+int pg_state_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
+{
+    Buf sql;
+    buf_init(&sql, 64 * 1024);
+    if (buf_printf(&sql,
+                   "select s.key::pg_catalog.text, s.txid, s.version, s.deleted,"
+                   " case when s.deleted then null"
+                   " else pg_catalog.to_jsonb(r.*)::pg_catalog.text end"
+                   " from %s as s left join %s as r on r.%s = s.key",
+                   t->sql_side, t->sql_table, t->sql_key) != 0) {
+        buf_free(&sql);
+        return fail(err, errlen, PG_ERROR, "pg: state scan: out of memory");
+    }
+    int rc = stream_rows(c, buf_str(&sql), 0, NULL, "state scan", fn, ctx, err, errlen);
+    buf_free(&sql);
+    return rc;
+}
+
+int pg_configure_txid_offset(PgConn *c, uint64_t at_least, uint64_t *offset, char *err,
+                             size_t errlen)
+{
+    char floor_text[24];
+    snprintf(floor_text, sizeof floor_text, "%" PRIu64, at_least);
+    const char *params[] = {floor_text};
+    PGresult *res;
+    int rc = exec_params(c, SQL_CONFIGURE_OFFSET, 1, params, PGRES_TUPLES_OK,
+                         "configure txid offset", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) != 1 || parse_u64(PQgetvalue(res, 0, 0), offset) != 0) {
+        PQclear(res);
+        return fail(err, errlen, PG_ERROR, "pg: configure txid offset: unexpected result");
+    }
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
+{
+    Buf sql;
+    buf_init(&sql, 64 * 1024);
+    if (buf_printf(&sql,
+                   "select s.key::pg_catalog.text, s.txid, s.version, false, null"
+                   " from %s as s where not s.deleted"
+                   " order by s.key::pg_catalog.text collate pg_catalog.\"C\"",
+                   t->sql_side) != 0) {
+        buf_free(&sql);
+        return fail(err, errlen, PG_ERROR, "pg: live scan: out of memory");
+    }
+    int rc = stream_rows(c, buf_str(&sql), 0, NULL, "live scan", fn, ctx, err, errlen);
+    buf_free(&sql);
+    return rc;
+}
+
+/* Appends key to a text[] literal being built in b, as one double-quoted
+ * element with backslashes and quotes escaped.  Returns 0, or -1 when the
+ * buffer's maximum is reached. */
+static int append_array_element(Buf *b, const char *key)
+{
+    if (buf_puts(b, b->len > 1 ? ",\"" : "\"") != 0)
+        return -1;
+    for (const char *p = key; *p; p++) {
+        if ((*p == '"' || *p == '\\') && buf_append(b, "\\", 1) != 0)
+            return -1;
+        if (buf_append(b, p, 1) != 0)
+            return -1;
+    }
+    return buf_puts(b, "\"");
+}
+
+int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t n_keys, PgRowFn fn,
+                   void *ctx, char *err, size_t errlen)
+{
+    if (n_keys == 0)
+        return PG_OK;
+    Buf sql, list;
+    buf_init(&sql, 64 * 1024);
+    buf_init(&list, PG_TEXT_MAX);
+    int rc = PG_ERROR;
+    /* A hash join of the (small) key list with one pass over the side
+     * table: the keys are text, so the side table's key index cannot be
+     * used without casting them to a type some of them may not parse as. */
+    if (buf_printf(&sql,
+                   "select s.key::pg_catalog.text, s.txid, s.version, false, null"
+                   " from (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
+                   " as u(k)) as u"
+                   " join %s as s on s.key::pg_catalog.text operator(pg_catalog.=) u.k"
+                   " where not s.deleted",
+                   t->sql_side) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: live lookup: out of memory");
+        goto done;
+    }
+    int bad = buf_puts(&list, "{");
+    for (size_t i = 0; bad == 0 && i < n_keys; i++)
+        bad = append_array_element(&list, keys[i]);
+    if (bad != 0 || buf_puts(&list, "}") != 0) {
+        fail(err, errlen, PG_ERROR, "pg: live lookup: the key list is too long");
+        goto done;
+    }
+    const char *params[] = {buf_str(&list)};
+    rc = stream_rows(c, buf_str(&sql), 1, params, "live lookup", fn, ctx, err, errlen);
+done:
+    buf_free(&sql);
+    buf_free(&list);
+    return rc;
+}

@@ -1,0 +1,227 @@
+/*
+ * pg: the PostgreSQL client.  Owns every libpq call and every SQL string of
+ * the project: connecting, resolving a tracked table, the three-branch
+ * batch query of the snapshot cursor, LISTEN/notification waits, the
+ * recovery check, a full scan of a table's tracked state (for checkers)
+ * and the txid offset after a restore.
+ *
+ * It does not decide anything: what to read next is the cursor's
+ * (cursor_query fills the CursorQuery passed here), what to do with rows
+ * and when to reconnect is the caller's.  The database side
+ * (schema txidsync, side tables, triggers) is installed by
+ * sql/txidsync.sql.
+ *
+ * Errors are values.  Every fallible function returns PG_OK (0),
+ * PG_ERROR (-1: the statement failed, the connection is fine) or PG_LOST
+ * (-2: the connection is gone; call pg_reconnect, with backoff, and retry)
+ * and fills the caller's err buffer with one lowercase line starting
+ * "pg: ".  Messages name hosts and ports at most, never the connection
+ * string or a password.
+ *
+ * The syncer's read path (pg_batch_fetch, pg_snapshot_xmax, pg_state_scan,
+ * pg_table_resolve, pg_in_recovery) never assigns itself a transaction id.
+ */
+#ifndef TXIDSYNC_PG_H
+#define TXIDSYNC_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cursor.h"
+
+enum {
+    PG_OK = 0,
+    PG_ERROR = -1, /* the statement failed; the connection is usable */
+    PG_LOST = -2,  /* the connection is lost; pg_reconnect, then retry */
+};
+
+typedef struct PgConn PgConn;
+
+/*
+ * Connects to the server named by conninfo (a libpq keyword/value string,
+ * a URI or a bare database name; NULL or "" means libpq's PG* environment
+ * variables), with client encoding UTF8, fallback application name
+ * "txidsync" and, unless conninfo sets them, a 10 s connect timeout and
+ * TCP keepalives after 30 s idle; prepares the session for the batch
+ * query.  Refuses servers older than PostgreSQL 13.  Returns the
+ * connection, which the caller frees with pg_free, or NULL with err filled.
+ */
+PgConn *pg_connect(const char *conninfo, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Closes the connection and frees c; NULL is ignored. */
+void pg_free(PgConn *c);
+
+/* Tells, without a round trip, whether the connection is known to be lost
+ * (libpq status CONNECTION_BAD): then only pg_reconnect helps. */
+bool pg_is_broken(const PgConn *c);
+
+/*
+ * Closes and reopens the connection with the same parameters, prepares the
+ * session again and re-issues every LISTEN made through pg_listen.
+ * Notifications sent while the connection was down are lost, so the
+ * caller polls once after a successful reconnect.  Returns PG_OK, or
+ * PG_LOST with err filled when the server still cannot be reached
+ * (PG_ERROR when it answers but the session cannot be prepared).
+ */
+int pg_reconnect(PgConn *c, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Sets *in_recovery to pg_is_in_recovery() of the server (true on a hot
+ * standby, where the snapshot's xip is empty and the cursor would skip
+ * rows, so the daemon must refuse to run).  Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* A tracked table, as recorded in txidsync.tracked.  Every string is owned
+ * by the struct and freed by pg_table_free. */
+typedef struct PgTable {
+    char *name;       /* the table as regclass text, e.g. some_table or s.t */
+    char *side_table; /* its side table in schema txidsync, unquoted */
+    char *key_column; /* primary key column, unquoted */
+    char *key_type;   /* its type, as format_type() spells it */
+    char *channel;    /* NOTIFY channel, "txidsync_<table>", unquoted */
+    bool notify;      /* whether writers NOTIFY the channel */
+    char *sql_table;  /* the table, schema-qualified and quoted for SQL */
+    char *sql_side;   /* the side table, qualified and quoted */
+    char *sql_key;    /* the key column, quoted */
+} PgTable;
+
+/*
+ * Looks up table (any spelling regclass accepts: "some_table",
+ * "public.some_table", "\"Mixed\"") in txidsync.tracked and fills *t,
+ * which the caller frees with pg_table_free.  Fails with PG_ERROR and a
+ * clear message when txidsync is not installed in the database, the table
+ * does not exist or it is not tracked.  On failure *t is zeroed.
+ */
+int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Frees what *t owns and zeroes it. */
+void pg_table_free(PgTable *t);
+
+/* One changed key returned by the batch query or the state scan.  Strings
+ * are borrowed from the batch (or the scan callback) that holds the row. */
+typedef struct PgRow {
+    const char *key;  /* text form of the key, NUL-terminated */
+    uint64_t txid;    /* top-level transaction of the last change, offset added */
+    uint64_t version; /* strictly increasing per key across every change */
+    bool deleted;     /* a tombstone: delete the key with this version */
+    const char *doc;  /* the row as one line of JSON (to_jsonb); NULL for a tombstone,
+                       * and always NULL from pg_live_scan and pg_live_lookup */
+    size_t doc_len;
+    int branch; /* batch query branch (1 xid_at, 2 xip, 3 newer); 0 in a scan */
+} PgRow;
+
+/* The result of one batch query.  snapshot.xip points into xip, which the
+ * batch owns; rows and their strings live until pg_batch_free. */
+typedef struct PgBatch {
+    CursorSnapshot snapshot; /* the statement's snapshot, offset added */
+    uint64_t *xip;           /* owned, sorted ascending */
+    PgRow *rows;             /* owned, in the order the cursor needs */
+    size_t n_rows;
+    void *result; /* private: the libpq result the rows borrow from */
+} PgBatch;
+
+/*
+ * Runs the batch query for table t with the parameters q (from
+ * cursor_query): ONE statement that reads the snapshot and at most
+ * q->limit rows of the side table under it, from three branches in
+ * priority order — (1) txid = xid_at and key > xid_at_key, (2) txid in
+ * xip, (3) txid >= xid_next — each ordered by (txid, key), with each row's
+ * document joined from the tracked table.  Postgres stops reading a later
+ * branch once the earlier ones filled the limit.  The caller hands
+ * b->snapshot, b->n_rows and the last row to cursor_advance and frees *b
+ * with pg_batch_free.  Returns PG_OK/PG_ERROR/PG_LOST; on failure *b is
+ * empty.  Also fails (PG_ERROR) when the rows do not come back in branch
+ * order, rather than letting the cursor skip any.
+ */
+int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
+
+/* Frees what *b owns and empties it; an empty batch is fine. */
+void pg_batch_free(PgBatch *b);
+
+/*
+ * Runs EXPLAIN (ANALYZE, BUFFERS) of exactly the statement pg_batch_fetch
+ * would run with q and stores the plan text, one line per plan line, in a
+ * malloc'd string *plan that the caller frees.  For operators and tests.
+ * Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_batch_explain(PgConn *c, const PgTable *t, const CursorQuery *q, char **plan, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
+
+/* Sets *xmax to the xmax of a fresh snapshot (offset added): it moves
+ * whenever a transaction ends, so polling it is a wake-up that costs
+ * writers nothing.  Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_snapshot_xmax(PgConn *c, uint64_t *xmax, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Issues LISTEN on channel (quoted here) and remembers it, so that
+ * pg_reconnect listens again.  Listening twice on one channel is fine.
+ * Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_listen(PgConn *c, const char *channel, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Waits up to timeout_ms milliseconds (0: just look; negative: forever)
+ * for a notification on any channel listened to, and consumes every
+ * notification already arrived.  Sets *notified to whether at least one
+ * came.  May return early with *notified false (other server traffic, a
+ * signal), so callers loop on their own clock.  Returns PG_OK, PG_LOST
+ * when the connection dropped while waiting, or PG_ERROR.
+ */
+int pg_wait(PgConn *c, int timeout_ms, bool *notified, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Called by pg_state_scan for each row; the row and its strings are
+ * borrowed for the duration of the call.  Returns 0 to go on, non-zero
+ * to stop the scan (which then returns PG_ERROR with err "pg: scan
+ * stopped by the caller" unless the callback filled err itself). */
+typedef int (*PgRowFn)(void *ctx, const PgRow *row);
+
+/*
+ * Streams the whole tracked state of table t — every key of its side
+ * table with txid, version, deleted and the document of a live row — to
+ * fn, in no particular order, under one snapshot and in constant memory.
+ * For consistency checkers and tests.  Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_state_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Calls txidsync.configure_txid_offset(at_least): after a restore into a
+ * cluster with a lower xid counter, raises the txid offset so that every
+ * later transaction id is above every recorded txid and above at_least
+ * (pass the cursor's xid_next; 0 for none).  Sets *offset to the offset
+ * now in force.  This one writes (and assigns itself a transaction id).
+ * Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_configure_txid_offset(PgConn *c, uint64_t at_least, uint64_t *offset, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Streams every LIVE key of table t's side table (deleted = false) as a
+ * PgRow with key, txid and version (deleted false, doc NULL, branch 0) to
+ * fn, ordered by the key's text form byte by byte (COLLATE "C", the order
+ * of a keyword field in Elasticsearch/OpenSearch), strictly ascending.
+ * One statement, so one snapshot; rows arrive one at a time (single-row
+ * mode), so the client's memory does not grow with the table (the server
+ * sorts, spilling to disk as work_mem says).  For consistency checkers.
+ * Returns PG_OK/PG_ERROR/PG_LOST; fn stopping the scan is PG_ERROR.
+ */
+int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Streams, as pg_live_scan does but in no particular order, the live keys
+ * of table t whose text form is one of keys[0..n_keys-1] (borrowed; keys
+ * that are not live or do not exist are left out, duplicates count once).
+ * One statement that reads the side table once, meant for a few keys
+ * (the whole list travels as one parameter of at most 64 MiB).
+ * Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t n_keys, PgRowFn fn,
+                   void *ctx, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

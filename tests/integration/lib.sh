@@ -31,3 +31,89 @@ expect_status() {
 json_get() {
     jq -r "$2" <<<"$1"
 }
+
+export PGOPTIONS="${PGOPTIONS:-} --client-min-messages=warning"
+TXIDSYNC_BIN="$TXIDSYNC_ROOT/${BUILD:-build}/txidsync"
+CHECKER_BIN="$TXIDSYNC_ROOT/${BUILD:-build}/consistency-check"
+LOADGEN_BIN="$TXIDSYNC_ROOT/${BUILD:-build}/load-generator"
+
+# psql_q SQL: runs SQL quietly, stops on the first error, prints tuples only.
+psql_q() {
+    psql -X -q -v ON_ERROR_STOP=1 -At -c "$1"
+}
+
+# setup_demo: the tracking schema and the demo table (30,000 rows) in $PGDATABASE.
+setup_demo() {
+    psql -X -q -v ON_ERROR_STOP=1 -f "$TXIDSYNC_ROOT/sql/txidsync.sql" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -f "$TXIDSYNC_ROOT/sql/demo.sql" >/dev/null
+}
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds;
+# fails the test when it has not within SECONDS.
+wait_for() {
+    local limit=$1 deadline
+    shift
+    deadline=$(($(date +%s%N) + limit * 1000000000))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for: $*"
+        sleep 0.1
+    done
+}
+
+# Background syncers started through start_syncer, ended on exit.
+SYNC_PIDS=()
+cleanup_syncers() {
+    local p
+    for p in "${SYNC_PIDS[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
+}
+trap cleanup_syncers EXIT
+
+# start_syncer LOGFILE ARGS...: starts txidsync in the background; its pid
+# is in SYNC_PID.
+start_syncer() {
+    local logfile=$1
+    shift
+    "$TXIDSYNC_BIN" --replicas 0 "$@" >>"$logfile" 2>&1 &
+    SYNC_PID=$!
+    SYNC_PIDS+=("$SYNC_PID")
+}
+
+# stop_syncer PID: SIGTERM, then waits (at most 30 s) and returns its exit code.
+stop_syncer() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && fail "syncer $pid did not stop within 30 s of SIGTERM"
+    wait "$pid"
+}
+
+# doc_version INDEX KEY: the document's _version, or "absent" (realtime GET).
+doc_version() {
+    local body
+    body=$(curl -sS "$TXIDSYNC_ES_URL/$1/_doc/$2")
+    if [ "$(jq -r .found <<<"$body")" = true ]; then
+        jq -r ._version <<<"$body"
+    else
+        echo absent
+    fi
+}
+
+# side_version KEY [TABLE]: the version txidsync tracks for KEY in Postgres.
+side_version() {
+    psql_q "select version from txidsync.$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass") where key = $1"
+}
+
+# check_consistent INDEX [TABLE]: the consistency checker must find no difference.
+check_consistent() {
+    local out
+    if ! out=$("$CHECKER_BIN" --index "$1" --table "${2:-some_table}" 2>&1); then
+        echo "$out" | tail -n 30 >&2
+        fail "index $1 differs from table ${2:-some_table}"
+    fi
+    echo "$out" | tail -n 3
+}

@@ -2,7 +2,8 @@
 # objects (build/libtxidsync.a), the unit tests, and drives the test bed.
 #
 #   make            build/txidsync, build/load-generator, build/consistency-check
-#   make check      deps, build, unit tests, integration tests (real servers)
+#   make check      deps, build, unit tests (also under ASan/UBSan),
+#                   integration tests (real servers), the crash-loop fuzz
 #   make demo       the crash-loop demo against a private Postgres + OpenSearch
 #   make asan       unit tests under AddressSanitizer + UBSan
 #   make help       every target
@@ -98,6 +99,7 @@ integration: all $(IT_BIN) opensearch
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory integration
 
 # Long simulation run of the cursor against the MVCC model.

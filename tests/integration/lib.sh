@@ -103,6 +103,17 @@ doc_version() {
     fi
 }
 
+# doc_is INDEX KEY VERSION: succeeds when the document has that version
+# ("absent" for none); for wait_for, which re-runs it.
+doc_is() {
+    [ "$(doc_version "$1" "$2")" = "$3" ]
+}
+
+# doc_present INDEX KEY: succeeds when the document exists.
+doc_present() {
+    [ "$(doc_version "$1" "$2")" != absent ]
+}
+
 # side_version KEY [TABLE]: the version txidsync tracks for KEY in Postgres.
 side_version() {
     psql_q "select version from txidsync.$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass") where key = $1"

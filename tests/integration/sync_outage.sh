@@ -49,7 +49,7 @@ kill -0 "$syncer" || fail "the syncer died while postgres restarted"
 
 # Let it catch up: the last written row must arrive.
 last=$(psql_q "select max(id) from some_table")
-wait_for 60 test "$(doc_version "$index" "$last")" != absent
+wait_for 60 doc_present "$index" "$last"
 stop_syncer "$syncer" || fail "syncer exited non-zero on SIGTERM"
 grep -q 'sink unavailable, retrying' "$log" || fail "no retry was logged during the sink outage"
 grep -q 'reconnected to postgres' "$log" || fail "no reconnect was logged after the postgres restart"

@@ -477,3 +477,397 @@ done:
     free(eid);
     return r;
 }
+
+EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err, size_t errlen)
+{
+    *exists = false;
+    char *ix = escape(c, index);
+    if (!ix) {
+        set_err(err, errlen, "out of memory");
+        return ES_FAIL;
+    }
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/%s", ix);
+    free(ix);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        set_err(err, errlen, "index name too long: %.80s", index);
+        return ES_FAIL;
+    }
+    Buf resp;
+    buf_init(&resp, 1 << 20);
+    long status = 0;
+    EsResult r = es_request(c, "HEAD", path, NULL, 0, NULL, &status, &resp, err, errlen);
+    buf_free(&resp);
+    if (r != ES_OK)
+        return r;
+    if (status == 200) {
+        *exists = true;
+        return ES_OK;
+    }
+    if (status == 404)
+        return ES_OK;
+    r = classify(status);
+    set_err(err, errlen, "HEAD %s%s: http %ld", c->display, path, status);
+    return r == ES_RETRY ? ES_RETRY : ES_FAIL;
+}
+
+/* How long the server keeps a scroll's context between two pages. */
+#define ES_SCROLL_KEEP_ALIVE "5m"
+
+struct EsScroll {
+    EsClient *c;
+    char *index;               /* escaped for the path */
+    const char *sort_field;    /* borrowed */
+    const char *const *fields; /* borrowed */
+    size_t n_fields;
+    char **path_text;    /* per field: its dotted path with '.' turned into NUL */
+    const char ***paths; /* per field: NULL-terminated components into path_text */
+    size_t page_size;
+    char *scroll_id; /* the latest id the server gave; NULL when none is open */
+    yajl_val page;   /* the parsed response holding the current page */
+    yajl_val hits;   /* its hits.hits array, borrowed from page */
+    size_t next;     /* the next hit of hits to hand out */
+    bool started, done, failed;
+    Buf resp;
+    EsField *values; /* n_fields, filled for the hit handed out */
+    EsHit hit;
+};
+
+/* Appends a NUL-terminated string to a generator.  Returns whether it
+ * succeeded. */
+static bool gen_cstr(yajl_gen g, const char *s)
+{
+    return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok;
+}
+
+/* Splits each field's dotted path into the components yajl_tree_get
+ * takes.  Returns 0, or -1 when out of memory (s frees what was made). */
+static int scroll_paths(EsScroll *s)
+{
+    s->path_text = calloc(s->n_fields ? s->n_fields : 1, sizeof *s->path_text);
+    s->paths = calloc(s->n_fields ? s->n_fields : 1, sizeof *s->paths);
+    if (!s->path_text || !s->paths)
+        return -1;
+    for (size_t i = 0; i < s->n_fields; i++) {
+        s->path_text[i] = strdup(s->fields[i]);
+        if (!s->path_text[i])
+            return -1;
+        size_t parts = 1;
+        for (const char *p = s->fields[i]; *p; p++)
+            parts += *p == '.';
+        s->paths[i] = calloc(parts + 1, sizeof *s->paths[i]);
+        if (!s->paths[i])
+            return -1;
+        size_t k = 0;
+        char *part = s->path_text[i];
+        s->paths[i][k++] = part;
+        for (char *p = part; *p; p++) {
+            if (*p == '.') {
+                *p = '\0';
+                s->paths[i][k++] = p + 1;
+            }
+        }
+    }
+    return 0;
+}
+
+EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
+                         const char *const *fields, size_t n_fields, size_t page_size, char *err,
+                         size_t errlen)
+{
+    if (page_size < 1 || page_size > 10000) {
+        set_err(err, errlen, "scroll page size %zu is not within 1..10000", page_size);
+        return NULL;
+    }
+    EsScroll *s = calloc(1, sizeof *s);
+    if (!s)
+        goto oom;
+    s->c = c;
+    s->sort_field = sort_field;
+    s->fields = fields;
+    s->n_fields = n_fields;
+    s->page_size = page_size;
+    buf_init(&s->resp, ES_RESPONSE_MAX);
+    s->index = escape(c, index);
+    s->values = calloc(n_fields ? n_fields : 1, sizeof *s->values);
+    if (!s->index || !s->values || scroll_paths(s) != 0)
+        goto oom;
+    s->hit.fields = s->values;
+    return s;
+oom:
+    set_err(err, errlen, "out of memory opening a scroll");
+    es_scroll_free(s);
+    return NULL;
+}
+
+/* Builds the body of the scroll's first search into body: size, versions,
+ * the sort and the _source filter.  Returns 0, or -1 when out of memory. */
+static int scroll_first_body(const EsScroll *s, Buf *body)
+{
+    GenSink sink = {body, 0};
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return -1;
+    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%zu", s->page_size);
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "size") &&
+              yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok && gen_cstr(g, "version") &&
+              yajl_gen_bool(g, 1) == yajl_gen_status_ok && gen_cstr(g, "sort") &&
+              yajl_gen_array_open(g) == yajl_gen_status_ok &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, s->sort_field) &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "order") &&
+              gen_cstr(g, "asc") && gen_cstr(g, "missing") && gen_cstr(g, "_last") &&
+              gen_cstr(g, "unmapped_type") && gen_cstr(g, "keyword") &&
+              yajl_gen_map_close(g) == yajl_gen_status_ok &&
+              yajl_gen_map_close(g) == yajl_gen_status_ok &&
+              yajl_gen_array_close(g) == yajl_gen_status_ok && gen_cstr(g, "_source");
+    if (ok && s->n_fields == 0) {
+        ok = yajl_gen_bool(g, 0) == yajl_gen_status_ok;
+    } else if (ok) {
+        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "includes") &&
+             yajl_gen_array_open(g) == yajl_gen_status_ok;
+        for (size_t i = 0; ok && i < s->n_fields; i++)
+            ok = gen_cstr(g, s->fields[i]);
+        ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok &&
+             yajl_gen_map_close(g) == yajl_gen_status_ok;
+    }
+    ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+    yajl_gen_free(g);
+    return ok && !sink.failed ? 0 : -1;
+}
+
+/* Builds {"scroll":KEEP_ALIVE,"scroll_id":ID} into body, or with clear
+ * true {"scroll_id":[ID]} for the clear request.  Returns 0, or -1 when
+ * out of memory. */
+static int scroll_id_body(const EsScroll *s, bool clear, Buf *body)
+{
+    GenSink sink = {body, 0};
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return -1;
+    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok;
+    if (ok && !clear)
+        ok = gen_cstr(g, "scroll") && gen_cstr(g, ES_SCROLL_KEEP_ALIVE);
+    ok = ok && gen_cstr(g, "scroll_id");
+    if (ok && clear)
+        ok = yajl_gen_array_open(g) == yajl_gen_status_ok && gen_cstr(g, s->scroll_id) &&
+             yajl_gen_array_close(g) == yajl_gen_status_ok;
+    else if (ok)
+        ok = gen_cstr(g, s->scroll_id);
+    ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+    yajl_gen_free(g);
+    return ok && !sink.failed ? 0 : -1;
+}
+
+/* Clears the scroll's server context, if one is open, ignoring errors. */
+static void scroll_clear(EsScroll *s)
+{
+    if (!s->scroll_id)
+        return;
+    Buf body;
+    buf_init(&body, 1 << 20);
+    if (scroll_id_body(s, true, &body) == 0) {
+        char ignored[256];
+        long status = 0;
+        if (es_request(s->c, "DELETE", "/_search/scroll", buf_str(&body), body.len,
+                       "application/json", &status, &s->resp, ignored, sizeof(ignored)) != ES_OK)
+            status = 0;
+    }
+    buf_free(&body);
+    free(s->scroll_id);
+    s->scroll_id = NULL;
+}
+
+/* Checks the page response s->page (shards, timeout), takes its scroll id
+ * and hits.  what names the request for messages.  Returns ES_OK or
+ * ES_FAIL with err filled. */
+static EsResult scroll_take_page(EsScroll *s, const char *what, char *err, size_t errlen)
+{
+    const char *failed_path[] = {"_shards", "failed", NULL};
+    const char *total_path[] = {"_shards", "total", NULL};
+    const char *failures_path[] = {"_shards", "failures", NULL};
+    const char *reason_path[] = {"reason", NULL};
+    const char *timed_out_path[] = {"timed_out", NULL};
+    const char *id_path[] = {"_scroll_id", NULL};
+    const char *hits_path[] = {"hits", "hits", NULL};
+    yajl_val failed = yajl_tree_get(s->page, failed_path, yajl_t_number);
+    if (failed && (!YAJL_IS_INTEGER(failed) || YAJL_GET_INTEGER(failed) != 0)) {
+        yajl_val total = yajl_tree_get(s->page, total_path, yajl_t_number);
+        yajl_val failures = yajl_tree_get(s->page, failures_path, yajl_t_array);
+        char why[512] = "no reason given";
+        if (failures && YAJL_GET_ARRAY(failures)->len > 0) {
+            yajl_val reason =
+                yajl_tree_get(YAJL_GET_ARRAY(failures)->values[0], reason_path, yajl_t_object);
+            if (reason)
+                describe_error(reason, why, sizeof(why));
+        }
+        set_err(err, errlen, "%s: %s of %s shards failed: %s", what, YAJL_GET_NUMBER(failed),
+                total ? YAJL_GET_NUMBER(total) : "?", why);
+        return ES_FAIL;
+    }
+    if (YAJL_IS_TRUE(yajl_tree_get(s->page, timed_out_path, yajl_t_true))) {
+        set_err(err, errlen, "%s: the search timed out", what);
+        return ES_FAIL;
+    }
+    yajl_val id = yajl_tree_get(s->page, id_path, yajl_t_string);
+    s->hits = yajl_tree_get(s->page, hits_path, yajl_t_array);
+    const char *id_text = id ? YAJL_GET_STRING(id) : NULL;
+    if (!id_text || !s->hits) {
+        set_err(err, errlen, "%s: response not understood: %.200s", what, buf_str(&s->resp));
+        return ES_FAIL;
+    }
+    if (!s->scroll_id || strcmp(s->scroll_id, id_text) != 0) {
+        char *copy = strdup(id_text);
+        if (!copy) {
+            set_err(err, errlen, "%s: out of memory", what);
+            return ES_FAIL;
+        }
+        free(s->scroll_id);
+        s->scroll_id = copy;
+    }
+    s->next = 0;
+    return ES_OK;
+}
+
+/* Appends " (root cause: type: reason)" to err when the error response in
+ * resp names a root cause other than what err says already: a search that
+ * fails on every shard says only "all shards failed" at the top. */
+static void append_root_cause(const Buf *resp, char *err, size_t errlen)
+{
+    const char *root_path[] = {"error", "root_cause", NULL};
+    yajl_val v = yajl_tree_parse(buf_str(resp), NULL, 0);
+    yajl_val roots = v ? yajl_tree_get(v, root_path, yajl_t_array) : NULL;
+    if (roots && YAJL_GET_ARRAY(roots)->len > 0) {
+        char why[512];
+        describe_error(YAJL_GET_ARRAY(roots)->values[0], why, sizeof(why));
+        size_t used = strlen(err);
+        if (!strstr(err, why) && used < errlen)
+            snprintf(err + used, errlen - used, " (root cause: %s)", why);
+    }
+    yajl_tree_free(v);
+}
+
+/* Fetches the next page (the first search, then scroll requests) into
+ * s->page and s->hits; sets s->done and clears the scroll when the page
+ * is empty.  Returns ES_OK, ES_RETRY or ES_FAIL with err filled. */
+static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
+{
+    char path[1024];
+    Buf body;
+    buf_init(&body, 1 << 20);
+    EsResult r = ES_FAIL;
+    yajl_tree_free(s->page);
+    s->page = NULL;
+    s->hits = NULL;
+    if (!s->started) {
+        int n =
+            snprintf(path, sizeof(path), "/%s/_search?scroll=%s", s->index, ES_SCROLL_KEEP_ALIVE);
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            set_err(err, errlen, "index name too long: %.80s", s->index);
+            goto done;
+        }
+        if (scroll_first_body(s, &body) != 0) {
+            set_err(err, errlen, "out of memory building a search");
+            goto done;
+        }
+    } else {
+        snprintf(path, sizeof(path), "/_search/scroll");
+        if (scroll_id_body(s, false, &body) != 0) {
+            set_err(err, errlen, "out of memory building a scroll request");
+            goto done;
+        }
+    }
+    s->started = true;
+    r = simple(s->c, "POST", path, buf_str(&body), NULL, &s->resp, err, errlen);
+    if (r == ES_FAIL)
+        append_root_cause(&s->resp, err, errlen);
+    if (r != ES_OK)
+        goto done;
+    char what[1100];
+    snprintf(what, sizeof(what), "POST %s%s", s->c->display, path);
+    char perr[256];
+    s->page = yajl_tree_parse(buf_str(&s->resp), perr, sizeof(perr));
+    if (!s->page) {
+        set_err(err, errlen, "%s: response not understood: %s", what, perr);
+        r = ES_FAIL;
+        goto done;
+    }
+    r = scroll_take_page(s, what, err, errlen);
+    if (r == ES_OK && YAJL_GET_ARRAY(s->hits)->len == 0) {
+        s->done = true;
+        scroll_clear(s);
+    }
+done:
+    buf_free(&body);
+    return r;
+}
+
+EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen)
+{
+    *hit = NULL;
+    if (s->failed) {
+        set_err(err, errlen, "the scroll failed before");
+        return ES_FAIL;
+    }
+    if (s->done)
+        return ES_OK;
+    if (!s->hits || s->next >= YAJL_GET_ARRAY(s->hits)->len) {
+        EsResult r = scroll_fetch(s, err, errlen);
+        if (r != ES_OK) {
+            s->failed = true;
+            return r;
+        }
+        if (s->done)
+            return ES_OK;
+    }
+    const char *id_path[] = {"_id", NULL};
+    const char *version_path[] = {"_version", NULL};
+    const char *source_path[] = {"_source", NULL};
+    yajl_val h = YAJL_GET_ARRAY(s->hits)->values[s->next++];
+    yajl_val id = yajl_tree_get(h, id_path, yajl_t_string);
+    yajl_val version = yajl_tree_get(h, version_path, yajl_t_number);
+    yajl_val source = yajl_tree_get(h, source_path, yajl_t_object);
+    if (!id) {
+        set_err(err, errlen, "POST %s/_search: a hit without _id", s->c->display);
+        s->failed = true;
+        return ES_FAIL;
+    }
+    s->hit.id = YAJL_GET_STRING(id);
+    s->hit.has_version = version && YAJL_IS_INTEGER(version) && YAJL_GET_INTEGER(version) >= 0;
+    s->hit.version = s->hit.has_version ? (uint64_t)YAJL_GET_INTEGER(version) : 0;
+    for (size_t i = 0; i < s->n_fields; i++) {
+        yajl_val v = source ? yajl_tree_get(source, s->paths[i], yajl_t_any) : NULL;
+        s->values[i].text = NULL;
+        s->values[i].is_string = false;
+        if (v && YAJL_IS_STRING(v)) {
+            s->values[i].text = YAJL_GET_STRING(v);
+            s->values[i].is_string = true;
+        } else if (v && YAJL_IS_NUMBER(v)) {
+            s->values[i].text = YAJL_GET_NUMBER(v);
+        }
+    }
+    *hit = &s->hit;
+    return ES_OK;
+}
+
+void es_scroll_free(EsScroll *s)
+{
+    if (!s)
+        return;
+    if (s->index)
+        scroll_clear(s);
+    yajl_tree_free(s->page);
+    buf_free(&s->resp);
+    for (size_t i = 0; s->paths && i < s->n_fields; i++)
+        free(s->paths[i]);
+    for (size_t i = 0; s->path_text && i < s->n_fields; i++)
+        free(s->path_text[i]);
+    free(s->paths);
+    free(s->path_text);
+    free(s->values);
+    free(s->scroll_id);
+    free(s->index);
+    free(s);
+}

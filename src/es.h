@@ -105,4 +105,59 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
 EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc,
                     char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Sets *exists to whether index (or an alias of that name) exists.
+ * Returns ES_OK, or ES_RETRY/ES_FAIL with err filled. */
+EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* One scalar of a hit's _source, as es_scroll_next reports it. */
+typedef struct EsField {
+    const char *text; /* a string's value or a number's JSON text; NULL when the field is
+                         absent, null, an object, an array or a boolean */
+    bool is_string;   /* text came from a JSON string (not a number) */
+} EsField;
+
+/* One document of a scroll.  Everything is borrowed from the scroll and
+ * valid until the next es_scroll_next or es_scroll_free. */
+typedef struct EsHit {
+    const char *id;   /* _id */
+    uint64_t version; /* _version; 0 when has_version is false */
+    bool has_version;
+    const EsField *fields; /* one per field asked for in es_scroll_open, in that order */
+} EsHit;
+
+typedef struct EsScroll EsScroll;
+
+/*
+ * Starts reading every document of index through the scroll API, one
+ * consistent point-in-time view, page_size documents per request (1 to
+ * 10000), sorted ascending by the keyword field sort_field (byte order of
+ * its UTF-8 value; documents without it come last, and an index that does
+ * not map it yet reads as if no document had it).  Each hit carries _id,
+ * _version and the n_fields _source fields named by dotted paths in fields
+ * ("txidsync.key"); only those are fetched (_source filtering).  The first
+ * request is sent by the first es_scroll_next.  c and fields are borrowed
+ * and must outlive the scroll.  Returns the scroll, which the caller frees
+ * with es_scroll_free, or NULL with err filled when out of memory or an
+ * argument is out of range.
+ */
+EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
+                         const char *const *fields, size_t n_fields, size_t page_size, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Sets *hit to the next document of the scroll, or to NULL once every
+ * document was read.  Returns ES_OK, ES_RETRY (network error, 429, 5xx)
+ * or ES_FAIL (the request was refused: a missing index, a field that
+ * cannot be sorted on, an expired scroll) with err filled; a response that
+ * reports failed shards or a timeout is ES_FAIL too, since its pages would
+ * silently lack documents.  After a failure the scroll only fails again.
+ */
+EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Clears the scroll's context on the server (best effort, errors are
+ * ignored) and frees s; NULL is ignored. */
+void es_scroll_free(EsScroll *s);
+
 #endif

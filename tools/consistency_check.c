@@ -1,30 +1,636 @@
 /*
- * consistency-check: compares the tracked table in Postgres with the index,
- * key by key.  Not written yet: it only parses its settings.
+ * consistency-check: compares a tracked table in Postgres with its index,
+ * key by key, on (key, txid, version).  Exit status 0 when they are equal,
+ * 1 when they differ, 2 on an error (bad flags, a server that cannot be
+ * reached, an untracked table, a missing index).
+ *
+ * Both sides are read in the same order and merged like a sorted merge
+ * join, so memory stays flat however large the table is: Postgres streams
+ * the live keys of the side table ordered by their text form under
+ * COLLATE "C" (pg_live_scan), and the index is read through one scroll
+ * sorted by the keyword txidsync.key (es_scroll_*), which sorts by the
+ * bytes of its UTF-8 value, the same order.  Each side is checked to come
+ * strictly ascending; a violation is an error, not a difference.
+ *
+ * A difference is one of:
+ *   missing  a live row in Postgres with no document in the index
+ *   extra    a document in the index that is not a live row (its key does
+ *            not exist, or it is a tombstone: deleted rows must be absent)
+ *   stale    both exist but txid or version differ (both are shown)
+ *
+ * Documents whose _source has no string txidsync.key, or one that is not
+ * their _id, cannot take part in the merge (the index sorts them by that
+ * field, not by _id).  They are set aside, at most ASIDE_MAX of them (more
+ * is an error: the index is then not one txidsync writes), and resolved
+ * after the merge with one lookup of their _ids in Postgres: a document
+ * whose _id is a live key is reported stale (the merge had counted that
+ * key missing; it is counted once, as stale, with a note saying what is
+ * wrong with txidsync.key), any other is extra.  --index must name one
+ * index, not an alias over several, since the merge relies on _id being
+ * unique.
+ *
+ * Postgres is read in one statement (one snapshot) and the index through
+ * one scroll (one point in time); the two are not taken at the same
+ * instant, so the check is meant for a table whose writes have paused
+ * and a syncer that has caught up.
+ *
+ * Output: the counts, then up to --max-report differences (in key order,
+ * then the set-aside documents), one per line on stdout, then a result
+ * line.  Errors are one line on stderr naming hosts and ports, never the
+ * connection string or a password.
  */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "buf.h"
+#include "es.h"
+#include "log.h"
+#include "pg.h"
 #include "settings.h"
 #include "version.h"
 
+enum { CHECK_EQUAL = 0, CHECK_DIFFERENT = 1, CHECK_ERROR = 2 };
+
+/* Most documents set aside (without a usable txidsync.key) before the
+ * check gives up: each costs memory until the end of the merge. */
+#define ASIDE_MAX 100000
+
+/* Rows between two progress lines on stderr (log level info). */
+#define PROGRESS_EVERY 1000000
+
+/* The _source fields read from each document, and their positions. */
+static const char *const DOC_FIELDS[] = {"txidsync.key", "txidsync.txid"};
+enum { FIELD_KEY = 0, FIELD_TXID = 1, N_FIELDS = 2 };
+
+typedef enum DiffKind { DIFF_MISSING, DIFF_EXTRA, DIFF_STALE } DiffKind;
+
+/* What one side knows of a key; present false when the side lacks it. */
+typedef struct KeyState {
+    bool present;
+    bool has_txid; /* the index side may lack a readable txidsync.txid */
+    uint64_t txid;
+    bool has_version;
+    uint64_t version;
+} KeyState;
+
+/* One reported difference; key and note are owned. */
+typedef struct Diff {
+    DiffKind kind;
+    char *key;
+    KeyState pg;
+    KeyState es;
+    char *note; /* NULL, or what is wrong with the document's txidsync field */
+} Diff;
+
+/* A document set aside from the merge; id and key are owned. */
+typedef struct Aside {
+    char *id;
+    char *key; /* its txidsync.key when that is a string, else NULL */
+    KeyState es;
+    KeyState pg; /* filled by the lookup when id is a live key */
+} Aside;
+
+/* The whole check: settings, connections, the merge's position on the
+ * index side, the counts and what is kept for the report. */
+typedef struct Check {
+    EsClient *es;
+    const char *index;
+    size_t page_size;
+    EsScroll *scroll;
+    bool es_started;
+    const EsHit *head; /* the index's next document in merge order; NULL at the end */
+    Buf prev_es;       /* the last key merged from each side, for the order checks */
+    Buf prev_pg;
+    bool have_prev_es, have_prev_pg;
+
+    uint64_t pg_rows, es_docs, equal, missing, extra, stale;
+
+    Diff *diffs;
+    size_t n_diffs, max_diffs;
+    Aside *aside;
+    size_t n_aside, cap_aside;
+
+    char err[1024];
+} Check;
+
+/* Parses a canonical unsigned decimal into *out.  Returns whether s was
+ * one (digits only, no sign, no overflow). */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Reads what a document says of its key into a KeyState: _version and the
+ * number txidsync.txid. */
+static KeyState hit_state(const EsHit *h)
+{
+    KeyState s = {.present = true, .has_version = h->has_version, .version = h->version};
+    const EsField *txid = &h->fields[FIELD_TXID];
+    s.has_txid = txid->text && !txid->is_string && parse_u64(txid->text, &s.txid);
+    return s;
+}
+
+/* Tells whether the index's state of a key is exactly Postgres's. */
+static bool same_state(const KeyState *pg, const KeyState *es)
+{
+    return es->has_txid && es->has_version && es->txid == pg->txid && es->version == pg->version;
+}
+
+/* Duplicates s, or returns NULL for NULL; exits on out of memory, which
+ * the check has no way to recover from. */
+static char *dup_or_die(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d) {
+        fprintf(stderr, "consistency-check: out of memory\n");
+        exit(CHECK_ERROR);
+    }
+    return d;
+}
+
+/* Records a difference for the report when there is room left (the
+ * counts are kept by the callers).  Copies key and note. */
+static void add_diff(Check *k, DiffKind kind, const char *key, const KeyState *pg,
+                     const KeyState *es, const char *note)
+{
+    if (k->n_diffs >= k->max_diffs)
+        return;
+    Diff *d = &k->diffs[k->n_diffs++];
+    d->kind = kind;
+    d->key = dup_or_die(key);
+    d->pg = *pg;
+    d->es = *es;
+    d->note = dup_or_die(note);
+}
+
+/* Describes into out what is wrong with the txidsync.key of a document set
+ * aside (its key is NULL when missing or not a string). */
+static void aside_note(const Aside *a, char *out, size_t outlen)
+{
+    if (!a->key)
+        snprintf(out, outlen, "its txidsync.key is missing or not a string");
+    else
+        snprintf(out, outlen, "its txidsync.key is \"%.200s\", not its _id", a->key);
+}
+
+/* Keeps a document that cannot be merged for the end of the check.
+ * Returns 0, or -1 with k->err filled when ASIDE_MAX is reached. */
+static int set_aside(Check *k, const EsHit *h)
+{
+    if (k->n_aside == ASIDE_MAX) {
+        snprintf(k->err, sizeof(k->err),
+                 "more than %d documents of index %s have no txidsync.key equal to their _id; "
+                 "is the index written by txidsync?",
+                 ASIDE_MAX, k->index);
+        return -1;
+    }
+    if (k->n_aside == k->cap_aside) {
+        size_t cap = k->cap_aside ? k->cap_aside * 2 : 64;
+        Aside *grown = realloc(k->aside, cap * sizeof(*grown));
+        if (!grown) {
+            snprintf(k->err, sizeof(k->err), "out of memory setting documents aside");
+            return -1;
+        }
+        k->aside = grown;
+        k->cap_aside = cap;
+    }
+    Aside *a = &k->aside[k->n_aside++];
+    const EsField *key = &h->fields[FIELD_KEY];
+    a->id = dup_or_die(h->id);
+    a->key = dup_or_die(key->text && key->is_string ? key->text : NULL);
+    a->es = hit_state(h);
+    a->pg = (KeyState){0};
+    return 0;
+}
+
+/* Remembers key as the last one merged from a side, for the order check.
+ * Returns 0, or -1 with k->err filled when out of memory. */
+static int remember(Check *k, Buf *prev, bool *have, const char *key)
+{
+    buf_reset(prev);
+    if (buf_puts(prev, key) != 0) {
+        snprintf(k->err, sizeof(k->err), "out of memory (a key of %zu bytes)", strlen(key));
+        return -1;
+    }
+    *have = true;
+    return 0;
+}
+
+/* Moves k->head to the next document of the index that takes part in the
+ * merge (opening the scroll on first use), setting aside those that
+ * cannot, and checks the index's order.  k->head is NULL at the end.
+ * Returns 0, or -1 with k->err filled. */
+static int es_advance(Check *k)
+{
+    char err[900];
+    if (!k->es_started) {
+        k->es_started = true;
+        k->scroll = es_scroll_open(k->es, k->index, DOC_FIELDS[FIELD_KEY], DOC_FIELDS, N_FIELDS,
+                                   k->page_size, err, sizeof(err));
+        if (!k->scroll) {
+            snprintf(k->err, sizeof(k->err), "es: %s", err);
+            return -1;
+        }
+    }
+    for (;;) {
+        const EsHit *h = NULL;
+        if (es_scroll_next(k->scroll, &h, err, sizeof(err)) != ES_OK) {
+            snprintf(k->err, sizeof(k->err), "es: %s", err);
+            return -1;
+        }
+        k->head = h;
+        if (!h)
+            return 0;
+        k->es_docs++;
+        const EsField *key = &h->fields[FIELD_KEY];
+        if (!key->text || !key->is_string || strcmp(key->text, h->id) != 0) {
+            if (set_aside(k, h) != 0)
+                return -1;
+            continue;
+        }
+        if (k->have_prev_es && strcmp(h->id, buf_str(&k->prev_es)) <= 0) {
+            snprintf(k->err, sizeof(k->err),
+                     "index %s returned key %.200s after %.200s, not in ascending byte order "
+                     "(is --index an alias of several indices?)",
+                     k->index, h->id, buf_str(&k->prev_es));
+            return -1;
+        }
+        return remember(k, &k->prev_es, &k->have_prev_es, h->id);
+    }
+}
+
+/* Counts and records the index's current document as extra, then moves
+ * on.  Returns 0, or -1 with k->err filled. */
+static int head_is_extra(Check *k)
+{
+    KeyState none = {0};
+    KeyState es = hit_state(k->head);
+    k->extra++;
+    add_diff(k, DIFF_EXTRA, k->head->id, &none, &es, NULL);
+    return es_advance(k);
+}
+
+/* pg_live_scan's callback, one step of the merge: the documents ordered
+ * before row's key are extra, an equal key is compared, no such document
+ * means missing.  Returns 0, or -1 with k->err filled to stop the scan. */
+static int on_pg_row(void *ctx, const PgRow *row)
+{
+    Check *k = ctx;
+    k->pg_rows++;
+    if (k->pg_rows % PROGRESS_EVERY == 0)
+        log_info("%" PRIu64 " rows and %" PRIu64 " documents compared", k->pg_rows, k->es_docs);
+    if (k->have_prev_pg && strcmp(row->key, buf_str(&k->prev_pg)) <= 0) {
+        snprintf(k->err, sizeof(k->err),
+                 "postgres returned key %.200s after %.200s, not in ascending byte order", row->key,
+                 buf_str(&k->prev_pg));
+        return -1;
+    }
+    if (remember(k, &k->prev_pg, &k->have_prev_pg, row->key) != 0)
+        return -1;
+    if (!k->es_started && es_advance(k) != 0)
+        return -1;
+    while (k->head && strcmp(k->head->id, row->key) < 0) {
+        if (head_is_extra(k) != 0)
+            return -1;
+    }
+    KeyState pg = {.present = true,
+                   .has_txid = true,
+                   .txid = row->txid,
+                   .has_version = true,
+                   .version = row->version};
+    if (k->head && strcmp(k->head->id, row->key) == 0) {
+        KeyState es = hit_state(k->head);
+        if (same_state(&pg, &es)) {
+            k->equal++;
+        } else {
+            k->stale++;
+            add_diff(k, DIFF_STALE, row->key, &pg, &es, NULL);
+        }
+        return es_advance(k);
+    }
+    KeyState none = {0};
+    k->missing++;
+    add_diff(k, DIFF_MISSING, row->key, &pg, &none, NULL);
+    return 0;
+}
+
+/* Orders set-aside documents by _id, bytewise. */
+static int aside_cmp(const void *a, const void *b)
+{
+    return strcmp(((const Aside *)a)->id, ((const Aside *)b)->id);
+}
+
+/* pg_live_lookup's callback: marks the set-aside document whose _id is
+ * row's key as live, with Postgres's state. */
+static int on_lookup_row(void *ctx, const PgRow *row)
+{
+    Check *k = ctx;
+    Aside probe = {.id = (char *)row->key};
+    Aside *a = bsearch(&probe, k->aside, k->n_aside, sizeof(*k->aside), aside_cmp);
+    if (a) {
+        a->pg = (KeyState){.present = true,
+                           .has_txid = true,
+                           .txid = row->txid,
+                           .has_version = true,
+                           .version = row->version};
+    }
+    return 0;
+}
+
+/* Resolves the documents set aside: looks their _ids up in Postgres, then
+ * counts each as stale (a live key, which the merge counted missing) or
+ * extra.  Returns 0, or -1 with k->err filled. */
+static int resolve_aside(Check *k, PgConn *pg, const PgTable *table)
+{
+    if (k->n_aside == 0)
+        return 0;
+    qsort(k->aside, k->n_aside, sizeof(*k->aside), aside_cmp);
+    const char **ids = malloc(k->n_aside * sizeof(*ids));
+    if (!ids) {
+        snprintf(k->err, sizeof(k->err), "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < k->n_aside; i++)
+        ids[i] = k->aside[i].id;
+    int rc = pg_live_lookup(pg, table, ids, k->n_aside, on_lookup_row, k, k->err, sizeof(k->err));
+    free(ids);
+    if (rc != PG_OK)
+        return -1;
+    for (size_t i = 0; i < k->n_aside; i++) {
+        Aside *a = &k->aside[i];
+        char note[300];
+        aside_note(a, note, sizeof(note));
+        if (!a->pg.present) {
+            k->extra++;
+            add_diff(k, DIFF_EXTRA, a->id, &a->pg, &a->es, note);
+            continue;
+        }
+        /* The merge found no document for this live key and counted it
+         * missing; its report line, if it made the list, becomes this. */
+        if (k->missing > 0)
+            k->missing--;
+        k->stale++;
+        for (size_t j = 0; j < k->n_diffs; j++) {
+            Diff *d = &k->diffs[j];
+            if (d->kind == DIFF_MISSING && strcmp(d->key, a->id) == 0) {
+                d->kind = DIFF_STALE;
+                d->es = a->es;
+                d->note = dup_or_die(note);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Prints s with control characters, DEL and backslash escaped, so that
+ * one difference stays one line whatever the key holds. */
+static void print_text(FILE *out, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else if (*p == '\\')
+            fputs("\\\\", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+/* Prints one side's state as "txid T version V" ("?" for what the
+ * document lacks). */
+static void print_state(FILE *out, const char *side, const KeyState *s)
+{
+    fprintf(out, "%s txid ", side);
+    if (s->has_txid)
+        fprintf(out, "%" PRIu64, s->txid);
+    else
+        fputs("?", out);
+    fputs(" version ", out);
+    if (s->has_version)
+        fprintf(out, "%" PRIu64, s->version);
+    else
+        fputs("?", out);
+}
+
+/* Prints one difference as one line: kind, key, both sides. */
+static void print_diff(FILE *out, const Diff *d)
+{
+    static const char *const names[] = {"missing", "extra", "stale"};
+    fprintf(out, "%-7s key ", names[d->kind]);
+    print_text(out, d->key);
+    fputs(": ", out);
+    switch (d->kind) {
+    case DIFF_MISSING:
+        print_state(out, "postgres", &d->pg);
+        fputs("; not in the index", out);
+        break;
+    case DIFF_EXTRA:
+        print_state(out, "index", &d->es);
+        fputs("; not a live row in postgres", out);
+        break;
+    case DIFF_STALE:
+        print_state(out, "postgres", &d->pg);
+        fputs(", ", out);
+        print_state(out, "index", &d->es);
+        break;
+    }
+    if (d->note) {
+        fputs(" (", out);
+        print_text(out, d->note);
+        fputs(")", out);
+    }
+    fputc('\n', out);
+}
+
+/* Prints the counts, the differences kept and the result line. */
+static void print_report(const Check *k, double seconds)
+{
+    uint64_t differences = k->missing + k->extra + k->stale;
+    printf("rows in postgres:    %" PRIu64 "\n", k->pg_rows);
+    printf("documents in index:  %" PRIu64 "\n", k->es_docs);
+    printf("equal:               %" PRIu64 "\n", k->equal);
+    printf("missing:             %" PRIu64 "\n", k->missing);
+    printf("extra:               %" PRIu64 "\n", k->extra);
+    printf("stale:               %" PRIu64 "\n", k->stale);
+    for (size_t i = 0; i < k->n_diffs; i++)
+        print_diff(stdout, &k->diffs[i]);
+    if (differences > k->n_diffs)
+        printf("(%" PRIu64 " more differences not shown; see --max-report)\n",
+               differences - k->n_diffs);
+    if (differences == 0)
+        printf("consistency-check: equal (%.1f s)\n", seconds);
+    else
+        printf("consistency-check: %" PRIu64 " differences (%.1f s)\n", differences, seconds);
+}
+
+/* Frees what the check owns (not the connections). */
+static void check_free(Check *k)
+{
+    es_scroll_free(k->scroll);
+    buf_free(&k->prev_es);
+    buf_free(&k->prev_pg);
+    for (size_t i = 0; i < k->n_diffs; i++) {
+        free(k->diffs[i].key);
+        free(k->diffs[i].note);
+    }
+    free(k->diffs);
+    for (size_t i = 0; i < k->n_aside; i++) {
+        free(k->aside[i].id);
+        free(k->aside[i].key);
+    }
+    free(k->aside);
+}
+
+/* Seconds on a monotonic clock. */
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the check with connections made and the index known to exist.
+ * Returns CHECK_EQUAL, CHECK_DIFFERENT, or CHECK_ERROR after printing why. */
+static int run(Check *k, PgConn *pg, const PgTable *table)
+{
+    double start = now_seconds();
+    if (pg_live_scan(pg, table, on_pg_row, k, k->err, sizeof(k->err)) != PG_OK)
+        goto fail;
+    if (!k->es_started && es_advance(k) != 0)
+        goto fail;
+    while (k->head) {
+        if (head_is_extra(k) != 0)
+            goto fail;
+    }
+    if (resolve_aside(k, pg, table) != 0)
+        goto fail;
+    print_report(k, now_seconds() - start);
+    return k->missing + k->extra + k->stale == 0 ? CHECK_EQUAL : CHECK_DIFFERENT;
+fail:
+    fprintf(stderr, "consistency-check: %s\n", k->err);
+    return CHECK_ERROR;
+}
+
+static const char summary[] =
+    "Compares a tracked table in PostgreSQL with its Elasticsearch/OpenSearch index key by\n"
+    "key, on (key, txid, version), in constant memory (both sides are read in key order and\n"
+    "merged).  Reports rows missing from the index, extra documents (also those of deleted\n"
+    "rows) and stale ones.  Exit status: 0 equal, 1 different, 2 error.";
+
 int main(int argc, char **argv)
 {
-    const char *es_url = NULL, *index = NULL;
-    const Setting table[] = {
-        {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL", "Elasticsearch/OpenSearch base URL", NULL, 0, 0, &es_url},
-        {"index", SETTING_STRING, "some_table", NULL, "NAME", "index to compare", NULL, 0, 0, &index},
+    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL;
+    long long max_report = 20, page_size = 5000;
+    int log_level = 1;
+    const Setting settings[] = {
+        {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
+         "libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
+         &conninfo},
+        {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
+         "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0,
+         &es_url},
+        {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
+         "tracked table to compare (schema-qualified if needed)", NULL, 0, 0, &table_name},
+        {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
+         "index to compare with (default: the table's name without schema)", NULL, 0, 0, &index},
+        {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
+         NULL, 0, 1000000, &max_report},
+        {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
+         NULL, 1, 10000, &page_size},
+        {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
+         "debug|info|warn|error", 0, 0, &log_level},
     };
-    char err[256];
-    SettingsResult r = settings_parse(table, sizeof(table) / sizeof(table[0]), "consistency-check",
-                                      TXIDSYNC_VERSION,
-                                      "Compares the tracked table in Postgres with the index, key by key.",
-                                      argc, argv, err, sizeof(err));
+    char err[1024];
+    SettingsResult r =
+        settings_parse(settings, sizeof(settings) / sizeof(settings[0]), "consistency-check",
+                       TXIDSYNC_VERSION, summary, argc, argv, err, sizeof(err));
     if (r == SETTINGS_EXIT)
-        return 0;
+        return CHECK_EQUAL;
     if (r == SETTINGS_ERROR) {
         fprintf(stderr, "consistency-check: %s\n", err);
-        return 2;
+        return CHECK_ERROR;
     }
-    fprintf(stderr, "consistency-check: not implemented yet\n");
-    return 2;
+    if (!*table_name) {
+        fprintf(stderr, "consistency-check: --table: must not be empty\n");
+        return CHECK_ERROR;
+    }
+    if (!index || !*index) {
+        const char *dot = strrchr(table_name, '.');
+        index = dot ? dot + 1 : table_name;
+    }
+    log_set_level((LogLevel)log_level);
+
+    int rc = CHECK_ERROR;
+    Check k;
+    memset(&k, 0, sizeof(k));
+    k.index = index;
+    k.page_size = (size_t)page_size;
+    k.max_diffs = (size_t)max_report;
+    buf_init(&k.prev_es, 1 << 20);
+    buf_init(&k.prev_pg, 1 << 20);
+    PgConn *pg = NULL;
+    PgTable table;
+    memset(&table, 0, sizeof(table));
+
+    k.diffs = calloc(k.max_diffs ? k.max_diffs : 1, sizeof(*k.diffs));
+    if (!k.diffs) {
+        fprintf(stderr, "consistency-check: out of memory\n");
+        goto done;
+    }
+    k.es = es_client_new(es_url, err, sizeof(err));
+    if (!k.es) {
+        fprintf(stderr, "consistency-check: es: %s\n", err);
+        goto done;
+    }
+    pg = pg_connect(conninfo, err, sizeof(err));
+    if (!pg) {
+        fprintf(stderr, "consistency-check: %s\n", err);
+        goto done;
+    }
+    if (pg_table_resolve(pg, table_name, &table, err, sizeof(err)) != PG_OK) {
+        fprintf(stderr, "consistency-check: %s\n", err);
+        goto done;
+    }
+    bool exists = false;
+    if (es_index_exists(k.es, index, &exists, err, sizeof(err)) != ES_OK) {
+        fprintf(stderr, "consistency-check: es: %s\n", err);
+        goto done;
+    }
+    if (!exists) {
+        fprintf(stderr, "consistency-check: es: index %s does not exist at %s\n", index,
+                es_client_url(k.es));
+        goto done;
+    }
+    if (es_refresh(k.es, index, err, sizeof(err)) != ES_OK) {
+        fprintf(stderr, "consistency-check: es: %s\n", err);
+        goto done;
+    }
+    log_info("comparing table %s with index %s at %s", table.name, index, es_client_url(k.es));
+    rc = run(&k, pg, &table);
+done:
+    check_free(&k);
+    pg_table_free(&table);
+    pg_free(pg);
+    es_client_free(k.es);
+    return rc;
 }

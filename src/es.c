@@ -20,6 +20,7 @@ struct EsClient {
     struct curl_slist *ndjson_headers;
     char *base;    /* as given, may hold credentials: never printed */
     char *display; /* without credentials */
+    long last_status;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -104,6 +105,11 @@ const char *es_client_url(const EsClient *c)
     return c->display;
 }
 
+long es_client_last_status(const EsClient *c)
+{
+    return c->last_status;
+}
+
 /* libcurl write callback: appends to the Buf, fails the transfer when the
  * response exceeds the buffer's maximum. */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -125,6 +131,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
         return ES_FAIL;
     }
     buf_reset(resp);
+    c->last_status = 0;
     CURL *h = c->curl;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -151,6 +158,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
         return ES_RETRY;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    c->last_status = *status;
     return ES_OK;
 }
 

@@ -37,6 +37,10 @@ void es_client_free(EsClient *c);
 /* The base URL without credentials, for messages; borrowed. */
 const char *es_client_url(const EsClient *c);
 
+/* The HTTP status of the last response, or 0 when the last request got
+ * none (a network error): tells a busy sink (429, 503) from an absent one. */
+long es_client_last_status(const EsClient *c);
+
 /*
  * One HTTP request: method, path (starting with '/'), optional body of
  * body_len bytes (NULL for none) sent as content_type.  The response body

@@ -34,6 +34,7 @@
 #define BACKOFF_MAX_MS 30000
 #define POLL_MIN_MS 20
 #define FETCH_ERRORS_MAX 10
+#define START_BUSY_WAIT_S 60.0
 
 static volatile sig_atomic_t stop_requested;
 
@@ -481,7 +482,19 @@ static int start(Sync *s)
         return SYNC_EXIT_FAILED;
     }
     bool found = false;
-    StoreResult sr = store_load(s->store, &s->cursor, &found, err, sizeof(err));
+    StoreResult sr;
+    /* A sink that answers but is busy (429, 5xx) is waited for a while; one
+     * that does not answer at all fails the start at once. */
+    double give_up = now_s() + START_BUSY_WAIT_S;
+    for (int attempt = 0;; attempt++) {
+        sr = store_load(s->store, &s->cursor, &found, err, sizeof(err));
+        if (sr != STORE_RETRY || es_client_last_status(s->es) == 0 || now_s() > give_up)
+            break;
+        log_warn("the sink is busy, waiting: %s", err);
+        cursor_free(&s->cursor);
+        if (backoff(s, attempt) < 0)
+            return SYNC_EXIT_OK;
+    }
     if (sr == STORE_RETRY) {
         log_error("cannot reach the sink at %s: %s", es_client_url(s->es), err);
         return SYNC_EXIT_FAILED;
@@ -495,12 +508,21 @@ static int start(Sync *s)
         return SYNC_EXIT_FAILED;
     }
 
-    EsResult r = es_ensure_index(s->es, cfg->index, (int)cfg->replicas, false, err, sizeof(err));
-    if (r == ES_OK && cfg->on_reject == SYNC_REJECT_DEAD_LETTER)
-        r = es_ensure_index(s->es, cfg->dead_letter_index, (int)cfg->replicas, true, err,
-                            sizeof(err));
-    if (r == ES_OK && !(cfg->cursor_file && *cfg->cursor_file))
-        r = es_ensure_index(s->es, cfg->state_index, (int)cfg->replicas, true, err, sizeof(err));
+    EsResult r;
+    for (int attempt = 0;; attempt++) {
+        r = es_ensure_index(s->es, cfg->index, (int)cfg->replicas, false, err, sizeof(err));
+        if (r == ES_OK && cfg->on_reject == SYNC_REJECT_DEAD_LETTER)
+            r = es_ensure_index(s->es, cfg->dead_letter_index, (int)cfg->replicas, true, err,
+                                sizeof(err));
+        if (r == ES_OK && !(cfg->cursor_file && *cfg->cursor_file))
+            r = es_ensure_index(s->es, cfg->state_index, (int)cfg->replicas, true, err,
+                                sizeof(err));
+        if (r != ES_RETRY || es_client_last_status(s->es) == 0 || now_s() > give_up)
+            break;
+        log_warn("the sink is busy, waiting: %s", err);
+        if (backoff(s, attempt) < 0)
+            return SYNC_EXIT_OK;
+    }
     if (r != ES_OK) {
         log_error("cannot %s the sink at %s: %s", r == ES_RETRY ? "reach" : "prepare",
                   es_client_url(s->es), err);

@@ -939,7 +939,7 @@ static int cluster_start(void)
                                   "-D",
                                   data,
                                   "-U",
-                                  "txidsync",
+                                  "postgres",
                                   "--auth=trust",
                                   "-E",
                                   "UTF8",
@@ -997,9 +997,9 @@ static void case_restore(void)
     CHECK(run(false, false, pgdump) == 0, "pg_dump of the source database failed");
     snprintf(port_s, sizeof port_s, "%d", port);
     const char *const createdb[] = {"createdb", "-h",       g_cluster.dir, "-p", port_s,
-                                    "-U",       "txidsync", "restored",    NULL};
+                                    "-U",       "postgres", "restored",    NULL};
     CHECK(run(false, false, createdb) == 0, "createdb in the second cluster failed");
-    snprintf(conninfo, sizeof conninfo, "host=%s port=%d dbname=restored user=txidsync",
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%d dbname=restored user=postgres",
              g_cluster.dir, port);
     const char *const restore[] = {"pg_restore", "--exit-on-error", "-d", conninfo, dump, NULL};
     CHECK(run(false, false, restore) == 0, "pg_restore into the second cluster failed");

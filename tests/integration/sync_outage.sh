@@ -26,7 +26,7 @@ writer() {
 }
 writer &
 writer_pid=$!
-trap 'touch "$stop_file"; kill $writer_pid 2>/dev/null; cleanup_syncers' EXIT
+trap 'touch "$stop_file"; kill $writer_pid 2>/dev/null || true; cleanup_syncers' EXIT
 
 sleep 2
 tests_bed() { "$TXIDSYNC_ROOT/tests/bed" "$@" "$TXIDSYNC_BED"; }

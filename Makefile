@@ -113,6 +113,7 @@ integration: all $(IT_BIN) opensearch
 	@tests/run-integration
 
 check: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory asan

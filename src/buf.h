@@ -33,7 +33,8 @@ int buf_append(Buf *b, const void *data, size_t len) __attribute__((warn_unused_
 int buf_puts(Buf *b, const char *s) __attribute__((warn_unused_result));
 
 /* Appends printf-formatted text; as buf_append. */
-int buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3), warn_unused_result));
+int buf_printf(Buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), warn_unused_result));
 
 /* The contents as a string ("" when empty); borrowed. */
 const char *buf_str(const Buf *b);

@@ -23,7 +23,8 @@ struct EsClient {
     long last_status;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -258,7 +259,8 @@ EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool stat
                  replicas);
     r = simple(c, "PUT", path, body, &status, &resp, err, errlen);
     /* Another process may have created it in between. */
-    if (r == ES_FAIL && status == 400 && strstr(buf_str(&resp), "resource_already_exists_exception"))
+    if (r == ES_FAIL && status == 400 &&
+        strstr(buf_str(&resp), "resource_already_exists_exception"))
         r = ES_OK;
 done:
     buf_free(&resp);
@@ -309,19 +311,19 @@ static int add_action(Buf *body, const char *action, const char *index, const ch
     yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
     char num[32];
     int n = snprintf(num, sizeof(num), "%" PRIu64, version);
-    int ok = yajl_gen_map_open(g) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)action, strlen(action)) == yajl_gen_status_ok &&
-             yajl_gen_map_open(g) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)"_index", 6) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)index, strlen(index)) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)"_id", 3) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)id, strlen(id)) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)"version", 7) == yajl_gen_status_ok &&
-             yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)"version_type", 12) == yajl_gen_status_ok &&
-             yajl_gen_string(g, (const unsigned char *)"external", 8) == yajl_gen_status_ok &&
-             yajl_gen_map_close(g) == yajl_gen_status_ok &&
-             yajl_gen_map_close(g) == yajl_gen_status_ok;
+    int ok =
+        yajl_gen_map_open(g) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)action, strlen(action)) == yajl_gen_status_ok &&
+        yajl_gen_map_open(g) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)"_index", 6) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)index, strlen(index)) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)"_id", 3) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)id, strlen(id)) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)"version", 7) == yajl_gen_status_ok &&
+        yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)"version_type", 12) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)"external", 8) == yajl_gen_status_ok &&
+        yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
     yajl_gen_free(g);
     if (!ok || sink.failed)
         return -1;
@@ -389,8 +391,8 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
     buf_init(&resp, ES_RESPONSE_MAX);
     long status = 0;
     yajl_val v = NULL;
-    EsResult r = es_request(c, "POST", "/_bulk", buf_str(body), body->len,
-                            "application/x-ndjson", &status, &resp, err, errlen);
+    EsResult r = es_request(c, "POST", "/_bulk", buf_str(body), body->len, "application/x-ndjson",
+                            &status, &resp, err, errlen);
     if (r != ES_OK)
         goto done;
     r = classify(status);

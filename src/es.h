@@ -22,9 +22,9 @@ typedef struct EsClient EsClient;
 
 /* What a request came to. */
 typedef enum EsResult {
-    ES_OK = 0,     /* done; for a bulk, look at each item */
-    ES_RETRY = 1,  /* network error, timeout, 429 or 5xx: try again later */
-    ES_FAIL = -1,  /* rejected for good (other 4xx) or not understood */
+    ES_OK = 0,    /* done; for a bulk, look at each item */
+    ES_RETRY = 1, /* network error, timeout, 429 or 5xx: try again later */
+    ES_FAIL = -1, /* rejected for good (other 4xx) or not understood */
 } EsResult;
 
 /* Creates a client for base_url ("http://host:port", no trailing path).
@@ -76,10 +76,10 @@ int es_bulk_add_delete(Buf *body, const char *index, const char *id, uint64_t ve
 
 /* The outcome of one action of a bulk request. */
 typedef enum EsItemResult {
-    ES_ITEM_OK = 0,       /* written, or a delete of an absent document */
-    ES_ITEM_CONFLICT,     /* version conflict: the index holds this or a newer version */
-    ES_ITEM_RETRY,        /* 429 or 5xx for this item: send it again */
-    ES_ITEM_REJECTED,     /* rejected for good (mapping or parse error) */
+    ES_ITEM_OK = 0,   /* written, or a delete of an absent document */
+    ES_ITEM_CONFLICT, /* version conflict: the index holds this or a newer version */
+    ES_ITEM_RETRY,    /* 429 or 5xx for this item: send it again */
+    ES_ITEM_REJECTED, /* rejected for good (mapping or parse error) */
 } EsItemResult;
 
 typedef struct EsBulkItem {
@@ -106,8 +106,8 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
                        char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Writes document doc (JSON) as id in index, replacing it, without versioning. */
-EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc,
-                    char *err, size_t errlen) __attribute__((warn_unused_result));
+EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
 
 /* Sets *exists to whether index (or an alias of that name) exists.
  * Returns ES_OK, or ES_RETRY/ES_FAIL with err filled. */

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -62,13 +63,14 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         errno = 0;
         double v = strtod(text, &end);
         if (errno || end == text || *end || !isfinite(v) || v < s->min || v > s->max)
-            return fail(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin, s->min,
-                        s->max, text);
+            return fail(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin,
+                        s->min, s->max, text);
         *(double *)s->target = v;
         return 0;
     }
     case SETTING_BOOL:
-        if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on"))
+        if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") ||
+            !strcmp(text, "on"))
             *(bool *)s->target = true;
         else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no") ||
                  !strcmp(text, "off") || !strcmp(text, ""))
@@ -115,7 +117,8 @@ static void wrap(FILE *out, const char *text, int col, int indent)
     fputc('\n', out);
 }
 
-void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog, const char *summary)
+void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
+                    const char *summary)
 {
     const int indent = 30;
     fprintf(out, "usage: %s [OPTION]...\n\n%s\n\noptions:\n", prog, summary);

@@ -24,7 +24,7 @@ typedef enum SettingType {
 } SettingType;
 
 typedef struct Setting {
-    const char *name;    /* flag without dashes, e.g. "batch-size" */
+    const char *name; /* flag without dashes, e.g. "batch-size" */
     SettingType type;
     const char *def;     /* default as text, NULL for none */
     const char *env;     /* environment variable, NULL for none */
@@ -36,9 +36,9 @@ typedef struct Setting {
 } Setting;
 
 typedef enum SettingsResult {
-    SETTINGS_OK = 0,      /* run the program */
-    SETTINGS_EXIT = 1,    /* --help or --version was printed: exit 0 */
-    SETTINGS_ERROR = -1,  /* err holds a one-line message: exit 2 */
+    SETTINGS_OK = 0,     /* run the program */
+    SETTINGS_EXIT = 1,   /* --help or --version was printed: exit 0 */
+    SETTINGS_ERROR = -1, /* err holds a one-line message: exit 2 */
 } SettingsResult;
 
 /*
@@ -47,9 +47,8 @@ typedef enum SettingsResult {
  * "--version" prints "<prog> <version>"; both return SETTINGS_EXIT.
  * summary is the one-paragraph description shown at the top of --help.
  */
-SettingsResult settings_parse(const Setting *table, size_t n, const char *prog,
-                              const char *version, const char *summary, int argc,
-                              char **argv, char *err, size_t errlen)
+SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
+                              const char *summary, int argc, char **argv, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Prints the usage generated from the table. */

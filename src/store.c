@@ -26,7 +26,8 @@ struct Store {
     char describe[1024];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -82,7 +83,8 @@ const char *store_describe(const Store *s)
 }
 
 /* Parses stored text into *c, naming the store in the error. */
-static StoreResult parse(Store *s, Cursor *c, const char *text, size_t len, char *err, size_t errlen)
+static StoreResult parse(Store *s, Cursor *c, const char *text, size_t len, char *err,
+                         size_t errlen)
 {
     char why[256];
     if (cursor_from_json(c, text, len, why, sizeof(why)) < 0) {

@@ -23,8 +23,8 @@ typedef struct Store Store;
 /* What a load or save came to. */
 typedef enum StoreResult {
     STORE_OK = 0,
-    STORE_RETRY = 1,  /* the sink is unreachable or busy: try again later */
-    STORE_FAIL = -1,  /* corrupt or unreadable: stop */
+    STORE_RETRY = 1, /* the sink is unreachable or busy: try again later */
+    STORE_FAIL = -1, /* corrupt or unreadable: stop */
 } StoreResult;
 
 /* A store in document id of state_index, through es (borrowed: it must

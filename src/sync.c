@@ -28,12 +28,12 @@
 #include "pg.h"
 #include "store.h"
 
-#define BODY_MAX ((size_t)512 << 20)
-#define SAVE_EVERY_S 1.0
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 30000
-#define POLL_MIN_MS 20
-#define FETCH_ERRORS_MAX 10
+#define BODY_MAX          ((size_t)512 << 20)
+#define SAVE_EVERY_S      1.0
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    30000
+#define POLL_MIN_MS       20
+#define FETCH_ERRORS_MAX  10
 #define START_BUSY_WAIT_S 60.0
 
 static volatile sig_atomic_t stop_requested;
@@ -60,15 +60,15 @@ typedef struct Sync {
     Store *store;
     char store_id[512];
     Cursor cursor;
-    Cursor saved;       /* what the store holds */
+    Cursor saved; /* what the store holds */
     double last_save;
-    bool unsaved_rows;  /* rows were delivered since the last save */
+    bool unsaved_rows; /* rows were delivered since the last save */
     bool listening;
-    long poll_ms;       /* current adaptive poll interval */
+    long poll_ms; /* current adaptive poll interval */
     Buf body;
     Buf doc;
     EsBulkItem *items;
-    size_t *item_row;   /* for each action of the body, its row */
+    size_t *item_row; /* for each action of the body, its row */
     size_t cap;
     uint64_t rng;
     Stats stats;
@@ -187,7 +187,7 @@ static void gen_print(void *ctx, const char *str, size_t len)
 static int gen_str(yajl_gen g, const char *str)
 {
     return yajl_gen_string(g, (const unsigned char *)str, strlen(str)) == yajl_gen_status_ok ? 0
-                                                                                              : -1;
+                                                                                             : -1;
 }
 
 static int gen_u64(yajl_gen g, uint64_t v)
@@ -267,14 +267,14 @@ static int dead_letter(Sync *s, const PgRow *row, const char *why)
     if (!g)
         goto done;
     yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
-    int bad = yajl_gen_map_open(g) != yajl_gen_status_ok || gen_str(g, "index") ||
-              gen_str(g, s->cfg->index) || gen_str(g, "table") || gen_str(g, s->table.name) ||
-              gen_str(g, "key") || gen_str(g, row->key) || gen_str(g, "txid") ||
-              gen_u64(g, row->txid) || gen_str(g, "version") || gen_u64(g, row->version) ||
-              gen_str(g, "error") || gen_str(g, why) || gen_str(g, "document") ||
-              yajl_gen_string(g, (const unsigned char *)s->doc.data, s->doc.len) !=
-                  yajl_gen_status_ok ||
-              yajl_gen_map_close(g) != yajl_gen_status_ok;
+    int bad =
+        yajl_gen_map_open(g) != yajl_gen_status_ok || gen_str(g, "index") ||
+        gen_str(g, s->cfg->index) || gen_str(g, "table") || gen_str(g, s->table.name) ||
+        gen_str(g, "key") || gen_str(g, row->key) || gen_str(g, "txid") || gen_u64(g, row->txid) ||
+        gen_str(g, "version") || gen_u64(g, row->version) || gen_str(g, "error") ||
+        gen_str(g, why) || gen_str(g, "document") ||
+        yajl_gen_string(g, (const unsigned char *)s->doc.data, s->doc.len) != yajl_gen_status_ok ||
+        yajl_gen_map_close(g) != yajl_gen_status_ok;
     yajl_gen_free(g);
     if (bad || sink.failed)
         goto done;
@@ -282,7 +282,8 @@ static int dead_letter(Sync *s, const PgRow *row, const char *why)
     snprintf(id, sizeof(id), "%s:%s:%" PRIu64, s->cfg->index, row->key, row->version);
     char err[512];
     for (int attempt = 0;; attempt++) {
-        EsResult r = es_put_doc(s->es, s->cfg->dead_letter_index, id, buf_str(&d), err, sizeof(err));
+        EsResult r =
+            es_put_doc(s->es, s->cfg->dead_letter_index, id, buf_str(&d), err, sizeof(err));
         if (r == ES_OK)
             break;
         if (r == ES_FAIL) {
@@ -382,14 +383,13 @@ static int deliver(Sync *s, const PgBatch *b)
             case ES_ITEM_REJECTED:
                 s->stats.rejected++;
                 if (s->cfg->on_reject == SYNC_REJECT_STOP) {
-                    log_error("the index rejected key %s (version %" PRIu64
-                              ", txid %" PRIu64 "): %s; stopping (--on-reject stop), the "
+                    log_error("the index rejected key %s (version %" PRIu64 ", txid %" PRIu64
+                              "): %s; stopping (--on-reject stop), the "
                               "cursor stays before this batch",
                               row->key, row->version, row->txid, it->error);
                     return -2;
                 }
-                log_warn("the index rejected key %s (version %" PRIu64
-                         "): %s; recorded in %s",
+                log_warn("the index rejected key %s (version %" PRIu64 "): %s; recorded in %s",
                          row->key, row->version, it->error, s->cfg->dead_letter_index);
                 if (!row->deleted && build_doc(s, row) < 0)
                     buf_reset(&s->doc);
@@ -424,13 +424,13 @@ static void stats_line(Sync *s, bool force)
     if (!force && (every <= 0 || t - s->stats.last_line < every))
         return;
     double dt = t - s->stats.last_line;
-    uint64_t lag_tx = s->stats.last_xmax > s->cursor.xid_next
-                          ? s->stats.last_xmax - s->cursor.xid_next
-                          : 0;
+    uint64_t lag_tx =
+        s->stats.last_xmax > s->cursor.xid_next ? s->stats.last_xmax - s->cursor.xid_next : 0;
     log_info("stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64
-             " conflicts, %" PRIu64 " retries, %" PRIu64 " rejected, %" PRIu64
-             " batches, %" PRIu64 " reconnects, lag %" PRIu64 " transactions %.1f s, %zu in progress",
-             s->stats.rows, dt > 0 ? (double)(s->stats.rows - s->stats.rows_at_last_line) / dt : 0.0,
+             " conflicts, %" PRIu64 " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64
+             " reconnects, lag %" PRIu64 " transactions %.1f s, %zu in progress",
+             s->stats.rows,
+             dt > 0 ? (double)(s->stats.rows - s->stats.rows_at_last_line) / dt : 0.0,
              s->stats.deletes, s->stats.conflicts, s->stats.retries, s->stats.rejected,
              s->stats.batches, s->stats.reconnects, lag_tx,
              s->stats.behind_since > 0 ? t - s->stats.behind_since : 0.0, s->cursor.n_xip);
@@ -537,7 +537,8 @@ static int start(Sync *s)
         return SYNC_EXIT_FAILED;
     }
     if (xmax < s->cursor.xid_next) {
-        log_error("the database's transaction ids (next %" PRIu64 ") are behind the cursor (%" PRIu64
+        log_error("the database's transaction ids (next %" PRIu64
+                  ") are behind the cursor (%" PRIu64
                   "): was it restored into another cluster? raise them with "
                   "select txidsync.configure_txid_offset(%" PRIu64 "); then start again",
                   xmax, s->cursor.xid_next, s->cursor.xid_next);

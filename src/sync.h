@@ -12,28 +12,28 @@
 typedef enum SyncOnReject { SYNC_REJECT_STOP = 0, SYNC_REJECT_DEAD_LETTER = 1 } SyncOnReject;
 
 typedef struct SyncConfig {
-    const char *conninfo;          /* NULL or "": libpq's PG* environment */
+    const char *conninfo; /* NULL or "": libpq's PG* environment */
     const char *es_url;
     const char *table;
-    const char *index;             /* NULL: the table's name */
+    const char *index; /* NULL: the table's name */
     long long batch_size;
-    bool once;                     /* catch up, then exit 0 */
+    bool once; /* catch up, then exit 0 */
     double crash_probability;
-    long long crash_seed;          /* 0: from time and pid */
-    int on_reject;                 /* SyncOnReject */
+    long long crash_seed; /* 0: from time and pid */
+    int on_reject;        /* SyncOnReject */
     const char *dead_letter_index;
-    const char *cursor_file;       /* NULL or "": the state index of the sink */
+    const char *cursor_file; /* NULL or "": the state index of the sink */
     const char *state_index;
     long long replicas;
-    long long poll_interval_ms;    /* longest wait between two polls when idle */
-    long long stats_interval_s;    /* 0: no stats lines */
+    long long poll_interval_ms; /* longest wait between two polls when idle */
+    long long stats_interval_s; /* 0: no stats lines */
 } SyncConfig;
 
 /* Exit codes of sync_run, also the daemon's. */
 enum {
-    SYNC_EXIT_OK = 0,       /* caught up (--once) or stopped by a signal */
-    SYNC_EXIT_FAILED = 1,   /* a fatal error, printed before returning */
-    SYNC_EXIT_USAGE = 2,    /* bad settings */
+    SYNC_EXIT_OK = 0,     /* caught up (--once) or stopped by a signal */
+    SYNC_EXIT_FAILED = 1, /* a fatal error, printed before returning */
+    SYNC_EXIT_USAGE = 2,  /* bad settings */
 };
 
 /* Runs the daemon until --once is satisfied, a signal arrives, or a fatal

@@ -20,8 +20,10 @@ static bool s_once;
 static int s_reject;
 
 static const Setting table[] = {
-    {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TEST_ES_URL", "URL", "url", NULL, 0, 0, &s_url},
-    {"batch-size", SETTING_INT, "500", "TEST_BATCH", "N", "rows per batch", NULL, 1, 100000, &s_batch},
+    {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TEST_ES_URL", "URL", "url", NULL, 0, 0,
+     &s_url},
+    {"batch-size", SETTING_INT, "500", "TEST_BATCH", "N", "rows per batch", NULL, 1, 100000,
+     &s_batch},
     {"crash-probability", SETTING_DOUBLE, "0", NULL, "P", "p", NULL, 0, 1, &s_prob},
     {"once", SETTING_BOOL, "false", NULL, NULL, "catch up and exit", NULL, 0, 0, &s_once},
     {"on-reject", SETTING_ENUM, "stop", NULL, NULL, "policy", "stop|dead-letter", 0, 0, &s_reject},
@@ -65,8 +67,9 @@ static void test_env_then_flags(void **state)
     assert_string_equal(s_url, "http://env:1");
     assert_int_equal(s_batch, 42);
 
-    char *argv2[] = {"t", "--batch-size", "7", "--es-url=http://flag:2", "--once",
-                     "--on-reject", "dead-letter", "--crash-probability=0.25", NULL};
+    char *argv2[] = {"t",      "--batch-size", "7",           "--es-url=http://flag:2",
+                     "--once", "--on-reject",  "dead-letter", "--crash-probability=0.25",
+                     NULL};
     assert_int_equal(parse(8, argv2, err, sizeof(err)), SETTINGS_OK);
     assert_string_equal(s_url, "http://flag:2");
     assert_int_equal(s_batch, 7);

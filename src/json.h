@@ -1,0 +1,57 @@
+/*
+ * json: the small pieces of JSON the hot path needs, without building a
+ * generator or a tree per document.
+ *
+ * Writing appends a string or a number to a Buf exactly as yajl's
+ * generator would write it (the rest of the project uses yajl, and both
+ * must agree byte for byte).  Reading looks up one number at a dotted path
+ * in a document with yajl's streaming parser, in constant memory.  The
+ * module knows nothing of the application.
+ */
+#ifndef TXIDSYNC_JSON_H
+#define TXIDSYNC_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/*
+ * Appends s (len bytes) to b as a JSON string: quoted, with '"', '\\' and
+ * control characters escaped the way yajl_gen_string does (\b \f \n \r
+ * \t, others as \u00XX in upper-case hex); other bytes, UTF-8 included,
+ * are copied as they are.  Returns 0, or -1 (b unchanged) when b's
+ * maximum would be exceeded or memory runs out.
+ */
+int json_append_string(Buf *b, const char *s, size_t len) __attribute__((warn_unused_result));
+
+/* Appends v in decimal; as json_append_string. */
+int json_append_u64(Buf *b, uint64_t v) __attribute__((warn_unused_result));
+
+/*
+ * A compiled dotted path ("data.ts"): object member names from the root,
+ * at most JSON_PATH_MAX of them.  Holds a copy of the text.
+ */
+#define JSON_PATH_MAX 8
+typedef struct JsonPath {
+    char text[256];
+    const char *parts[JSON_PATH_MAX];
+    size_t lens[JSON_PATH_MAX];
+    size_t n;
+} JsonPath;
+
+/* Compiles path into *p.  Returns 0, or -1 when it is empty, has an
+ * empty member name, more than JSON_PATH_MAX members or 255 bytes. */
+int json_path_compile(JsonPath *p, const char *path) __attribute__((warn_unused_result));
+
+/*
+ * Looks up the number at path p in the JSON object doc (len bytes) with a
+ * streaming parse that stops at the first match.  Returns true with *out
+ * set when the value there is a number; false when it is absent, not a
+ * number, or doc is not valid JSON up to that point.  Member names are
+ * compared byte for byte after yajl decoded their escapes.
+ */
+bool json_find_number(const char *doc, size_t len, const JsonPath *p, double *out);
+
+#endif

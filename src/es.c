@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
+
+#include "json.h"
 
 #define ES_RESPONSE_MAX ((size_t)256 << 20)
 
@@ -21,6 +24,7 @@ struct EsClient {
     char *base;    /* as given, may hold credentials: never printed */
     char *display; /* without credentials */
     long last_status;
+    Buf bulk_resp; /* the response of the last es_bulk, kept for its memory */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -66,6 +70,7 @@ EsClient *es_client_new(const char *base_url, char *err, size_t errlen)
     EsClient *c = calloc(1, sizeof(*c));
     if (!c)
         goto oom;
+    buf_init(&c->bulk_resp, ES_RESPONSE_MAX);
     c->base = strdup(base_url);
     c->display = strip_credentials(base_url);
     c->curl = curl_easy_init();
@@ -78,7 +83,12 @@ EsClient *es_client_new(const char *base_url, char *err, size_t errlen)
     while (n > 0 && c->display[n - 1] == '/')
         c->display[--n] = '\0';
     c->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
-    c->ndjson_headers = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    /* No "Expect: 100-continue" before a large bulk body: the sink is
+     * known to take it, and the wait would cost a round trip. */
+    struct curl_slist *nd = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    c->ndjson_headers = nd ? curl_slist_append(nd, "Expect:") : NULL;
+    if (!c->ndjson_headers)
+        curl_slist_free_all(nd);
     if (!c->json_headers || !c->ndjson_headers)
         goto oom;
     return c;
@@ -98,6 +108,7 @@ void es_client_free(EsClient *c)
     curl_slist_free_all(c->ndjson_headers);
     free(c->base);
     free(c->display);
+    buf_free(&c->bulk_resp);
     free(c);
 }
 
@@ -300,34 +311,19 @@ static void gen_print(void *ctx, const char *s, size_t len)
 }
 
 /* Appends the action line {"<action>":{"_index":..,"_id":..,"version":..,
- * "version_type":"external"}} and a newline. */
+ * "version_type":"external"}} and a newline, byte for byte what yajl's
+ * generator would write, without building one per action. */
 static int add_action(Buf *body, const char *action, const char *index, const char *id,
                       uint64_t version)
 {
-    GenSink sink = {body, 0};
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
+    if (buf_puts(body, "{\"") < 0 || buf_puts(body, action) < 0 ||
+        buf_puts(body, "\":{\"_index\":") < 0 ||
+        json_append_string(body, index, strlen(index)) < 0 || buf_puts(body, ",\"_id\":") < 0 ||
+        json_append_string(body, id, strlen(id)) < 0 || buf_puts(body, ",\"version\":") < 0 ||
+        json_append_u64(body, version) < 0 ||
+        buf_puts(body, ",\"version_type\":\"external\"}}\n") < 0)
         return -1;
-    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
-    char num[32];
-    int n = snprintf(num, sizeof(num), "%" PRIu64, version);
-    int ok =
-        yajl_gen_map_open(g) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)action, strlen(action)) == yajl_gen_status_ok &&
-        yajl_gen_map_open(g) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)"_index", 6) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)index, strlen(index)) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)"_id", 3) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)id, strlen(id)) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)"version", 7) == yajl_gen_status_ok &&
-        yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)"version_type", 12) == yajl_gen_status_ok &&
-        yajl_gen_string(g, (const unsigned char *)"external", 8) == yajl_gen_status_ok &&
-        yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    yajl_gen_free(g);
-    if (!ok || sink.failed)
-        return -1;
-    return buf_append(body, "\n", 1);
+    return 0;
 }
 
 int es_bulk_add_index(Buf *body, const char *index, const char *id, uint64_t version,
@@ -374,7 +370,7 @@ static void bulk_item(yajl_val op, EsBulkItem *item)
         describe_error(e, item->error, sizeof(item->error));
     if (item->status >= 200 && item->status < 300 && !e)
         item->result = ES_ITEM_OK;
-    else if (item->status == 404 && result && !strcmp(result, "not_found"))
+    else if (item->status == 404 && !e && (!result || !strcmp(result, "not_found")))
         item->result = ES_ITEM_OK; /* delete of a document that is not there */
     else if (item->status == 409 && strstr(item->error, "version_conflict_engine_exception"))
         item->result = ES_ITEM_CONFLICT;
@@ -384,51 +380,260 @@ static void bulk_item(yajl_val op, EsBulkItem *item)
         item->result = ES_ITEM_REJECTED;
 }
 
-EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char *err,
-                 size_t errlen)
+/*
+ * Reads the response of a _bulk request of n actions (HTTP status, body)
+ * into items[0..n-1].  The common case, "errors":false with one status per
+ * item, is recognised by a scan without building a tree: every item is
+ * then written (or a delete of an absent document).  Anything else is
+ * parsed item by item.  Returns as es_bulk does.
+ */
+static EsResult bulk_parse(const EsClient *c, long status, const Buf *resp, size_t n,
+                           EsBulkItem *items, char *err, size_t errlen)
 {
-    Buf resp;
-    buf_init(&resp, ES_RESPONSE_MAX);
-    long status = 0;
-    yajl_val v = NULL;
-    EsResult r = es_request(c, "POST", "/_bulk", buf_str(body), body->len, "application/x-ndjson",
-                            &status, &resp, err, errlen);
-    if (r != ES_OK)
-        goto done;
-    r = classify(status);
+    EsResult r = classify(status);
     if (r != ES_OK) {
-        set_err(err, errlen, "POST %s/_bulk: http %ld: %.300s", c->display, status, buf_str(&resp));
-        goto done;
+        set_err(err, errlen, "POST %s/_bulk: http %ld: %.300s", c->display, status, buf_str(resp));
+        return r;
+    }
+    const char *text = buf_str(resp);
+    const char *flag = strstr(text, "\"errors\":");
+    if (flag && flag - text < 64 && strncmp(flag + 9, "false", 5) == 0) {
+        size_t statuses = 0;
+        for (const char *p = strstr(flag, "\"status\":"); p; p = strstr(p + 9, "\"status\":"))
+            statuses++;
+        if (statuses == n) {
+            for (size_t i = 0; i < n; i++) {
+                items[i].result = ES_ITEM_OK;
+                items[i].status = 200;
+                items[i].error[0] = '\0';
+            }
+            return ES_OK;
+        }
     }
     char perr[256];
-    v = yajl_tree_parse(buf_str(&resp), perr, sizeof(perr));
+    yajl_val v = yajl_tree_parse(text, perr, sizeof(perr));
     const char *items_path[] = {"items", NULL};
     yajl_val arr = v ? yajl_tree_get(v, items_path, yajl_t_array) : NULL;
+    r = ES_OK;
     if (!arr) {
-        set_err(err, errlen, "POST %s/_bulk: response not understood: %.200s", c->display,
-                buf_str(&resp));
+        set_err(err, errlen, "POST %s/_bulk: response not understood: %.200s", c->display, text);
         r = ES_FAIL;
-        goto done;
-    }
-    if (YAJL_GET_ARRAY(arr)->len != n) {
+    } else if (YAJL_GET_ARRAY(arr)->len != n) {
         set_err(err, errlen, "POST %s/_bulk: %zu items answered for %zu sent", c->display,
                 YAJL_GET_ARRAY(arr)->len, n);
         r = ES_FAIL;
-        goto done;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; r == ES_OK && i < n; i++) {
         yajl_val it = YAJL_GET_ARRAY(arr)->values[i];
         if (!YAJL_IS_OBJECT(it) || YAJL_GET_OBJECT(it)->len != 1) {
             set_err(err, errlen, "POST %s/_bulk: item %zu not understood", c->display, i);
             r = ES_FAIL;
-            goto done;
+            break;
         }
         bulk_item(YAJL_GET_OBJECT(it)->values[0], &items[i]);
     }
-done:
     yajl_tree_free(v);
-    buf_free(&resp);
     return r;
+}
+
+EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char *err,
+                 size_t errlen)
+{
+    long status = 0;
+    EsResult r = es_request(c, "POST", ES_BULK_PATH, buf_str(body), body->len,
+                            "application/x-ndjson", &status, &c->bulk_resp, err, errlen);
+    if (r != ES_OK)
+        return r;
+    return bulk_parse(c, status, &c->bulk_resp, n, items, err, errlen);
+}
+
+/* Milliseconds of the monotonic clock. */
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long es_pipe_send waits at most for the sink to take the request. */
+#define PIPE_FLUSH_MS 50
+
+/* One connection of a pipe and the request on it, if any. */
+typedef struct EsLane {
+    CURL *curl;
+    bool busy;
+    Buf resp;
+    size_t n;
+    EsBulkItem *items; /* borrowed while busy */
+    void *tag;
+} EsLane;
+
+struct EsPipe {
+    EsClient *c;
+    CURLM *multi;
+    EsLane *lanes;
+    size_t n_lanes;
+    size_t busy;
+    char url[2048];
+};
+
+EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
+{
+    if (max_in_flight < 1 || max_in_flight > 64) {
+        set_err(err, errlen, "%zu requests in flight is not within 1..64", max_in_flight);
+        return NULL;
+    }
+    EsPipe *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto oom;
+    p->c = c;
+    if ((size_t)snprintf(p->url, sizeof(p->url), "%s%s", c->base, ES_BULK_PATH) >= sizeof(p->url)) {
+        set_err(err, errlen, "sink url too long");
+        free(p);
+        return NULL;
+    }
+    p->multi = curl_multi_init();
+    p->lanes = calloc(max_in_flight, sizeof(*p->lanes));
+    if (!p->multi || !p->lanes)
+        goto oom;
+    p->n_lanes = max_in_flight;
+    for (size_t i = 0; i < max_in_flight; i++) {
+        EsLane *l = &p->lanes[i];
+        buf_init(&l->resp, ES_RESPONSE_MAX);
+        l->curl = curl_easy_init();
+        if (!l->curl)
+            goto oom;
+        CURL *h = l->curl;
+        curl_easy_setopt(h, CURLOPT_URL, p->url);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &l->resp);
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->ndjson_headers);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, l);
+    }
+    return p;
+oom:
+    set_err(err, errlen, "out of memory creating a bulk pipe");
+    es_pipe_free(p);
+    return NULL;
+}
+
+void es_pipe_free(EsPipe *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; p->lanes && i < p->n_lanes; i++) {
+        EsLane *l = &p->lanes[i];
+        if (l->busy)
+            curl_multi_remove_handle(p->multi, l->curl);
+        if (l->curl)
+            curl_easy_cleanup(l->curl);
+        buf_free(&l->resp);
+    }
+    free(p->lanes);
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    free(p);
+}
+
+size_t es_pipe_in_flight(const EsPipe *p)
+{
+    return p->busy;
+}
+
+bool es_pipe_has_room(const EsPipe *p)
+{
+    return p->busy < p->n_lanes;
+}
+
+EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, void *tag, char *err,
+                      size_t errlen)
+{
+    EsLane *l = NULL;
+    for (size_t i = 0; i < p->n_lanes && !l; i++)
+        if (!p->lanes[i].busy)
+            l = &p->lanes[i];
+    if (!l) {
+        set_err(err, errlen, "POST %s/_bulk: no room for another request", p->c->display);
+        return ES_FAIL;
+    }
+    buf_reset(&l->resp);
+    curl_easy_setopt(l->curl, CURLOPT_POSTFIELDS, buf_str(body));
+    curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+    CURLMcode mc = curl_multi_add_handle(p->multi, l->curl);
+    if (mc != CURLM_OK) {
+        set_err(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
+        return ES_FAIL;
+    }
+    l->busy = true;
+    l->n = n;
+    l->items = items;
+    l->tag = tag;
+    p->busy++;
+    /* Transfers only move inside libcurl calls: write the request out now,
+     * so that the sink works on it while the caller does something else
+     * (reads the next batch).  Bounded, in case the sink reads slowly. */
+    long long give_up = mono_ms() + PIPE_FLUSH_MS;
+    for (;;) {
+        int running = 0;
+        curl_multi_perform(p->multi, &running);
+        curl_off_t sent = 0;
+        curl_easy_getinfo(l->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+        if ((size_t)sent >= body->len || running == 0 || mono_ms() >= give_up)
+            break;
+        curl_multi_poll(p->multi, NULL, 0, 1, NULL);
+    }
+    return ES_OK;
+}
+
+/* Hands back the request of lane l, whose transfer ended with rc. */
+static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
+{
+    curl_multi_remove_handle(p->multi, l->curl);
+    l->busy = false;
+    p->busy--;
+    done->tag = l->tag;
+    done->err[0] = '\0';
+    if (rc != CURLE_OK) {
+        set_err(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
+                curl_easy_strerror(rc));
+        p->c->last_status = 0;
+        done->result = ES_RETRY;
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
+    p->c->last_status = status;
+    done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
+}
+
+int es_pipe_wait(EsPipe *p, int timeout_ms, EsPipeDone *done)
+{
+    long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int running = 0;
+        curl_multi_perform(p->multi, &running);
+        int queued = 0;
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(p->multi, &queued)) != NULL) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            EsLane *l = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&l);
+            if (!l || !l->busy)
+                continue;
+            pipe_finish(p, l, m->data.result, done);
+            return 1;
+        }
+        long long left = deadline - mono_ms();
+        if (p->busy == 0 || left <= 0)
+            return 0;
+        curl_multi_poll(p->multi, NULL, 0, (int)left, NULL);
+    }
 }
 
 EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *found, Buf *doc,

@@ -88,6 +88,11 @@ typedef struct EsBulkItem {
     char error[512]; /* "type: reason" when not ok */
 } EsBulkItem;
 
+/* The path every _bulk request goes to: the response is cut down to what
+ * the caller looks at (the errors flag, each item's status and error), so
+ * that the sink spends less time writing it and the client reading it. */
+#define ES_BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error"
+
 /*
  * Sends a _bulk body of n actions and fills items[0..n-1] with their
  * outcomes, in order.  Returns ES_OK when the response was read (items
@@ -97,6 +102,58 @@ typedef struct EsBulkItem {
  */
 EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char *err,
                  size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * A pipe keeps up to a fixed number of _bulk requests in flight at once,
+ * each on a connection of its own that stays open from one request to the
+ * next.  The caller starts requests with es_pipe_send and collects them,
+ * in whatever order they finish, with es_pipe_wait; a request's outcome
+ * is exactly what es_bulk would have returned for it.  The pipe borrows
+ * its client, which must outlive it; requests in flight borrow their body
+ * and items until es_pipe_wait hands them back.  Single-threaded: the
+ * transfers only progress inside es_pipe_wait.
+ */
+typedef struct EsPipe EsPipe;
+
+/* Creates a pipe of max_in_flight (1 to 64) lanes for client c.  Returns
+ * NULL with err filled when out of memory; the caller frees it with
+ * es_pipe_free. */
+EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Abandons the requests in flight (their outcome is never known), closes
+ * the pipe's connections and frees p; NULL is ignored. */
+void es_pipe_free(EsPipe *p);
+
+/* How many requests are in flight. */
+size_t es_pipe_in_flight(const EsPipe *p);
+
+/* Whether another request can be started now. */
+bool es_pipe_has_room(const EsPipe *p);
+
+/*
+ * Starts sending body (n actions; borrowed, with items[0..n-1], until the
+ * request is handed back by es_pipe_wait) and returns at once.  tag is
+ * the caller's name for the request.  Returns ES_OK, or ES_FAIL with err
+ * filled when the pipe is full or libcurl refuses the request.
+ */
+EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, void *tag, char *err,
+                      size_t errlen) __attribute__((warn_unused_result));
+
+/* A finished request, as es_pipe_wait hands it back. */
+typedef struct EsPipeDone {
+    void *tag;       /* as given to es_pipe_send */
+    EsResult result; /* what es_bulk would have returned; items are filled on ES_OK */
+    char err[1024];  /* filled unless result is ES_OK */
+} EsPipeDone;
+
+/*
+ * Moves the transfers along for at most timeout_ms milliseconds (0: only
+ * what can be done without waiting) and hands back one finished request
+ * in *done.  Returns 1 when it did, 0 when none finished in time (at once
+ * when nothing is in flight).
+ */
+int es_pipe_wait(EsPipe *p, int timeout_ms, EsPipeDone *done) __attribute__((warn_unused_result));
 
 /*
  * Reads the _source of document id in index into doc (reset first).

@@ -34,6 +34,9 @@ int main(int argc, char **argv)
          "index to write to (default: the table's name)", NULL, 0, 0, &cfg.index},
         {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
          "rows read per batch and sent per bulk request", NULL, 1, 100000, &cfg.batch_size},
+        {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
+         "bulk requests in flight at once; the next batch is read while they are", NULL, 1, 64,
+         &cfg.bulk_concurrency},
         {"once", SETTING_BOOL, "false", NULL, NULL, "catch up, persist the cursor, then exit 0",
          NULL, 0, 0, &cfg.once},
         {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
@@ -55,6 +58,11 @@ int main(int argc, char **argv)
          &cfg.poll_interval_ms},
         {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
          "seconds between two stats lines; 0 for none", NULL, 0, 86400, &cfg.stats_interval_s},
+        {"latency-field", SETTING_STRING, "", NULL, "PATH",
+         "measure commit-to-acknowledgement latency: the dotted path of a number in each row's "
+         "document holding its write time in epoch seconds (e.g. data.ts); quantiles go to the "
+         "stats lines and the exit line; empty for off",
+         NULL, 0, 0, &cfg.latency_field},
         {"crash-probability", SETTING_DOUBLE, "0", "TXIDSYNC_CRASH_PROBABILITY", "P",
          "crash injection: SIGKILL itself with probability P at each crash point (testing only)",
          NULL, 0, 1, &cfg.crash_probability},

@@ -17,7 +17,8 @@ typedef struct SyncConfig {
     const char *table;
     const char *index; /* NULL: the table's name */
     long long batch_size;
-    bool once; /* catch up, then exit 0 */
+    long long bulk_concurrency; /* _bulk requests in flight at once */
+    bool once;                  /* catch up, then exit 0 */
     double crash_probability;
     long long crash_seed; /* 0: from time and pid */
     int on_reject;        /* SyncOnReject */
@@ -27,6 +28,7 @@ typedef struct SyncConfig {
     long long replicas;
     long long poll_interval_ms; /* longest wait between two polls when idle */
     long long stats_interval_s; /* 0: no stats lines */
+    const char *latency_field;  /* NULL or "": no latency measurement */
 } SyncConfig;
 
 /* Exit codes of sync_run, also the daemon's. */

@@ -1,10 +1,13 @@
 # txidsync: one Makefile builds the daemon and its two tools from the same
 # objects (build/libtxidsync.a), the unit tests, and drives the test bed.
 #
-#   make            build/txidsync, build/load-generator, build/consistency-check
+#   make            build/txidsync, build/load-generator, build/consistency-check,
+#                   build/bulk-loader (the benchmark's raw ceiling)
 #   make check      deps, build, unit tests (also under ASan/UBSan),
 #                   integration tests (real servers), the crash-loop fuzz
 #   make demo       the crash-loop demo against a private Postgres + OpenSearch
+#   make bench      the benchmarks on a private bed; writes BENCHMARKS.md and
+#                   benchmarks/*.png (tools/bench; about 20 minutes)
 #   make asan       unit tests under AddressSanitizer + UBSan
 #   make help       every target
 
@@ -40,7 +43,8 @@ LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libtxidsync.a
 
-PROGRAMS  := $(BUILD)/txidsync $(BUILD)/load-generator $(BUILD)/consistency-check
+PROGRAMS  := $(BUILD)/txidsync $(BUILD)/load-generator $(BUILD)/consistency-check \
+             $(BUILD)/bulk-loader
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -75,6 +79,11 @@ $(BUILD)/load-generator: $(BUILD)/obj/tools/load_generator.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/consistency-check: $(BUILD)/obj/tools/consistency_check.o $(LIB)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The benchmark's raw ceiling: the simplest _bulk loader (tools/bench).
+$(BUILD)/bulk-loader: $(BUILD)/obj/tools/bulk_loader.o $(LIB)
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -14,7 +14,9 @@ static const char summary[] =
     "Copies a tracked PostgreSQL table into Elasticsearch/OpenSearch and keeps the copy\n"
     "exact: rows are read in transaction-id order through an MVCC snapshot cursor and\n"
     "written with external versions, so restarts and replays are harmless.\n"
-    "Track a table first: psql -f sql/txidsync.sql; select txidsync.track('TABLE').";
+    "Track a table first: psql -f sql/txidsync.sql; select txidsync.track('TABLE').\n"
+    "SIGTERM or SIGINT: finish the requests in flight, save the cursor, exit 0.  SIGUSR1:\n"
+    "print the stats line and the latency so far (--latency-field), then count it afresh.";
 
 int main(int argc, char **argv)
 {

@@ -46,11 +46,18 @@
 #define WAIT_STEP_MS      100 /* longest wait for the sink without looking at signals */
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t report_requested;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_report_signal(int sig)
+{
+    (void)sig;
+    report_requested = 1;
 }
 
 typedef struct Stats {
@@ -672,17 +679,30 @@ static int acknowledge(Sync *s)
     return 0;
 }
 
-/* Milliseconds until the earliest waiting slot may go again, at most
- * WAIT_STEP_MS. */
-static int next_retry_ms(Sync *s)
+/*
+ * How long the loop may wait for the sink now, in milliseconds: 0 when it
+ * has something else to do (read on, or acknowledge the oldest slot) or
+ * nothing to wait for; otherwise until a request finishes or the earliest
+ * backoff ends, at most WAIT_STEP_MS.
+ */
+static int wait_budget_ms(Sync *s)
 {
+    if ((!s->read_caught_up && s->used < s->n_slots) ||
+        (s->used > 0 && slot_at(s, 0)->state == SLOT_DONE))
+        return 0;
     double t = now_s();
     double wait = (double)WAIT_STEP_MS / 1000.0;
+    bool backing_off = false;
     for (size_t i = 0; i < s->used; i++) {
         const Slot *sl = slot_at(s, i);
-        if (sl->state == SLOT_WAITING && sl->retry_at - t < wait)
+        if (sl->state != SLOT_WAITING)
+            continue;
+        backing_off = true;
+        if (sl->retry_at - t < wait)
             wait = sl->retry_at - t;
     }
+    if (!backing_off && es_pipe_in_flight(s->pipe) == 0)
+        return 0;
     return wait > 0 ? (int)(wait * 1000) + 1 : 0;
 }
 
@@ -746,7 +766,7 @@ static void stats_line(Sync *s, bool force)
 }
 
 /* Prints the latency quantiles of every row acknowledged since the start
- * (with --latency-field). */
+ * or the last SIGUSR1 (with --latency-field). */
 static void latency_summary(Sync *s)
 {
     if (!s->latency_on)
@@ -755,6 +775,18 @@ static void latency_summary(Sync *s)
     log_info("latency: %" PRIu64 " rows, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", h->n,
              latency_quantile(h, 0.50) * 1e3, latency_quantile(h, 0.95) * 1e3,
              latency_quantile(h, 0.99) * 1e3, h->max_s * 1e3);
+}
+
+/* On SIGUSR1: prints the stats line and the latency so far, then counts
+ * latency afresh (so that a measurement can leave out a warm-up). */
+static void report_if_asked(Sync *s)
+{
+    if (!report_requested)
+        return;
+    report_requested = 0;
+    stats_line(s, true);
+    latency_summary(s);
+    latency_reset(&s->latency_total);
 }
 
 /* Connects to both ends, checks everything that can be checked before
@@ -967,8 +999,7 @@ static int loop(Sync *s)
             return SYNC_EXIT_FAILED;
         /* Look at the sink without waiting while there is more to read;
          * otherwise wait for a request to finish or a retry to be due. */
-        bool can_read = !s->read_caught_up && s->used < s->n_slots;
-        int rc = collect(s, can_read || s->used == 0 ? 0 : next_retry_ms(s));
+        int rc = collect(s, wait_budget_ms(s));
         if (rc == -2)
             return SYNC_EXIT_FAILED;
         if (rc == -1)
@@ -979,6 +1010,7 @@ static int loop(Sync *s)
         if (rc == -1)
             break;
         stats_line(s, false);
+        report_if_asked(s);
 
         if (!(s->read_caught_up && s->used == 0))
             continue;
@@ -1018,6 +1050,8 @@ int sync_run(const SyncConfig *cfg)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_report_signal;
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (cfg->crash_probability > 0) {

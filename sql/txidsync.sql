@@ -46,7 +46,12 @@
 -- that writes T sends NOTIFY on the channel "txidsync_<T>" (the table name
 -- without schema, cut to 63 bytes; stored in txidsync.tracked.channel),
 -- with an empty payload.  NOTIFY serialises committing writers, so it is
--- optional per table.
+-- optional per table and off by default: BENCHMARKS.md measured writers of
+-- a notifying table at less than half the throughput of a quiet one, while
+-- the syncer's adaptive poll (20 ms while changes flow) keeps a quiet
+-- table's changes well within a tenth of a second of their commit.  Turn
+-- it on for the lowest latency after idle periods (without it, the first
+-- change after a pause waits up to the syncer's --poll-interval).
 --
 -- Privileges: track() must be run by a role that owns the table (it adds
 -- triggers).  The row trigger function is SECURITY DEFINER, so any role that
@@ -191,8 +196,9 @@ $$;
 -- (when notify) NOTIFY triggers, and records it in txidsync.tracked.
 -- Writers of tbl wait while this runs.  On a table already tracked it keeps
 -- the side table and its rows, regenerates the trigger function (so a new
--- version of this file takes effect) and applies notify.
-create or replace function txidsync.track(tbl regclass, notify boolean default true)
+-- version of this file takes effect) and applies notify (off by default,
+-- see "Notification channel" above).
+create or replace function txidsync.track(tbl regclass, notify boolean default false)
     returns void
     language plpgsql
     set client_min_messages = warning

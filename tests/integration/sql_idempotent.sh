@@ -39,11 +39,16 @@ before=$(q -c "select txidsync.txid_offset()")
 q -c "select txidsync.configure_txid_offset(10)" >/dev/null
 expect "$before" "select txidsync.txid_offset()"
 
-# track, track again, change notify, untrack, untrack again, track.
+# track (notify is off by default), track again with notify, change
+# notify, untrack, untrack again, track.
 q -c "create table public.tr (id text primary key, v int)"
 q -c "insert into public.tr values ('a', 1), ('b', 2)"
 q -c "select txidsync.track('public.tr')" >/dev/null
-q -c "select txidsync.track('public.tr')" >/dev/null
+expect "rows_tr|id|text|f|txidsync_tr" \
+    "select side_table, key_column, key_type, notify, channel from txidsync.tracked"
+expect "txidsync_row txidsync_truncate" \
+    "select string_agg(tgname, ' ' order by tgname) from pg_trigger where tgrelid = 'public.tr'::regclass"
+q -c "select txidsync.track('public.tr', notify => true)" >/dev/null
 expect "rows_tr|id|text|t|txidsync_tr" \
     "select side_table, key_column, key_type, notify, channel from txidsync.tracked"
 expect "2|1" "select count(*), max(version) from txidsync.rows_tr"
@@ -62,7 +67,7 @@ expect 0 "select count(*) from pg_trigger where tgrelid = 'public.tr'::regclass"
 expect "" "select to_regclass('txidsync.rows_tr')"
 expect "" "select to_regprocedure('txidsync.rows_tr_trg()')"
 q -c "select txidsync.untrack('public.tr')" >/dev/null
-q -c "select txidsync.track('public.tr')" >/dev/null
+q -c "select txidsync.track('public.tr', true)" >/dev/null
 expect "2|1" "select count(*), max(version) from txidsync.rows_tr"
 q -c "delete from public.tr where id = 'b'"
 q -c "insert into public.tr values ('b', 9)"

@@ -611,9 +611,10 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
 }
 
-int es_pipe_wait(EsPipe *p, int timeout_ms, EsPipeDone *done)
+int es_pipe_wait(EsPipe *p, int timeout_ms, int other_fd, EsPipeDone *done)
 {
     long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    struct curl_waitfd other = {.fd = other_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
     for (;;) {
         int running = 0;
         curl_multi_perform(p->multi, &running);
@@ -630,9 +631,10 @@ int es_pipe_wait(EsPipe *p, int timeout_ms, EsPipeDone *done)
             return 1;
         }
         long long left = deadline - mono_ms();
-        if (p->busy == 0 || left <= 0)
+        if ((p->busy == 0 && other_fd < 0) || left <= 0 || (other.revents & CURL_WAIT_POLLIN))
             return 0;
-        curl_multi_poll(p->multi, NULL, 0, (int)left, NULL);
+        curl_multi_poll(p->multi, other_fd >= 0 ? &other : NULL, other_fd >= 0 ? 1 : 0, (int)left,
+                        NULL);
     }
 }
 

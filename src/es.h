@@ -150,10 +150,13 @@ typedef struct EsPipeDone {
 /*
  * Moves the transfers along for at most timeout_ms milliseconds (0: only
  * what can be done without waiting) and hands back one finished request
- * in *done.  Returns 1 when it did, 0 when none finished in time (at once
- * when nothing is in flight).
+ * in *done.  Returns 1 when it did, 0 when none finished in time, when
+ * other_fd (if >= 0: a descriptor of the caller's, such as a database
+ * socket) became readable, or at once when nothing is in flight and
+ * other_fd is -1.
  */
-int es_pipe_wait(EsPipe *p, int timeout_ms, EsPipeDone *done) __attribute__((warn_unused_result));
+int es_pipe_wait(EsPipe *p, int timeout_ms, int other_fd, EsPipeDone *done)
+    __attribute__((warn_unused_result));
 
 /*
  * Reads the _source of document id in index into doc (reset first).

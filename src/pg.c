@@ -34,6 +34,10 @@ struct PgConn {
     PGconn *conn;
     char **channels; /* owned; every channel given to pg_listen */
     size_t n_channels;
+    bool batch_started;  /* a batch query of pg_batch_start is outstanding */
+    PGresult *batch_got; /* its result, once read, until the last result is */
+    size_t batch_limit;  /* its q->limit */
+    const PgTable *batch_table;
 };
 
 /*
@@ -317,6 +321,7 @@ void pg_free(PgConn *c)
 {
     if (!c)
         return;
+    PQclear(c->batch_got);
     if (c->conn)
         PQfinish(c->conn);
     for (size_t i = 0; i < c->n_channels; i++)
@@ -356,6 +361,9 @@ static int listen_once(PgConn *c, const char *channel, char *err, size_t errlen)
 
 int pg_reconnect(PgConn *c, char *err, size_t errlen)
 {
+    c->batch_started = false;
+    PQclear(c->batch_got);
+    c->batch_got = NULL;
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK)
         return fail(err, errlen, PG_LOST, "pg: reconnect: %s", PQerrorMessage(c->conn));
@@ -607,27 +615,15 @@ void pg_batch_free(PgBatch *b)
     memset(b, 0, sizeof *b);
 }
 
-int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
-                   size_t errlen)
+/* Fills *b (emptied first) from the batch query's result res, which it
+ * takes over, and checks it for q's limit.  Returns PG_OK, or PG_ERROR
+ * with err filled and *b empty. */
+static int read_batch(PGresult *res, const PgTable *t, size_t limit, PgBatch *b, char *err,
+                      size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    BatchParams p;
-    Buf sql;
-    buf_init(&sql, PG_TEXT_MAX);
-    int rc = PG_ERROR;
-    if (batch_params(q, &p, err, errlen) != 0)
-        goto done;
-    if (build_batch_sql(t, &sql) != 0) {
-        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
-        goto done;
-    }
-    PGresult *res;
-    rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "batch query", &res, err,
-                     errlen);
-    if (rc != PG_OK)
-        goto done;
     b->result = res;
-    rc = PG_ERROR;
+    int rc = PG_ERROR;
     int n = PQntuples(res);
     if (PQnfields(res) != N_BATCH_COLS) {
         fail(err, errlen, PG_ERROR, "pg: batch query: unexpected result shape");
@@ -659,18 +655,121 @@ int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b
         fail(err, errlen, PG_ERROR, "pg: batch query: no snapshot in the result");
         goto done;
     }
-    if (b->n_rows > q->limit) {
+    if (b->n_rows > limit) {
         fail(err, errlen, PG_ERROR, "pg: batch query: %zu rows for a limit of %zu", b->n_rows,
-             q->limit);
+             limit);
         goto done;
     }
     rc = PG_OK;
 done:
-    buf_free(&p.xip);
-    buf_free(&sql);
     if (rc != PG_OK)
         pg_batch_free(b);
     return rc;
+}
+
+int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
+                   size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    if (c->batch_started)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: another one is outstanding");
+    BatchParams p;
+    Buf sql;
+    buf_init(&sql, PG_TEXT_MAX);
+    int rc = PG_ERROR;
+    if (batch_params(q, &p, err, errlen) != 0)
+        goto done;
+    if (build_batch_sql(t, &sql) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
+        goto done;
+    }
+    PGresult *res;
+    rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "batch query", &res, err,
+                     errlen);
+    if (rc == PG_OK)
+        rc = read_batch(res, t, q->limit, b, err, errlen);
+done:
+    buf_free(&p.xip);
+    buf_free(&sql);
+    return rc;
+}
+
+int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err, size_t errlen)
+{
+    if (c->batch_started)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: another one is outstanding");
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: batch query: the connection is lost");
+    BatchParams p;
+    Buf sql;
+    buf_init(&sql, PG_TEXT_MAX);
+    int rc = PG_ERROR;
+    if (batch_params(q, &p, err, errlen) != 0)
+        goto done;
+    if (build_batch_sql(t, &sql) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
+        goto done;
+    }
+    /* libpq copies the statement and the parameters into its buffer. */
+    if (!PQsendQueryParams(c->conn, buf_str(&sql), 5, NULL, p.values, NULL, NULL, 0)) {
+        rc = fail(err, errlen, PQstatus(c->conn) == CONNECTION_OK ? PG_ERROR : PG_LOST,
+                  "pg: batch query: %s", PQerrorMessage(c->conn));
+        goto done;
+    }
+    c->batch_started = true;
+    c->batch_got = NULL;
+    c->batch_limit = q->limit;
+    c->batch_table = t;
+    rc = PG_OK;
+done:
+    buf_free(&p.xip);
+    buf_free(&sql);
+    return rc;
+}
+
+int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
+{
+    *done = false;
+    memset(b, 0, sizeof *b);
+    if (!c->batch_started)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: none is outstanding");
+    if (!PQconsumeInput(c->conn)) {
+        c->batch_started = false;
+        PQclear(c->batch_got);
+        c->batch_got = NULL;
+        return fail(err, errlen, PG_LOST, "pg: batch query: %s", PQerrorMessage(c->conn));
+    }
+    /* Every result must be read, up to the NULL that ends them, before
+     * the connection takes another statement. */
+    while (!PQisBusy(c->conn)) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res) {
+            if (c->batch_got)
+                PQclear(res); /* one statement has one result: ignore more */
+            else
+                c->batch_got = res;
+            continue;
+        }
+        res = c->batch_got;
+        c->batch_got = NULL;
+        c->batch_started = false;
+        *done = true;
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+            return result_fail(c, res, "batch query", err, errlen);
+        return read_batch(res, c->batch_table, c->batch_limit, b, err, errlen);
+    }
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        c->batch_started = false;
+        PQclear(c->batch_got);
+        c->batch_got = NULL;
+        return fail(err, errlen, PG_LOST, "pg: batch query: the connection is lost");
+    }
+    return PG_OK;
+}
+
+int pg_socket(const PgConn *c)
+{
+    return c && c->conn ? PQsocket(c->conn) : -1;
 }
 
 int pg_batch_explain(PgConn *c, const PgTable *t, const CursorQuery *q, char **plan, char *err,

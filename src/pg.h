@@ -139,6 +139,24 @@ typedef struct PgBatch {
 int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * The batch query of pg_batch_fetch without waiting for it: pg_batch_start
+ * sends it and returns; the caller waits for input on pg_socket() (with
+ * whatever else it waits for) and calls pg_batch_poll, which reads what
+ * arrived and, once the whole result is in, fills *b exactly as
+ * pg_batch_fetch would and sets *done.  Until then nothing else may use
+ * the connection, and t stays borrowed.  pg_reconnect forgets an outstanding query.  Both return
+ * PG_OK/PG_ERROR/PG_LOST; after a failure of pg_batch_poll (*done is then
+ * set unless the connection was lost) no query is outstanding.
+ */
+int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The connection's socket, to wait on for pg_batch_poll; -1 when none. */
+int pg_socket(const PgConn *c);
+
 /* Frees what *b owns and empties it; an empty batch is fine. */
 void pg_batch_free(PgBatch *b);
 

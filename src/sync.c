@@ -4,7 +4,9 @@
  * Batches flow through a short pipeline of slots, in the order they were
  * read: read a batch under the read cursor (pg), build its _bulk body with
  * external versions and send it (es), up to --bulk-concurrency requests in
- * flight at once while the next batch is already read and built.  The
+ * flight at once while the next batch is already read and built.  Neither
+ * side waits for the other: the batch query is asynchronous, and one wait
+ * covers the database socket and the sink's connections.  The
  * read cursor moves as soon as a batch is read; the acknowledged cursor,
  * the only one ever persisted (store), moves past a batch only once every
  * action of it and of every batch before it is acknowledged.  A batch
@@ -48,12 +50,14 @@
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t report_requested;
 
+/* SIGTERM, SIGINT: asks the loop to stop after the requests in flight. */
 static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
 }
 
+/* SIGUSR1: asks the loop for a report (see report_if_asked). */
 static void on_report_signal(int sig)
 {
     (void)sig;
@@ -104,6 +108,7 @@ typedef struct Sync {
     Cursor saved;        /* what the store holds */
     Cursor ahead;        /* read: where the next batch starts */
     bool read_caught_up; /* the last batch read was short: wait before reading on */
+    bool fetching;       /* the next batch's query is outstanding */
     uint64_t rows_read;  /* rows read since the last wait for changes */
     Slot *slots;         /* a ring of n_slots in reading order */
     size_t n_slots, head, used;
@@ -367,6 +372,7 @@ static uint64_t key_hash(const char *key)
     return h;
 }
 
+/* Orders two hashes ascending, for qsort. */
 static int compare_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -410,33 +416,61 @@ static int slot_reserve(Slot *sl, size_t n)
     return 0;
 }
 
-/*
- * Reads the next batch under the read cursor into a new slot at the end
- * of the ring (there must be room), moves the read cursor past it and
- * notes whether it came back short.  Returns 0 (a slot was added, or a
- * failed query will be tried again: the error is logged), -1 on a stop
- * request, -2 on a fatal error (printed).
- */
-static int fetch(Sync *s, int *fetch_errors)
+/* Handles a failed batch query: reconnects after a lost connection, backs
+ * off after an error, gives up after FETCH_ERRORS_MAX errors in a row.
+ * Returns 0 (try again), -1 on a stop request, -2 when giving up. */
+static int fetch_failed(Sync *s, int rc, const char *err, int *fetch_errors)
 {
-    const SyncConfig *cfg = s->cfg;
-    char err[1024];
-    CursorQuery q;
-    cursor_query(&s->ahead, (size_t)cfg->batch_size, &q);
-    Slot *sl = slot_at(s, s->used);
-    int rc = pg_batch_fetch(s->pg, &s->table, &q, &sl->batch, err, sizeof(err));
     if (rc == PG_LOST) {
         log_warn("lost the connection to postgres, reconnecting: %s", err);
         return reconnect(s);
     }
-    if (rc == PG_ERROR) {
-        if (++*fetch_errors > FETCH_ERRORS_MAX) {
-            log_error("the batch query keeps failing, giving up: %s", err);
-            return -2;
-        }
-        log_warn("the batch query failed (%d of %d): %s", *fetch_errors, FETCH_ERRORS_MAX, err);
-        return backoff(s, *fetch_errors);
+    if (++*fetch_errors > FETCH_ERRORS_MAX) {
+        log_error("the batch query keeps failing, giving up: %s", err);
+        return -2;
     }
+    log_warn("the batch query failed (%d of %d): %s", *fetch_errors, FETCH_ERRORS_MAX, err);
+    return backoff(s, *fetch_errors);
+}
+
+/*
+ * Sends the query of the next batch under the read cursor, without waiting
+ * for it (there must be a free slot).  Returns 0 (sent, or a failure was
+ * handled and the query is to be sent again), -1 on a stop request, -2 on
+ * a fatal error (printed).
+ */
+static int fetch_start(Sync *s, int *fetch_errors)
+{
+    char err[1024];
+    CursorQuery q;
+    cursor_query(&s->ahead, (size_t)s->cfg->batch_size, &q);
+    int rc = pg_batch_start(s->pg, &s->table, &q, err, sizeof(err));
+    if (rc != PG_OK)
+        return fetch_failed(s, rc, err, fetch_errors);
+    s->fetching = true;
+    return 0;
+}
+
+/*
+ * Reads what arrived of the outstanding batch query; once it is complete,
+ * puts the batch into a new slot at the end of the ring, moves the read
+ * cursor past it and notes whether it came back short.  Returns 0 (also
+ * while the result is still coming, or after a handled failure), -1 on a
+ * stop request, -2 on a fatal error (printed).
+ */
+static int fetch_poll(Sync *s, int *fetch_errors)
+{
+    const SyncConfig *cfg = s->cfg;
+    char err[1024];
+    Slot *sl = slot_at(s, s->used);
+    bool done = false;
+    int rc = pg_batch_poll(s->pg, &sl->batch, &done, err, sizeof(err));
+    if (rc != PG_OK || done)
+        s->fetching = false;
+    if (rc != PG_OK)
+        return fetch_failed(s, rc, err, fetch_errors);
+    if (!done)
+        return 0;
     *fetch_errors = 0;
     s->stats.batches++;
     s->stats.last_xmax = sl->batch.snapshot.xmax;
@@ -633,20 +667,21 @@ static int take_outcome(Sync *s, Slot *sl, const EsPipeDone *done)
 }
 
 /*
- * Waits at most timeout_ms for a request to finish and takes its outcome.
- * Returns 0 (also when none finished), -1 on a stop request, -2 on a fatal
- * error.
+ * Waits at most timeout_ms for a request to finish, or for input of the
+ * outstanding batch query, and takes the request's outcome.  Returns 0
+ * (also when none finished), -1 on a stop request, -2 on a fatal error.
  */
 static int collect(Sync *s, int timeout_ms)
 {
-    if (es_pipe_in_flight(s->pipe) == 0) {
+    int pg_fd = s->fetching ? pg_socket(s->pg) : -1;
+    if (es_pipe_in_flight(s->pipe) == 0 && pg_fd < 0) {
         /* Only backoffs to wait for. */
         if (timeout_ms > 0)
             sleep_ms(timeout_ms);
         return 0;
     }
     EsPipeDone done;
-    if (es_pipe_wait(s->pipe, timeout_ms, &done) == 0)
+    if (es_pipe_wait(s->pipe, timeout_ms, pg_fd, &done) == 0)
         return 0;
     return take_outcome(s, done.tag, &done);
 }
@@ -680,28 +715,32 @@ static int acknowledge(Sync *s)
 }
 
 /*
- * How long the loop may wait for the sink now, in milliseconds: 0 when it
- * has something else to do (read on, or acknowledge the oldest slot) or
- * nothing to wait for; otherwise until a request finishes or the earliest
- * backoff ends, at most WAIT_STEP_MS.
+ * How long the loop may wait now, in milliseconds: 0 when it has something
+ * else to do (start reading the next batch, or acknowledge the oldest
+ * slot) or nothing to wait for; otherwise until a request finishes, input
+ * of the batch query arrives or the earliest backoff ends, at most
+ * WAIT_STEP_MS.
  */
 static int wait_budget_ms(Sync *s)
 {
-    if ((!s->read_caught_up && s->used < s->n_slots) ||
+    if ((!s->fetching && !s->read_caught_up && s->used < s->n_slots) ||
         (s->used > 0 && slot_at(s, 0)->state == SLOT_DONE))
         return 0;
     double t = now_s();
     double wait = (double)WAIT_STEP_MS / 1000.0;
     bool backing_off = false;
+    /* A backoff that ends matters only when its request can go then;
+     * with every lane busy, the next thing to happen is a completion. */
+    bool room = es_pipe_has_room(s->pipe);
     for (size_t i = 0; i < s->used; i++) {
         const Slot *sl = slot_at(s, i);
         if (sl->state != SLOT_WAITING)
             continue;
         backing_off = true;
-        if (sl->retry_at - t < wait)
+        if (room && sl->retry_at - t < wait)
             wait = sl->retry_at - t;
     }
-    if (!backing_off && es_pipe_in_flight(s->pipe) == 0)
+    if (!backing_off && !s->fetching && es_pipe_in_flight(s->pipe) == 0)
         return 0;
     return wait > 0 ? (int)(wait * 1000) + 1 : 0;
 }
@@ -715,7 +754,8 @@ static void drain(Sync *s)
 {
     while (es_pipe_in_flight(s->pipe) > 0) {
         EsPipeDone done;
-        if (es_pipe_wait(s->pipe, WAIT_STEP_MS, &done) == 1 && take_outcome(s, done.tag, &done) < 0)
+        if (es_pipe_wait(s->pipe, WAIT_STEP_MS, -1, &done) == 1 &&
+            take_outcome(s, done.tag, &done) < 0)
             break;
     }
     size_t ready = 0;
@@ -983,27 +1023,32 @@ static int loop(Sync *s)
     }
 
     while (!stop_requested) {
-        /* Send first what may go (a slot acknowledged last time made room),
-         * then read ahead while a slot is free: the batch after the ones in
-         * flight is read and built while the sink works on those. */
+        /* Send what may go, and ask for the next batch while a slot is
+         * free: Postgres reads it while the sink works on the requests in
+         * flight, and neither waits for the other. */
         if (send_due(s) < 0)
             return SYNC_EXIT_FAILED;
-        if (!s->read_caught_up && s->used < s->n_slots) {
-            int rc = fetch(s, &fetch_errors);
+        if (!s->fetching && !s->read_caught_up && s->used < s->n_slots) {
+            int rc = fetch_start(s, &fetch_errors);
             if (rc == -2)
                 return SYNC_EXIT_FAILED;
             if (rc == -1)
                 break;
         }
-        if (send_due(s) < 0)
-            return SYNC_EXIT_FAILED;
-        /* Look at the sink without waiting while there is more to read;
-         * otherwise wait for a request to finish or a retry to be due. */
+        /* Wait for a request to finish, the batch to arrive or a retry to
+         * be due, then take whatever came. */
         int rc = collect(s, wait_budget_ms(s));
         if (rc == -2)
             return SYNC_EXIT_FAILED;
         if (rc == -1)
             break;
+        if (s->fetching) {
+            rc = fetch_poll(s, &fetch_errors);
+            if (rc == -2)
+                return SYNC_EXIT_FAILED;
+            if (rc == -1)
+                break;
+        }
         rc = acknowledge(s);
         if (rc == -2)
             return SYNC_EXIT_FAILED;

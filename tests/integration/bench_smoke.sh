@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The benchmark cannot rot: tools/bench --smoke runs every step of make
+# bench at small sizes (a 5,000-row backfill against the raw loader, a few
+# seconds of latency, pgbench, memory, idle CPU and a short crash-loop fuzz
+# run with its plots) against this bed, writing its report and PNGs into
+# the scratch directory, never over BENCHMARKS.md.  Speed is not asserted:
+# only that every figure is there and the plots are PNG images.
+set -euo pipefail
+. "$TXIDSYNC_ROOT/tests/integration/lib.sh"
+
+out=$TXIDSYNC_TEST_TMP/report/BENCHMARKS.md
+plots=$TXIDSYNC_TEST_TMP/report/plots
+before=$(cd "$TXIDSYNC_ROOT" && git hash-object BENCHMARKS.md 2>/dev/null || echo none)
+cd "$TXIDSYNC_ROOT"
+if ! tools/bench --smoke --no-bed --out "$out" --plots "$plots" --prefix "$(test_index)" \
+    --work "$TXIDSYNC_TEST_TMP/work" >"$TXIDSYNC_TEST_TMP/bench.log" 2>&1; then
+    tail -n 40 "$TXIDSYNC_TEST_TMP/bench.log"
+    fail "tools/bench --smoke failed"
+fi
+[ -s "$out" ] || fail "no report at $out"
+for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
+    "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## Decisions"; do
+    grep -q "^$section" "$out" || fail "the report has no section '$section'"
+done
+# Every figure came out as a number, not empty or nan.
+grep -Eq '^\| 2 \| [0-9]+ \| [0-9]+ \| \*\*[0-9.]+\*\* ' "$out" || fail "no backfill figures: $(grep -A4 '^## 1' "$out")"
+grep -Eq '^\| lat_quiet \| .* \| [1-9][0-9]* \([0-9]+\) \| [0-9.]+ \| [0-9.]+ \| \*\*[0-9.]+\*\* ' "$out" ||
+    fail "no latency figures: $(grep 'lat_quiet' "$out")"
+grep -Eq '^\| pgb_quiet \| .* \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" || fail "no pgbench figures"
+grep -Eq '^\| 5000 \| [0-9.]+ \|$' "$out" || fail "no memory figure for the backfill size"
+grep -Eq '^\| lat_notify \| LISTEN.* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ s \|$' "$out" || fail "no idle figures"
+grep -q 'consistency checker found 0 differences' "$out" || fail "the fuzz run is not reported clean"
+grep -q 'nan' "$out" && fail "a figure is nan: $(grep nan "$out")"
+for png in backfill fuzz; do
+    [ "$(head -c 4 "$plots/$png.png" | tail -c 3)" = PNG ] || fail "$plots/$png.png is not a PNG"
+    grep -q "](plots/$png.png)" "$out" || fail "the report does not show plots/$png.png"
+done
+after=$(git hash-object BENCHMARKS.md 2>/dev/null || echo none)
+[ "$before" = "$after" ] || fail "the smoke run changed BENCHMARKS.md"
+[ ! -e "$TXIDSYNC_TEST_TMP/work" ] || fail "the bench left its work directory behind"
+echo "bench_smoke: every figure reported ($(grep -c '^## ' "$out") sections), plots ok"

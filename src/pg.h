@@ -85,6 +85,8 @@ typedef struct PgTable {
     char *sql_table;  /* the table, schema-qualified and quoted for SQL */
     char *sql_side;   /* the side table, qualified and quoted */
     char *sql_key;    /* the key column, quoted */
+    bool doc_jsonb;   /* documents come from to_jsonb, not row_to_json: a
+                       * column contains the type json */
 } PgTable;
 
 /*
@@ -107,7 +109,8 @@ typedef struct PgRow {
     uint64_t txid;    /* top-level transaction of the last change, offset added */
     uint64_t version; /* strictly increasing per key across every change */
     bool deleted;     /* a tombstone: delete the key with this version */
-    const char *doc;  /* the row as one line of JSON (to_jsonb); NULL for a tombstone,
+    const char *doc;  /* the row as one line of JSON (row_to_json or to_jsonb);
+                       * NULL for a tombstone,
                        * and always NULL from pg_live_scan and pg_live_lookup */
     size_t doc_len;
     int branch; /* batch query branch (1 xid_at, 2 xip, 3 newer); 0 in a scan */

@@ -255,29 +255,42 @@ static int gen_u64(yajl_gen g, uint64_t v)
     return yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok ? 0 : -1;
 }
 
+/* JSON's whitespace: the only place a raw control character may be. */
+static bool json_blank(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 /*
  * Puts into s->doc the document of a live row: the row's JSON object with
  * the metadata the checker compares added as one more field,
- * "txidsync":{"key":..,"txid":..,"version":..}.  Returns -1 when the row's
+ * "txidsync":{"key":..,"txid":..,"version":..}.  A line break can only be
+ * whitespace between tokens of valid JSON (inside a string it is escaped),
+ * so the ones a json value or a cast may bring become blanks and the
+ * document fits on the one line _bulk allows it.  Returns -1 when the row's
  * JSON is not an object or memory runs out.
  */
 static int build_doc(Sync *s, const PgRow *row)
 {
     buf_reset(&s->doc);
     size_t len = row->doc_len;
-    while (len > 0 && (row->doc[len - 1] == ' ' || row->doc[len - 1] == '\n'))
+    while (len > 0 && json_blank(row->doc[len - 1]))
         len--;
     if (len < 2 || row->doc[0] != '{' || row->doc[len - 1] != '}')
         return -1;
     bool empty = true;
     for (size_t i = 1; i + 1 < len; i++) {
-        if (row->doc[i] != ' ') {
+        if (!json_blank(row->doc[i])) {
             empty = false;
             break;
         }
     }
-    if (buf_append(&s->doc, row->doc, len - 1) < 0 ||
-        buf_puts(&s->doc, empty ? "\"txidsync\":{\"key\":" : ",\"txidsync\":{\"key\":") < 0 ||
+    if (buf_append(&s->doc, row->doc, len - 1) < 0)
+        return -1;
+    for (char *nl = memchr(s->doc.data, '\n', s->doc.len); nl;
+         nl = memchr(nl, '\n', s->doc.len - (size_t)(nl - s->doc.data)))
+        *nl = ' ';
+    if (buf_puts(&s->doc, empty ? "\"txidsync\":{\"key\":" : ",\"txidsync\":{\"key\":") < 0 ||
         json_append_string(&s->doc, row->key, strlen(row->key)) < 0 ||
         buf_puts(&s->doc, ",\"txid\":") < 0 || json_append_u64(&s->doc, row->txid) < 0 ||
         buf_puts(&s->doc, ",\"version\":") < 0 || json_append_u64(&s->doc, row->version) < 0 ||

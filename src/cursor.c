@@ -33,7 +33,6 @@
 #include "cursor.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +40,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-/* Formats a message into the caller's error buffer, when there is one, and
- * returns -1, so that a failure path reads "return fail(err, errlen, ...)". */
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "log.h"
 
 /* Orders two 64-bit ids ascending for qsort. */
 static int compare_ids(const void *a, const void *b)
@@ -109,31 +96,33 @@ static char *copy_text(const char *s, size_t len)
 static int cursor_check(const Cursor *c, char *err, size_t errlen)
 {
     if (c->part_n == 0)
-        return fail(err, errlen, "cursor: part_n is 0");
+        return err_printf(err, errlen, "cursor: part_n is 0");
     if (c->part_k >= c->part_n)
-        return fail(err, errlen, "cursor: part_k %" PRIu32 " is not below part_n %" PRIu32,
-                    c->part_k, c->part_n);
+        return err_printf(err, errlen, "cursor: part_k %" PRIu32 " is not below part_n %" PRIu32,
+                          c->part_k, c->part_n);
     if (c->n_xip > 0 && !c->xip)
-        return fail(err, errlen, "cursor: xip has entries but no storage");
+        return err_printf(err, errlen, "cursor: xip has entries but no storage");
     for (size_t i = 0; i < c->n_xip; i++) {
         if (i > 0 && c->xip[i] < c->xip[i - 1])
-            return fail(err, errlen, "cursor: xip is not sorted");
+            return err_printf(err, errlen, "cursor: xip is not sorted");
         if (i > 0 && c->xip[i] == c->xip[i - 1])
-            return fail(err, errlen, "cursor: xip has duplicate entry %" PRIu64, c->xip[i]);
+            return err_printf(err, errlen, "cursor: xip has duplicate entry %" PRIu64, c->xip[i]);
         if (c->xip[i] >= c->xid_next)
-            return fail(err, errlen, "cursor: xip entry %" PRIu64 " is not below xid_next %" PRIu64,
-                        c->xip[i], c->xid_next);
+            return err_printf(err, errlen,
+                              "cursor: xip entry %" PRIu64 " is not below xid_next %" PRIu64,
+                              c->xip[i], c->xid_next);
     }
     if (c->has_xid_at && !c->xid_at_key)
-        return fail(err, errlen, "cursor: xid_at without xid_at_key");
+        return err_printf(err, errlen, "cursor: xid_at without xid_at_key");
     if (!c->has_xid_at && c->xid_at_key)
-        return fail(err, errlen, "cursor: xid_at_key without xid_at");
+        return err_printf(err, errlen, "cursor: xid_at_key without xid_at");
     if (c->has_xid_at) {
         if (c->xid_at >= c->xid_next)
-            return fail(err, errlen, "cursor: xid_at %" PRIu64 " is not below xid_next %" PRIu64,
-                        c->xid_at, c->xid_next);
+            return err_printf(err, errlen,
+                              "cursor: xid_at %" PRIu64 " is not below xid_next %" PRIu64,
+                              c->xid_at, c->xid_next);
         if (sorted_ids_contain(c->xip, c->n_xip, c->xid_at))
-            return fail(err, errlen, "cursor: xid_at %" PRIu64 " is also in xip", c->xid_at);
+            return err_printf(err, errlen, "cursor: xid_at %" PRIu64 " is also in xip", c->xid_at);
     }
     return 0;
 }
@@ -143,16 +132,16 @@ static int cursor_check(const Cursor *c, char *err, size_t errlen)
 static int snapshot_check(const CursorSnapshot *s, char *err, size_t errlen)
 {
     if (s->xmin > s->xmax)
-        return fail(err, errlen, "cursor: snapshot xmin %" PRIu64 " is above xmax %" PRIu64,
-                    s->xmin, s->xmax);
+        return err_printf(err, errlen, "cursor: snapshot xmin %" PRIu64 " is above xmax %" PRIu64,
+                          s->xmin, s->xmax);
     if (s->n_xip > 0 && !s->xip)
-        return fail(err, errlen, "cursor: snapshot xip has entries but no storage");
+        return err_printf(err, errlen, "cursor: snapshot xip has entries but no storage");
     for (size_t i = 0; i < s->n_xip; i++) {
         if (s->xip[i] < s->xmin || s->xip[i] >= s->xmax)
-            return fail(err, errlen,
-                        "cursor: snapshot xip entry %" PRIu64 " is outside [xmin %" PRIu64
-                        ", xmax %" PRIu64 ")",
-                        s->xip[i], s->xmin, s->xmax);
+            return err_printf(err, errlen,
+                              "cursor: snapshot xip entry %" PRIu64 " is outside [xmin %" PRIu64
+                              ", xmax %" PRIu64 ")",
+                              s->xip[i], s->xmin, s->xmax);
     }
     return 0;
 }
@@ -267,14 +256,14 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
                    uint64_t last_txid, const char *last_key, char *err, size_t errlen)
 {
     if (!c || !s)
-        return fail(err, errlen, "cursor: advance needs a cursor and a snapshot");
+        return err_printf(err, errlen, "cursor: advance needs a cursor and a snapshot");
     if (cursor_check(c, err, errlen) != 0 || snapshot_check(s, err, errlen) != 0)
         return -1;
     if (batch_size == 0)
-        return fail(err, errlen, "cursor: batch size is 0");
+        return err_printf(err, errlen, "cursor: batch size is 0");
     if (n > batch_size)
-        return fail(err, errlen, "cursor: batch has %zu rows, more than the %zu asked for", n,
-                    batch_size);
+        return err_printf(err, errlen, "cursor: batch has %zu rows, more than the %zu asked for", n,
+                          batch_size);
 
     bool full = n == batch_size;
     uint64_t t = last_txid;
@@ -282,15 +271,17 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
     bool at_moved = true;
     if (full) {
         if (!last_key)
-            return fail(err, errlen, "cursor: full batch without the key of its last row");
+            return err_printf(err, errlen, "cursor: full batch without the key of its last row");
         bool asked = (c->has_xid_at && t == c->xid_at) || t >= c->xid_next ||
                      sorted_ids_contain(c->xip, c->n_xip, t);
         if (!asked)
-            return fail(err, errlen,
-                        "cursor: last row txid %" PRIu64 " is not one the batch query asks for", t);
+            return err_printf(
+                err, errlen,
+                "cursor: last row txid %" PRIu64 " is not one the batch query asks for", t);
         if (t >= s->xmax || ids_contain(s->xip, s->n_xip, t))
-            return fail(err, errlen,
-                        "cursor: last row txid %" PRIu64 " is not committed in the snapshot", t);
+            return err_printf(err, errlen,
+                              "cursor: last row txid %" PRIu64 " is not committed in the snapshot",
+                              t);
         next = c->xid_next > t + 1 ? c->xid_next : t + 1;
         at_moved = !(c->has_xid_at && c->xid_at == t);
     } else {
@@ -350,7 +341,7 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
 
 oom:
     free(xip);
-    return fail(err, errlen, "cursor: out of memory");
+    return err_printf(err, errlen, "cursor: out of memory");
 }
 
 /* ---- JSON writing ---- */
@@ -376,7 +367,7 @@ int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
         return -1;
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
-        return fail(err, errlen, "cursor: out of memory");
+        return err_printf(err, errlen, "cursor: out of memory");
     /* A key that is not UTF-8 would be written fine and refused when read
      * back; refuse it now, while the cursor in memory is still good. */
     yajl_gen_config(g, yajl_gen_validate_utf8, 1);
@@ -420,8 +411,8 @@ int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
     if (st != yajl_gen_status_ok) {
         yajl_gen_free(g);
         if (st == yajl_gen_invalid_string)
-            return fail(err, errlen, "cursor: xid_at_key is not valid utf-8");
-        return fail(err, errlen, "cursor: json generator failed (status %d)", (int)st);
+            return err_printf(err, errlen, "cursor: xid_at_key is not valid utf-8");
+        return err_printf(err, errlen, "cursor: json generator failed (status %d)", (int)st);
     }
     const unsigned char *buf;
     size_t len;
@@ -429,7 +420,7 @@ int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
     *out = copy_text((const char *)buf, len);
     yajl_gen_free(g);
     if (!*out)
-        return fail(err, errlen, "cursor: out of memory");
+        return err_printf(err, errlen, "cursor: out of memory");
     return 0;
 }
 
@@ -501,7 +492,8 @@ static bool parse_u64(const unsigned char *s, size_t len, uint64_t *out)
  * field's expectation to err and returns 0 to cancel the parse. */
 static int refuse_type(Parser *p, int field)
 {
-    fail(p->err, p->errlen, "cursor: %s must be %s", fields[field].name, fields[field].expected);
+    err_printf(p->err, p->errlen, "cursor: %s must be %s", fields[field].name,
+               fields[field].expected);
     return 0;
 }
 
@@ -513,7 +505,8 @@ static int parse_xip_entry(Parser *p, ValueKind kind, const unsigned char *s, si
     if (kind != VALUE_STRING)
         return refuse_type(p, FIELD_XIP);
     if (!parse_u64(s, len, &x)) {
-        fail(p->err, p->errlen, "cursor: xip entry %zu is not a decimal 64-bit id", p->c.n_xip);
+        err_printf(p->err, p->errlen, "cursor: xip entry %zu is not a decimal 64-bit id",
+                   p->c.n_xip);
         return 0;
     }
     if (p->c.n_xip == p->xip_cap) {
@@ -521,7 +514,7 @@ static int parse_xip_entry(Parser *p, ValueKind kind, const unsigned char *s, si
         uint64_t *grown =
             cap > SIZE_MAX / sizeof *grown ? NULL : realloc(p->c.xip, cap * sizeof *grown);
         if (!grown) {
-            fail(p->err, p->errlen, "cursor: out of memory");
+            err_printf(p->err, p->errlen, "cursor: out of memory");
             return 0;
         }
         p->c.xip = grown;
@@ -537,7 +530,7 @@ static int parse_xip_entry(Parser *p, ValueKind kind, const unsigned char *s, si
 static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t len)
 {
     if (p->depth == 0) {
-        fail(p->err, p->errlen, "cursor: not a json object");
+        err_printf(p->err, p->errlen, "cursor: not a json object");
         return 0;
     }
     if (p->depth == 2)
@@ -551,9 +544,9 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
         if (kind != VALUE_NUMBER || !parse_u64(s, len, &v))
             return refuse_type(p, f);
         if (v != CURSOR_FORMAT_VERSION) {
-            fail(p->err, p->errlen,
-                 "cursor: unsupported format version %" PRIu64 " (this build reads %d)", v,
-                 CURSOR_FORMAT_VERSION);
+            err_printf(p->err, p->errlen,
+                       "cursor: unsupported format version %" PRIu64 " (this build reads %d)", v,
+                       CURSOR_FORMAT_VERSION);
             return 0;
         }
         return 1;
@@ -561,7 +554,7 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
         if (kind != VALUE_STRING)
             return refuse_type(p, f);
         if (!parse_u64(s, len, &p->c.xid_next)) {
-            fail(p->err, p->errlen, "cursor: xid_next is not a decimal 64-bit id");
+            err_printf(p->err, p->errlen, "cursor: xid_next is not a decimal 64-bit id");
             return 0;
         }
         return 1;
@@ -573,7 +566,7 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
         if (kind != VALUE_STRING)
             return refuse_type(p, f);
         if (!parse_u64(s, len, &p->c.xid_at)) {
-            fail(p->err, p->errlen, "cursor: xid_at is not a decimal 64-bit id");
+            err_printf(p->err, p->errlen, "cursor: xid_at is not a decimal 64-bit id");
             return 0;
         }
         p->c.has_xid_at = true;
@@ -584,12 +577,12 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
         if (kind != VALUE_STRING)
             return refuse_type(p, f);
         if (memchr(s, '\0', len)) {
-            fail(p->err, p->errlen, "cursor: xid_at_key contains a nul character");
+            err_printf(p->err, p->errlen, "cursor: xid_at_key contains a nul character");
             return 0;
         }
         p->c.xid_at_key = copy_text((const char *)s, len);
         if (!p->c.xid_at_key) {
-            fail(p->err, p->errlen, "cursor: out of memory");
+            err_printf(p->err, p->errlen, "cursor: out of memory");
             return 0;
         }
         return 1;
@@ -598,7 +591,7 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
         if (kind != VALUE_NUMBER || !parse_u64(s, len, &v))
             return refuse_type(p, f);
         if (v > UINT32_MAX) {
-            fail(p->err, p->errlen, "cursor: %s is out of range", fields[f].name);
+            err_printf(p->err, p->errlen, "cursor: %s is out of range", fields[f].name);
             return 0;
         }
         if (f == FIELD_PART_K)
@@ -607,7 +600,7 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
             p->c.part_n = (uint32_t)v;
         return 1;
     default:
-        fail(p->err, p->errlen, "cursor: value without a field");
+        err_printf(p->err, p->errlen, "cursor: value without a field");
         return 0;
     }
 }
@@ -656,7 +649,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
     for (int f = 0; f < FIELD_COUNT; f++) {
         if (strlen(fields[f].name) == len && memcmp(fields[f].name, key, len) == 0) {
             if (p->seen[f]) {
-                fail(p->err, p->errlen, "cursor: duplicate field %s", fields[f].name);
+                err_printf(p->err, p->errlen, "cursor: duplicate field %s", fields[f].name);
                 return 0;
             }
             p->seen[f] = true;
@@ -671,7 +664,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
     for (size_t i = 0; i < n; i++)
         shown[i] = key[i] >= 0x20 && key[i] < 0x7f && key[i] != '"' ? (char)key[i] : '?';
     shown[n] = '\0';
-    fail(p->err, p->errlen, "cursor: unknown field \"%s\"%s", shown, len > n ? "..." : "");
+    err_printf(p->err, p->errlen, "cursor: unknown field \"%s\"%s", shown, len > n ? "..." : "");
     return 0;
 }
 
@@ -725,7 +718,7 @@ static void describe_yajl_error(yajl_handle h, const char *json, size_t len, cha
     unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)json, len);
     const char *text = msg ? (const char *)msg : "syntax error";
     if (strstr(text, "premature EOF")) {
-        fail(err, errlen, "cursor: truncated json");
+        err_printf(err, errlen, "cursor: truncated json");
         if (msg)
             yajl_free_error(h, msg);
         return;
@@ -733,7 +726,7 @@ static void describe_yajl_error(yajl_handle h, const char *json, size_t len, cha
     size_t n = strlen(text);
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '.' || text[n - 1] == ' '))
         n--;
-    fail(err, errlen, "cursor: invalid json: %.*s", (int)n, text);
+    err_printf(err, errlen, "cursor: invalid json: %.*s", (int)n, text);
     if (msg)
         yajl_free_error(h, msg);
 }
@@ -745,7 +738,7 @@ int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t 
     while (json && blank < len && json[blank] != '\0' && strchr(" \t\r\n", json[blank]))
         blank++;
     if (!json || blank == len)
-        return fail(err, errlen, "cursor: empty input");
+        return err_printf(err, errlen, "cursor: empty input");
 
     Parser p;
     memset(&p, 0, sizeof p);
@@ -756,7 +749,7 @@ int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t 
 
     yajl_handle h = yajl_alloc(&parser_callbacks, NULL, &p);
     if (!h)
-        return fail(err, errlen, "cursor: out of memory");
+        return err_printf(err, errlen, "cursor: out of memory");
     yajl_status st = yajl_parse(h, (const unsigned char *)json, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
@@ -766,12 +759,12 @@ int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t 
     if (st != yajl_status_ok)
         goto fail;
     if (!p.closed) {
-        fail(err, errlen, "cursor: truncated json");
+        err_printf(err, errlen, "cursor: truncated json");
         goto fail;
     }
     for (int f = 0; f < FIELD_COUNT; f++) {
         if (fields[f].required && !p.seen[f]) {
-            fail(err, errlen, "cursor: missing field %s", fields[f].name);
+            err_printf(err, errlen, "cursor: missing field %s", fields[f].name);
             goto fail;
         }
     }

@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "json.h"
+#include "log.h"
 
 #define ES_RESPONSE_MAX ((size_t)256 << 20)
 
@@ -26,17 +26,6 @@ struct EsClient {
     long last_status;
     Buf bulk_resp; /* the response of the last es_bulk, kept for its memory */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Copies url without any "user:password@" part into a new string. */
 static char *strip_credentials(const char *url)
@@ -64,7 +53,7 @@ EsClient *es_client_new(const char *base_url, char *err, size_t errlen)
         global_done = 1;
     }
     if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0) {
-        set_err(err, errlen, "sink url must start with http:// or https://");
+        err_printf(err, errlen, "sink url must start with http:// or https://");
         return NULL;
     }
     EsClient *c = calloc(1, sizeof(*c));
@@ -93,7 +82,7 @@ EsClient *es_client_new(const char *base_url, char *err, size_t errlen)
         goto oom;
     return c;
 oom:
-    set_err(err, errlen, "out of memory creating the sink client");
+    err_printf(err, errlen, "out of memory creating the sink client");
     es_client_free(c);
     return NULL;
 }
@@ -139,7 +128,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
 {
     char url[2048];
     if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, path) >= sizeof(url)) {
-        set_err(err, errlen, "request path too long: %.80s", path);
+        err_printf(err, errlen, "request path too long: %.80s", path);
         return ES_FAIL;
     }
     buf_reset(resp);
@@ -166,7 +155,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
     }
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        set_err(err, errlen, "%s %s%s: %s", method, c->display, path, curl_easy_strerror(rc));
+        err_printf(err, errlen, "%s %s%s: %s", method, c->display, path, curl_easy_strerror(rc));
         return ES_RETRY;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -220,7 +209,7 @@ static EsResult simple(EsClient *c, const char *method, const char *path, const 
         else
             snprintf(what, sizeof(what), "%.200s", buf_str(resp));
         yajl_tree_free(v);
-        set_err(err, errlen, "%s %s%s: http %ld: %s", method, c->display, path, status, what);
+        err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->display, path, status, what);
     }
     return r;
 }
@@ -245,7 +234,7 @@ EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool stat
     Buf resp;
     buf_init(&resp, 1 << 20);
     if (!ix) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         return ES_FAIL;
     }
     snprintf(path, sizeof(path), "/%s", ix);
@@ -283,7 +272,7 @@ EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
 {
     char *ix = escape(c, index);
     if (!ix) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         return ES_FAIL;
     }
     char path[1024];
@@ -294,20 +283,6 @@ EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
     EsResult r = simple(c, "POST", path, NULL, NULL, &resp, err, errlen);
     buf_free(&resp);
     return r;
-}
-
-/* Context of the yajl generator's print callback: the target buffer and
- * whether an append failed. */
-typedef struct GenSink {
-    Buf *buf;
-    int failed;
-} GenSink;
-
-static void gen_print(void *ctx, const char *s, size_t len)
-{
-    GenSink *g = ctx;
-    if (!g->failed && buf_append(g->buf, s, len) < 0)
-        g->failed = 1;
 }
 
 /* Appends the action line {"<action>":{"_index":..,"_id":..,"version":..,
@@ -392,7 +367,8 @@ static EsResult bulk_parse(const EsClient *c, long status, const Buf *resp, size
 {
     EsResult r = classify(status);
     if (r != ES_OK) {
-        set_err(err, errlen, "POST %s/_bulk: http %ld: %.300s", c->display, status, buf_str(resp));
+        err_printf(err, errlen, "POST %s/_bulk: http %ld: %.300s", c->display, status,
+                   buf_str(resp));
         return r;
     }
     const char *text = buf_str(resp);
@@ -416,17 +392,17 @@ static EsResult bulk_parse(const EsClient *c, long status, const Buf *resp, size
     yajl_val arr = v ? yajl_tree_get(v, items_path, yajl_t_array) : NULL;
     r = ES_OK;
     if (!arr) {
-        set_err(err, errlen, "POST %s/_bulk: response not understood: %.200s", c->display, text);
+        err_printf(err, errlen, "POST %s/_bulk: response not understood: %.200s", c->display, text);
         r = ES_FAIL;
     } else if (YAJL_GET_ARRAY(arr)->len != n) {
-        set_err(err, errlen, "POST %s/_bulk: %zu items answered for %zu sent", c->display,
-                YAJL_GET_ARRAY(arr)->len, n);
+        err_printf(err, errlen, "POST %s/_bulk: %zu items answered for %zu sent", c->display,
+                   YAJL_GET_ARRAY(arr)->len, n);
         r = ES_FAIL;
     }
     for (size_t i = 0; r == ES_OK && i < n; i++) {
         yajl_val it = YAJL_GET_ARRAY(arr)->values[i];
         if (!YAJL_IS_OBJECT(it) || YAJL_GET_OBJECT(it)->len != 1) {
-            set_err(err, errlen, "POST %s/_bulk: item %zu not understood", c->display, i);
+            err_printf(err, errlen, "POST %s/_bulk: item %zu not understood", c->display, i);
             r = ES_FAIL;
             break;
         }
@@ -480,7 +456,7 @@ struct EsPipe {
 EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
 {
     if (max_in_flight < 1 || max_in_flight > 64) {
-        set_err(err, errlen, "%zu requests in flight is not within 1..64", max_in_flight);
+        err_printf(err, errlen, "%zu requests in flight is not within 1..64", max_in_flight);
         return NULL;
     }
     EsPipe *p = calloc(1, sizeof(*p));
@@ -488,7 +464,7 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
         goto oom;
     p->c = c;
     if ((size_t)snprintf(p->url, sizeof(p->url), "%s%s", c->base, ES_BULK_PATH) >= sizeof(p->url)) {
-        set_err(err, errlen, "sink url too long");
+        err_printf(err, errlen, "sink url too long");
         free(p);
         return NULL;
     }
@@ -517,7 +493,7 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
     }
     return p;
 oom:
-    set_err(err, errlen, "out of memory creating a bulk pipe");
+    err_printf(err, errlen, "out of memory creating a bulk pipe");
     es_pipe_free(p);
     return NULL;
 }
@@ -558,7 +534,7 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
         if (!p->lanes[i].busy)
             l = &p->lanes[i];
     if (!l) {
-        set_err(err, errlen, "POST %s/_bulk: no room for another request", p->c->display);
+        err_printf(err, errlen, "POST %s/_bulk: no room for another request", p->c->display);
         return ES_FAIL;
     }
     buf_reset(&l->resp);
@@ -566,7 +542,7 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
     curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     CURLMcode mc = curl_multi_add_handle(p->multi, l->curl);
     if (mc != CURLM_OK) {
-        set_err(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
+        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
         return ES_FAIL;
     }
     l->busy = true;
@@ -599,8 +575,8 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     done->tag = l->tag;
     done->err[0] = '\0';
     if (rc != CURLE_OK) {
-        set_err(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
-                curl_easy_strerror(rc));
+        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
+                   curl_easy_strerror(rc));
         p->c->last_status = 0;
         done->result = ES_RETRY;
         return;
@@ -646,7 +622,7 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
     EsResult r = ES_FAIL;
     *found = false;
     if (!ix || !eid) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         goto done;
     }
     char path[2048];
@@ -663,7 +639,8 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
     }
     r = classify(status);
     if (r != ES_OK) {
-        set_err(err, errlen, "GET %s%s: http %ld: %.200s", c->display, path, status, buf_str(doc));
+        err_printf(err, errlen, "GET %s%s: http %ld: %.200s", c->display, path, status,
+                   buf_str(doc));
         goto done;
     }
     *found = true;
@@ -682,7 +659,7 @@ EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *
     Buf resp;
     buf_init(&resp, 1 << 20);
     if (!ix || !eid) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         goto done;
     }
     char path[2048];
@@ -700,14 +677,14 @@ EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err
     *exists = false;
     char *ix = escape(c, index);
     if (!ix) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         return ES_FAIL;
     }
     char path[1024];
     int n = snprintf(path, sizeof(path), "/%s", ix);
     free(ix);
     if (n < 0 || (size_t)n >= sizeof(path)) {
-        set_err(err, errlen, "index name too long: %.80s", index);
+        err_printf(err, errlen, "index name too long: %.80s", index);
         return ES_FAIL;
     }
     Buf resp;
@@ -724,7 +701,7 @@ EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err
     if (status == 404)
         return ES_OK;
     r = classify(status);
-    set_err(err, errlen, "HEAD %s%s: http %ld", c->display, path, status);
+    err_printf(err, errlen, "HEAD %s%s: http %ld", c->display, path, status);
     return r == ES_RETRY ? ES_RETRY : ES_FAIL;
 }
 
@@ -749,13 +726,6 @@ struct EsScroll {
     EsField *values; /* n_fields, filled for the hit handed out */
     EsHit hit;
 };
-
-/* Appends a NUL-terminated string to a generator.  Returns whether it
- * succeeded. */
-static bool gen_cstr(yajl_gen g, const char *s)
-{
-    return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok;
-}
 
 /* Splits each field's dotted path into the components yajl_tree_get
  * takes.  Returns 0, or -1 when out of memory (s frees what was made). */
@@ -793,7 +763,7 @@ EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
                          size_t errlen)
 {
     if (page_size < 1 || page_size > 10000) {
-        set_err(err, errlen, "scroll page size %zu is not within 1..10000", page_size);
+        err_printf(err, errlen, "scroll page size %zu is not within 1..10000", page_size);
         return NULL;
     }
     EsScroll *s = calloc(1, sizeof *s);
@@ -812,7 +782,7 @@ EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
     s->hit.fields = s->values;
     return s;
 oom:
-    set_err(err, errlen, "out of memory opening a scroll");
+    err_printf(err, errlen, "out of memory opening a scroll");
     es_scroll_free(s);
     return NULL;
 }
@@ -821,37 +791,33 @@ oom:
  * the sort and the _source filter.  Returns 0, or -1 when out of memory. */
 static int scroll_first_body(const EsScroll *s, Buf *body)
 {
-    GenSink sink = {body, 0};
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
+    JsonGen jg;
+    if (json_gen_open(&jg, body) != 0)
         return -1;
-    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
-    char num[32];
-    int n = snprintf(num, sizeof(num), "%zu", s->page_size);
-    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "size") &&
-              yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok && gen_cstr(g, "version") &&
-              yajl_gen_bool(g, 1) == yajl_gen_status_ok && gen_cstr(g, "sort") &&
+    yajl_gen g = jg.g;
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "size") &&
+              json_gen_u64(g, s->page_size) && json_gen_cstr(g, "version") &&
+              yajl_gen_bool(g, 1) == yajl_gen_status_ok && json_gen_cstr(g, "sort") &&
               yajl_gen_array_open(g) == yajl_gen_status_ok &&
-              yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, s->sort_field) &&
-              yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "order") &&
-              gen_cstr(g, "asc") && gen_cstr(g, "missing") && gen_cstr(g, "_last") &&
-              gen_cstr(g, "unmapped_type") && gen_cstr(g, "keyword") &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, s->sort_field) &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "order") &&
+              json_gen_cstr(g, "asc") && json_gen_cstr(g, "missing") && json_gen_cstr(g, "_last") &&
+              json_gen_cstr(g, "unmapped_type") && json_gen_cstr(g, "keyword") &&
               yajl_gen_map_close(g) == yajl_gen_status_ok &&
               yajl_gen_map_close(g) == yajl_gen_status_ok &&
-              yajl_gen_array_close(g) == yajl_gen_status_ok && gen_cstr(g, "_source");
+              yajl_gen_array_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "_source");
     if (ok && s->n_fields == 0) {
         ok = yajl_gen_bool(g, 0) == yajl_gen_status_ok;
     } else if (ok) {
-        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && gen_cstr(g, "includes") &&
+        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "includes") &&
              yajl_gen_array_open(g) == yajl_gen_status_ok;
         for (size_t i = 0; ok && i < s->n_fields; i++)
-            ok = gen_cstr(g, s->fields[i]);
+            ok = json_gen_cstr(g, s->fields[i]);
         ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok &&
              yajl_gen_map_close(g) == yajl_gen_status_ok;
     }
     ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    yajl_gen_free(g);
-    return ok && !sink.failed ? 0 : -1;
+    return json_gen_close(&jg, ok);
 }
 
 /* Builds {"scroll":KEEP_ALIVE,"scroll_id":ID} into body, or with clear
@@ -859,23 +825,21 @@ static int scroll_first_body(const EsScroll *s, Buf *body)
  * out of memory. */
 static int scroll_id_body(const EsScroll *s, bool clear, Buf *body)
 {
-    GenSink sink = {body, 0};
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
+    JsonGen jg;
+    if (json_gen_open(&jg, body) != 0)
         return -1;
-    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
+    yajl_gen g = jg.g;
     bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok;
     if (ok && !clear)
-        ok = gen_cstr(g, "scroll") && gen_cstr(g, ES_SCROLL_KEEP_ALIVE);
-    ok = ok && gen_cstr(g, "scroll_id");
+        ok = json_gen_cstr(g, "scroll") && json_gen_cstr(g, ES_SCROLL_KEEP_ALIVE);
+    ok = ok && json_gen_cstr(g, "scroll_id");
     if (ok && clear)
-        ok = yajl_gen_array_open(g) == yajl_gen_status_ok && gen_cstr(g, s->scroll_id) &&
+        ok = yajl_gen_array_open(g) == yajl_gen_status_ok && json_gen_cstr(g, s->scroll_id) &&
              yajl_gen_array_close(g) == yajl_gen_status_ok;
     else if (ok)
-        ok = gen_cstr(g, s->scroll_id);
+        ok = json_gen_cstr(g, s->scroll_id);
     ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    yajl_gen_free(g);
-    return ok && !sink.failed ? 0 : -1;
+    return json_gen_close(&jg, ok);
 }
 
 /* Clears the scroll's server context, if one is open, ignoring errors. */
@@ -920,25 +884,25 @@ static EsResult scroll_take_page(EsScroll *s, const char *what, char *err, size_
             if (reason)
                 describe_error(reason, why, sizeof(why));
         }
-        set_err(err, errlen, "%s: %s of %s shards failed: %s", what, YAJL_GET_NUMBER(failed),
-                total ? YAJL_GET_NUMBER(total) : "?", why);
+        err_printf(err, errlen, "%s: %s of %s shards failed: %s", what, YAJL_GET_NUMBER(failed),
+                   total ? YAJL_GET_NUMBER(total) : "?", why);
         return ES_FAIL;
     }
     if (YAJL_IS_TRUE(yajl_tree_get(s->page, timed_out_path, yajl_t_true))) {
-        set_err(err, errlen, "%s: the search timed out", what);
+        err_printf(err, errlen, "%s: the search timed out", what);
         return ES_FAIL;
     }
     yajl_val id = yajl_tree_get(s->page, id_path, yajl_t_string);
     s->hits = yajl_tree_get(s->page, hits_path, yajl_t_array);
     const char *id_text = id ? YAJL_GET_STRING(id) : NULL;
     if (!id_text || !s->hits) {
-        set_err(err, errlen, "%s: response not understood: %.200s", what, buf_str(&s->resp));
+        err_printf(err, errlen, "%s: response not understood: %.200s", what, buf_str(&s->resp));
         return ES_FAIL;
     }
     if (!s->scroll_id || strcmp(s->scroll_id, id_text) != 0) {
         char *copy = strdup(id_text);
         if (!copy) {
-            set_err(err, errlen, "%s: out of memory", what);
+            err_printf(err, errlen, "%s: out of memory", what);
             return ES_FAIL;
         }
         free(s->scroll_id);
@@ -982,17 +946,17 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
         int n =
             snprintf(path, sizeof(path), "/%s/_search?scroll=%s", s->index, ES_SCROLL_KEEP_ALIVE);
         if (n < 0 || (size_t)n >= sizeof(path)) {
-            set_err(err, errlen, "index name too long: %.80s", s->index);
+            err_printf(err, errlen, "index name too long: %.80s", s->index);
             goto done;
         }
         if (scroll_first_body(s, &body) != 0) {
-            set_err(err, errlen, "out of memory building a search");
+            err_printf(err, errlen, "out of memory building a search");
             goto done;
         }
     } else {
         snprintf(path, sizeof(path), "/_search/scroll");
         if (scroll_id_body(s, false, &body) != 0) {
-            set_err(err, errlen, "out of memory building a scroll request");
+            err_printf(err, errlen, "out of memory building a scroll request");
             goto done;
         }
     }
@@ -1007,7 +971,7 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
     char perr[256];
     s->page = yajl_tree_parse(buf_str(&s->resp), perr, sizeof(perr));
     if (!s->page) {
-        set_err(err, errlen, "%s: response not understood: %s", what, perr);
+        err_printf(err, errlen, "%s: response not understood: %s", what, perr);
         r = ES_FAIL;
         goto done;
     }
@@ -1025,7 +989,7 @@ EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen
 {
     *hit = NULL;
     if (s->failed) {
-        set_err(err, errlen, "the scroll failed before");
+        err_printf(err, errlen, "the scroll failed before");
         return ES_FAIL;
     }
     if (s->done)
@@ -1047,7 +1011,7 @@ EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen
     yajl_val version = yajl_tree_get(h, version_path, yajl_t_number);
     yajl_val source = yajl_tree_get(h, source_path, yajl_t_object);
     if (!id) {
-        set_err(err, errlen, "POST %s/_search: a hit without _id", s->c->display);
+        err_printf(err, errlen, "POST %s/_search: a hit without _id", s->c->display);
         s->failed = true;
         return ES_FAIL;
     }

@@ -1,5 +1,6 @@
 /*
- * json: escaping for the hot path and a streaming number lookup (see json.h).
+ * json: escaping for the hot path, a yajl generator into a Buf and a
+ * streaming number lookup (see json.h).
  */
 #include "json.h"
 
@@ -8,6 +9,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
+
+static void gen_print(void *ctx, const char *s, size_t len)
+{
+    JsonGen *jg = ctx;
+    if (!jg->failed && buf_append(jg->buf, s, len) < 0)
+        jg->failed = true;
+}
+
+int json_gen_open(JsonGen *jg, Buf *b)
+{
+    jg->buf = b;
+    jg->failed = false;
+    jg->g = yajl_gen_alloc(NULL);
+    if (!jg->g)
+        return -1;
+    yajl_gen_config(jg->g, yajl_gen_print_callback, gen_print, jg);
+    return 0;
+}
+
+int json_gen_close(JsonGen *jg, bool ok)
+{
+    if (jg->g)
+        yajl_gen_free(jg->g);
+    jg->g = NULL;
+    return ok && !jg->failed ? 0 : -1;
+}
+
+bool json_gen_cstr(yajl_gen g, const char *s)
+{
+    return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok;
+}
+
+bool json_gen_u64(yajl_gen g, uint64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%" PRIu64, v);
+    return yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok;
+}
 
 int json_append_string(Buf *b, const char *s, size_t len)
 {

@@ -5,8 +5,10 @@
  * Writing appends a string or a number to a Buf exactly as yajl's
  * generator would write it (the rest of the project uses yajl, and both
  * must agree byte for byte).  Reading looks up one number at a dotted path
- * in a document with yajl's streaming parser, in constant memory.  The
- * module knows nothing of the application.
+ * in a document with yajl's streaming parser, in constant memory.  For
+ * the rest (request bodies, cursor-like documents) JsonGen holds a yajl
+ * generator that writes into a Buf.  The module knows nothing of the
+ * application.
  */
 #ifndef TXIDSYNC_JSON_H
 #define TXIDSYNC_JSON_H
@@ -14,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <yajl/yajl_gen.h>
 
 #include "buf.h"
 
@@ -28,6 +32,31 @@ int json_append_string(Buf *b, const char *s, size_t len) __attribute__((warn_un
 
 /* Appends v in decimal; as json_append_string. */
 int json_append_u64(Buf *b, uint64_t v) __attribute__((warn_unused_result));
+
+/*
+ * A yajl generator writing into a Buf.  Open it with json_gen_open, write
+ * with yajl_gen_* on jg->g (or the helpers below), and end with
+ * json_gen_close, which tells whether everything reached the buffer.  The
+ * struct is the generator's callback context: it must not move while open.
+ */
+typedef struct JsonGen {
+    yajl_gen g;
+    Buf *buf;
+    bool failed; /* an append to buf failed */
+} JsonGen;
+
+/* Opens a generator appending to b.  Returns 0, or -1 out of memory. */
+int json_gen_open(JsonGen *jg, Buf *b) __attribute__((warn_unused_result));
+
+/* Frees the generator.  Returns 0 when ok is true and every append
+ * succeeded, else -1. */
+int json_gen_close(JsonGen *jg, bool ok);
+
+/* Writes a NUL-terminated string; true on success. */
+bool json_gen_cstr(yajl_gen g, const char *s);
+
+/* Writes v as a number; true on success. */
+bool json_gen_u64(yajl_gen g, uint64_t v);
 
 /*
  * A compiled dotted path ("data.ts"): object member names from the root,

@@ -57,3 +57,14 @@ void log_msg(LogLevel level, const char *fmt, ...)
     fwrite(line, 1, len, stderr);
     fflush(stderr);
 }
+
+int err_printf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

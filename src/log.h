@@ -1,5 +1,6 @@
 /*
- * log: leveled one-line messages to stderr.
+ * log: leveled one-line messages to stderr, and the error buffers through
+ * which modules hand a message to the caller who decides to print it.
  *
  * Messages are lowercase, without a trailing period, and never carry a
  * password or a full connection string (callers pass names, hosts and
@@ -9,6 +10,8 @@
  */
 #ifndef TXIDSYNC_LOG_H
 #define TXIDSYNC_LOG_H
+
+#include <stddef.h>
 
 typedef enum LogLevel { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
 
@@ -26,5 +29,11 @@ void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf,
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Formats a message into the caller's error buffer err (errlen bytes;
+ * NULL or 0 writes nothing) and returns -1, so that failure paths can
+ * read "return err_printf(err, errlen, ...)". */
+int err_printf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

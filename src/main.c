@@ -74,15 +74,10 @@ int main(int argc, char **argv)
         {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
          "debug|info|warn|error", 0, 0, &log_level},
     };
-    char err[512];
-    SettingsResult r = settings_parse(table, sizeof(table) / sizeof(table[0]), "txidsync",
-                                      TXIDSYNC_VERSION, summary, argc, argv, err, sizeof(err));
-    if (r == SETTINGS_EXIT)
-        return SYNC_EXIT_OK;
-    if (r == SETTINGS_ERROR) {
-        fprintf(stderr, "txidsync: %s\n", err);
-        return SYNC_EXIT_USAGE;
-    }
+    int rc = settings_parse_main(table, sizeof(table) / sizeof(table[0]), "txidsync",
+                                 TXIDSYNC_VERSION, summary, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (!*cfg.table) {
         fprintf(stderr, "txidsync: --table: must not be empty\n");
         return SYNC_EXIT_USAGE;

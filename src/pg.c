@@ -753,46 +753,6 @@ static void check_prepared_gone(PgConn *c, const PGresult *res)
     c->no_prepare = true;
 }
 
-int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
-                   size_t errlen)
-{
-    memset(b, 0, sizeof *b);
-    if (c->batch_started)
-        return fail(err, errlen, PG_ERROR, "pg: batch query: another one is outstanding");
-    BatchParams p;
-    Buf sql;
-    buf_init(&sql, PG_TEXT_MAX);
-    int rc = PG_ERROR;
-    if (batch_params(q, &p, err, errlen) != 0)
-        goto done;
-    if (build_batch_sql(t, &sql) != 0) {
-        fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
-        goto done;
-    }
-    rc = prepare_batch(c, buf_str(&sql), err, errlen);
-    if (rc != PG_OK)
-        goto done;
-    if (c->prepared) {
-        PGresult *res = PQexecPrepared(c->conn, BATCH_STMT, 5, p.values, NULL, NULL, 0);
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-            check_prepared_gone(c, res);
-            rc = result_fail(c, res, "batch query", err, errlen);
-            goto done;
-        }
-        rc = read_batch(res, t, q->limit, b, err, errlen);
-    } else {
-        PGresult *res;
-        rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "batch query", &res, err,
-                         errlen);
-        if (rc == PG_OK)
-            rc = read_batch(res, t, q->limit, b, err, errlen);
-    }
-done:
-    buf_free(&p.xip);
-    buf_free(&sql);
-    return rc;
-}
-
 int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err, size_t errlen)
 {
     if (c->batch_started)
@@ -873,6 +833,26 @@ int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
         return fail(err, errlen, PG_LOST, "pg: batch query: the connection is lost");
     }
     return PG_OK;
+}
+
+int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
+                   size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    int rc = pg_batch_start(c, t, q, err, errlen);
+    for (bool done = false; rc == PG_OK && !done;) {
+        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            /* Cannot wait for the answer: drop the session as if lost. */
+            int e = errno;
+            c->batch_started = false;
+            PQclear(c->batch_got);
+            c->batch_got = NULL;
+            return fail(err, errlen, PG_LOST, "pg: batch query: poll: %s", strerror(e));
+        }
+        rc = pg_batch_poll(c, b, &done, err, errlen);
+    }
+    return rc;
 }
 
 int pg_socket(const PgConn *c)

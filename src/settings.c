@@ -5,21 +5,10 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#include "log.h"
 
 /* Finds the index of value among the '|'-separated choices, or -1. */
 static int choice_index(const char *choices, const char *value)
@@ -54,8 +43,8 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         errno = 0;
         long long v = strtoll(text, &end, 10);
         if (errno || end == text || *end || v < (long long)s->min || v > (long long)s->max)
-            return fail(err, errlen, "%s: expected an integer from %.0f to %.0f, got '%s'", origin,
-                        s->min, s->max, text);
+            return err_printf(err, errlen, "%s: expected an integer from %.0f to %.0f, got '%s'",
+                              origin, s->min, s->max, text);
         *(long long *)s->target = v;
         return 0;
     }
@@ -63,8 +52,8 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         errno = 0;
         double v = strtod(text, &end);
         if (errno || end == text || *end || !isfinite(v) || v < s->min || v > s->max)
-            return fail(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin,
-                        s->min, s->max, text);
+            return err_printf(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin,
+                              s->min, s->max, text);
         *(double *)s->target = v;
         return 0;
     }
@@ -76,17 +65,18 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
                  !strcmp(text, "off") || !strcmp(text, ""))
             *(bool *)s->target = false;
         else
-            return fail(err, errlen, "%s: expected true or false, got '%s'", origin, text);
+            return err_printf(err, errlen, "%s: expected true or false, got '%s'", origin, text);
         return 0;
     case SETTING_ENUM: {
         int i = choice_index(s->choices, text);
         if (i < 0)
-            return fail(err, errlen, "%s: expected one of %s, got '%s'", origin, s->choices, text);
+            return err_printf(err, errlen, "%s: expected one of %s, got '%s'", origin, s->choices,
+                              text);
         *(int *)s->target = i;
         return 0;
     }
     }
-    return fail(err, errlen, "%s: unknown setting type", origin);
+    return err_printf(err, errlen, "%s: unknown setting type", origin);
 }
 
 /* Prints text word-wrapped to end before column 80, continuation lines
@@ -181,7 +171,7 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
             return SETTINGS_EXIT;
         }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            err_printf(err, errlen, "unexpected argument '%s' (see --help)", arg);
             return SETTINGS_ERROR;
         }
         const char *name = arg + 2;
@@ -195,7 +185,7 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
             }
         }
         if (!s) {
-            fail(err, errlen, "unknown option '--%.*s' (see --help)", (int)name_len, name);
+            err_printf(err, errlen, "unknown option '--%.*s' (see --help)", (int)name_len, name);
             return SETTINGS_ERROR;
         }
         snprintf(origin, sizeof(origin), "--%s", s->name);
@@ -207,11 +197,27 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
         } else if (a + 1 < argc) {
             value = argv[++a];
         } else {
-            fail(err, errlen, "--%s: missing value", s->name);
+            err_printf(err, errlen, "--%s: missing value", s->name);
             return SETTINGS_ERROR;
         }
         if (assign(s, value, origin, err, errlen) < 0)
             return SETTINGS_ERROR;
     }
     return SETTINGS_OK;
+}
+
+int settings_parse_main(const Setting *table, size_t n, const char *prog, const char *version,
+                        const char *summary, int argc, char **argv)
+{
+    char err[512];
+    switch (settings_parse(table, n, prog, version, summary, argc, argv, err, sizeof(err))) {
+    case SETTINGS_OK:
+        return -1;
+    case SETTINGS_EXIT:
+        return 0;
+    case SETTINGS_ERROR:
+        break;
+    }
+    fprintf(stderr, "%s: %s\n", prog, err);
+    return SETTINGS_EXIT_USAGE;
 }

@@ -51,6 +51,19 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
                               const char *summary, int argc, char **argv, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The exit status of every program here after bad usage. */
+#define SETTINGS_EXIT_USAGE 2
+
+/*
+ * settings_parse for a main(): an error is printed to stderr as
+ * "<prog>: <message>".  Returns -1 when the program is to run, 0 after
+ * --help or --version, SETTINGS_EXIT_USAGE after an error; the last two
+ * are main's exit status.
+ */
+int settings_parse_main(const Setting *table, size_t n, const char *prog, const char *version,
+                        const char *summary, int argc, char **argv)
+    __attribute__((warn_unused_result));
+
 /* Prints the usage generated from the table. */
 void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
                     const char *summary);

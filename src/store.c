@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "crash.h"
+#include "log.h"
 
 #define CURSOR_TEXT_MAX ((size_t)64 << 20)
 
@@ -25,17 +25,6 @@ struct Store {
     char *path;
     char describe[1024];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 Store *store_new_es(EsClient *es, const char *state_index, const char *id)
 {
@@ -88,7 +77,7 @@ static StoreResult parse(Store *s, Cursor *c, const char *text, size_t len, char
 {
     char why[256];
     if (cursor_from_json(c, text, len, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "the stored cursor in %s is corrupt: %s", s->describe, why);
+        err_printf(err, errlen, "the stored cursor in %s is corrupt: %s", s->describe, why);
         return STORE_FAIL;
     }
     return STORE_OK;
@@ -102,7 +91,7 @@ static StoreResult read_file(Store *s, Buf *b, bool *found, char *err, size_t er
     if (!f) {
         if (errno == ENOENT)
             return STORE_OK;
-        set_err(err, errlen, "cannot open %s: %s", s->describe, strerror(errno));
+        err_printf(err, errlen, "cannot open %s: %s", s->describe, strerror(errno));
         return STORE_FAIL;
     }
     char chunk[8192];
@@ -110,14 +99,14 @@ static StoreResult read_file(Store *s, Buf *b, bool *found, char *err, size_t er
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         if (buf_append(b, chunk, n) < 0) {
             fclose(f);
-            set_err(err, errlen, "%s is larger than %zu bytes", s->describe, CURSOR_TEXT_MAX);
+            err_printf(err, errlen, "%s is larger than %zu bytes", s->describe, CURSOR_TEXT_MAX);
             return STORE_FAIL;
         }
     }
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        set_err(err, errlen, "cannot read %s", s->describe);
+        err_printf(err, errlen, "cannot read %s", s->describe);
         return STORE_FAIL;
     }
     *found = true;
@@ -152,13 +141,13 @@ static StoreResult write_file(Store *s, const char *text, char *err, size_t errl
     int fd = -1;
     StoreResult r = STORE_FAIL;
     if (!tmp || !dircopy) {
-        set_err(err, errlen, "out of memory");
+        err_printf(err, errlen, "out of memory");
         goto done;
     }
     snprintf(tmp, plen + 16, "%s.tmp", s->path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        set_err(err, errlen, "cannot create %s.tmp: %s", s->describe, strerror(errno));
+        err_printf(err, errlen, "cannot create %s.tmp: %s", s->describe, strerror(errno));
         goto done;
     }
     size_t len = strlen(text), off = 0;
@@ -167,20 +156,20 @@ static StoreResult write_file(Store *s, const char *text, char *err, size_t errl
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            set_err(err, errlen, "cannot write %s.tmp: %s", s->describe, strerror(errno));
+            err_printf(err, errlen, "cannot write %s.tmp: %s", s->describe, strerror(errno));
             goto done;
         }
         off += (size_t)w;
     }
     if (fsync(fd) < 0) {
-        set_err(err, errlen, "cannot fsync %s.tmp: %s", s->describe, strerror(errno));
+        err_printf(err, errlen, "cannot fsync %s.tmp: %s", s->describe, strerror(errno));
         goto done;
     }
     close(fd);
     fd = -1;
     crash_point("before renaming the cursor file");
     if (rename(tmp, s->path) < 0) {
-        set_err(err, errlen, "cannot rename into %s: %s", s->describe, strerror(errno));
+        err_printf(err, errlen, "cannot rename into %s: %s", s->describe, strerror(errno));
         goto done;
     }
     int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -204,7 +193,7 @@ StoreResult store_save(Store *s, const Cursor *c, char *err, size_t errlen)
     char *text = NULL;
     char why[256];
     if (cursor_to_json(c, &text, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "cannot serialise the cursor: %s", why);
+        err_printf(err, errlen, "cannot serialise the cursor: %s", why);
         return STORE_FAIL;
     }
     StoreResult r;

@@ -229,32 +229,6 @@ static int save_cursor(Sync *s)
     return 0;
 }
 
-/* yajl print callback into a Buf; a failed append is remembered. */
-typedef struct GenSink {
-    Buf *buf;
-    int failed;
-} GenSink;
-
-static void gen_print(void *ctx, const char *str, size_t len)
-{
-    GenSink *g = ctx;
-    if (!g->failed && buf_append(g->buf, str, len) < 0)
-        g->failed = 1;
-}
-
-static int gen_str(yajl_gen g, const char *str)
-{
-    return yajl_gen_string(g, (const unsigned char *)str, strlen(str)) == yajl_gen_status_ok ? 0
-                                                                                             : -1;
-}
-
-static int gen_u64(yajl_gen g, uint64_t v)
-{
-    char num[32];
-    int n = snprintf(num, sizeof(num), "%" PRIu64, v);
-    return yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok ? 0 : -1;
-}
-
 /* JSON's whitespace: the only place a raw control character may be. */
 static bool json_blank(char c)
 {
@@ -315,22 +289,21 @@ static int dead_letter(Sync *s, const PgRow *row, const char *why)
 {
     Buf d;
     buf_init(&d, BODY_MAX);
-    GenSink sink = {&d, 0};
-    yajl_gen g = yajl_gen_alloc(NULL);
+    JsonGen jg;
     int rc = -2;
-    if (!g)
+    if (json_gen_open(&jg, &d) != 0)
         goto done;
-    yajl_gen_config(g, yajl_gen_print_callback, gen_print, &sink);
-    int bad =
-        yajl_gen_map_open(g) != yajl_gen_status_ok || gen_str(g, "index") ||
-        gen_str(g, s->cfg->index) || gen_str(g, "table") || gen_str(g, s->table.name) ||
-        gen_str(g, "key") || gen_str(g, row->key) || gen_str(g, "txid") || gen_u64(g, row->txid) ||
-        gen_str(g, "version") || gen_u64(g, row->version) || gen_str(g, "error") ||
-        gen_str(g, why) || gen_str(g, "document") ||
-        yajl_gen_string(g, (const unsigned char *)s->doc.data, s->doc.len) != yajl_gen_status_ok ||
-        yajl_gen_map_close(g) != yajl_gen_status_ok;
-    yajl_gen_free(g);
-    if (bad || sink.failed)
+    yajl_gen g = jg.g;
+    bool ok =
+        yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "index") &&
+        json_gen_cstr(g, s->cfg->index) && json_gen_cstr(g, "table") &&
+        json_gen_cstr(g, s->table.name) && json_gen_cstr(g, "key") && json_gen_cstr(g, row->key) &&
+        json_gen_cstr(g, "txid") && json_gen_u64(g, row->txid) && json_gen_cstr(g, "version") &&
+        json_gen_u64(g, row->version) && json_gen_cstr(g, "error") && json_gen_cstr(g, why) &&
+        json_gen_cstr(g, "document") &&
+        yajl_gen_string(g, (const unsigned char *)s->doc.data, s->doc.len) == yajl_gen_status_ok &&
+        yajl_gen_map_close(g) == yajl_gen_status_ok;
+    if (json_gen_close(&jg, ok) != 0)
         goto done;
     char id[1024];
     snprintf(id, sizeof(id), "%s:%s:%" PRIu64, s->cfg->index, row->key, row->version);

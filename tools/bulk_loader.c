@@ -269,15 +269,11 @@ int main(int argc, char **argv)
         {"concurrency", SETTING_INT, "1", NULL, "N", "bulk requests in flight", NULL, 1, 64,
          &cfg.concurrency},
     };
+    int rc = settings_parse_main(table, sizeof(table) / sizeof(table[0]), PROG, TXIDSYNC_VERSION,
+                                 summary, argc, argv);
+    if (rc >= 0)
+        return rc;
     char err[512];
-    SettingsResult sr = settings_parse(table, sizeof(table) / sizeof(table[0]), PROG,
-                                       TXIDSYNC_VERSION, summary, argc, argv, err, sizeof(err));
-    if (sr == SETTINGS_EXIT)
-        return EXIT_OK;
-    if (sr == SETTINGS_ERROR) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return EXIT_USAGE;
-    }
 
     Shared sh;
     memset(&sh, 0, sizeof(sh));

@@ -560,16 +560,11 @@ int main(int argc, char **argv)
         {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
          "debug|info|warn|error", 0, 0, &log_level},
     };
+    int usage = settings_parse_main(settings, sizeof(settings) / sizeof(settings[0]),
+                                    "consistency-check", TXIDSYNC_VERSION, summary, argc, argv);
+    if (usage >= 0)
+        return usage; /* CHECK_EQUAL after --help, CHECK_ERROR after bad usage */
     char err[1024];
-    SettingsResult r =
-        settings_parse(settings, sizeof(settings) / sizeof(settings[0]), "consistency-check",
-                       TXIDSYNC_VERSION, summary, argc, argv, err, sizeof(err));
-    if (r == SETTINGS_EXIT)
-        return CHECK_EQUAL;
-    if (r == SETTINGS_ERROR) {
-        fprintf(stderr, "consistency-check: %s\n", err);
-        return CHECK_ERROR;
-    }
     if (!*table_name) {
         fprintf(stderr, "consistency-check: --table: must not be empty\n");
         return CHECK_ERROR;

@@ -1337,15 +1337,10 @@ int main(int argc, char **argv)
         {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
          "debug|info|warn|error", 0, 0, &cfg.log_level},
     };
-    char err[512];
-    SettingsResult sr = settings_parse(table, sizeof(table) / sizeof(table[0]), PROG,
-                                       TXIDSYNC_VERSION, summary, argc, argv, err, sizeof(err));
-    if (sr == SETTINGS_EXIT)
-        return EXIT_OK;
-    if (sr == SETTINGS_ERROR) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return EXIT_USAGE;
-    }
+    int rc = settings_parse_main(table, sizeof(table) / sizeof(table[0]), PROG, TXIDSYNC_VERSION,
+                                 summary, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (!*cfg.table) {
         fprintf(stderr, PROG ": --table: must not be empty\n");
         return EXIT_USAGE;

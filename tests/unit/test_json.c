@@ -1,6 +1,7 @@
 /*
  * Unit tests of json: strings and numbers written byte for byte as yajl's
- * generator writes them, dotted paths, and the streaming number lookup
+ * generator writes them, the generator into a Buf (and its failure when
+ * the Buf is full), dotted paths, and the streaming number lookup
  * (nesting, arrays, escapes in names, other types, broken input).
  */
 #include <setjmp.h>
@@ -92,6 +93,43 @@ static void test_u64(void **state)
     assert_int_equal(buf_puts(&b, ","), 0);
     assert_int_equal(json_append_u64(&b, UINT64_MAX), 0);
     assert_string_equal(buf_str(&b), "0,18446744073709551615");
+    buf_free(&b);
+}
+
+/* Writes {"a":[1,"x"],"n":18446744073709551615} through a JsonGen. */
+static int gen_sample(Buf *b)
+{
+    JsonGen jg;
+    assert_int_equal(json_gen_open(&jg, b), 0);
+    bool ok = yajl_gen_map_open(jg.g) == yajl_gen_status_ok && json_gen_cstr(jg.g, "a") &&
+              yajl_gen_array_open(jg.g) == yajl_gen_status_ok && json_gen_u64(jg.g, 1) &&
+              json_gen_cstr(jg.g, "x") && yajl_gen_array_close(jg.g) == yajl_gen_status_ok &&
+              json_gen_cstr(jg.g, "n") && json_gen_u64(jg.g, UINT64_MAX) &&
+              yajl_gen_map_close(jg.g) == yajl_gen_status_ok;
+    return json_gen_close(&jg, ok);
+}
+
+static void test_gen_into_buf(void **state)
+{
+    (void)state;
+    Buf b;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(buf_puts(&b, "prefix "), 0);
+    assert_int_equal(gen_sample(&b), 0);
+    assert_string_equal(buf_str(&b), "prefix {\"a\":[1,\"x\"],\"n\":18446744073709551615}");
+    buf_free(&b);
+
+    /* A full buffer makes close report the loss, whatever the caller says. */
+    buf_init(&b, 12);
+    assert_int_equal(gen_sample(&b), -1);
+    assert_true(b.len <= 12);
+    buf_free(&b);
+
+    /* A caller's failure is reported too. */
+    JsonGen jg;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(json_gen_open(&jg, &b), 0);
+    assert_int_equal(json_gen_close(&jg, false), -1);
     buf_free(&b);
 }
 
@@ -189,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_every_byte_matches_yajl),
         cmocka_unit_test(test_limit_leaves_buffer_unchanged),
         cmocka_unit_test(test_u64),
+        cmocka_unit_test(test_gen_into_buf),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_find_number),
         cmocka_unit_test(test_find_only_at_the_path),

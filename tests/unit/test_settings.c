@@ -1,6 +1,7 @@
 /*
  * Unit tests of settings: defaults, environment, flags, their precedence,
- * and the one-line errors for bad input.
+ * the one-line errors for bad input, and settings_parse_main's exit
+ * statuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +135,20 @@ static void test_help_and_version_exit(void **state)
     assert_int_equal(parse(4, argv2, err, sizeof(err)), SETTINGS_EXIT);
 }
 
+static void test_parse_main_statuses(void **state)
+{
+    (void)state;
+    char *run[] = {"t", "--batch-size", "7", NULL};
+    assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 3, run), -1);
+    assert_int_equal(s_batch, 7);
+    char *version[] = {"t", "--version", NULL};
+    assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 2, version), 0);
+    char *bad[] = {"t", "--batch-size", "0", NULL};
+    assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 3, bad),
+                     SETTINGS_EXIT_USAGE);
+    assert_int_equal(SETTINGS_EXIT_USAGE, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +157,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_flags, setup),
         cmocka_unit_test_setup(test_bad_env, setup),
         cmocka_unit_test_setup(test_help_and_version_exit, setup),
+        cmocka_unit_test_setup(test_parse_main_statuses, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,8 +143,8 @@ static void test_parse_main_statuses(void **state)
     assert_int_equal(s_batch, 7);
     char *version[] = {"t", "--version", NULL};
     assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 2, version), 0);
-    char *bad[] = {"t", "--batch-size", "0", NULL};
-    assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 3, bad),
+    char *invalid[] = {"t", "--batch-size", "0", NULL};
+    assert_int_equal(settings_parse_main(table, N_TABLE, "t", "0", "summary", 3, invalid),
                      SETTINGS_EXIT_USAGE);
     assert_int_equal(SETTINGS_EXIT_USAGE, 2);
 }

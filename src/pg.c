@@ -52,9 +52,14 @@ struct PgConn {
  * The batch query relies on Append returning its branches one after the
  * other, in order: a parallel append could interleave them, so parallel
  * plans are off.  JIT compilation would cost more than the short index
- * scans a batch makes.
+ * scans a batch makes.  The prepared batch statement is planned afresh
+ * for every execution: a generic plan made while the table was small is
+ * a sequential scan and a sort, which a table grown by a bulk load keeps
+ * until it is analyzed again, each batch then reading the whole side
+ * table.  Preparing still saves the parse and rewrite.
  */
-static const char SQL_SESSION[] = "set max_parallel_workers_per_gather = 0; set jit = off";
+static const char SQL_SESSION[] = "set max_parallel_workers_per_gather = 0; set jit = off; set "
+                                  "plan_cache_mode = force_custom_plan";
 
 static const char SQL_IN_RECOVERY[] = "select pg_catalog.pg_is_in_recovery()";
 

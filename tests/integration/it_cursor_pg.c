@@ -1149,6 +1149,66 @@ static void case_explain(void)
     PQfinish(open_tx);
 }
 
+/* Rows read by sequential scans and index scans made, of public.<table>
+ * and its side table, as the statistics views show them. */
+static void scan_counts(PGconn *w, const char *table, uint64_t *seq_rows, uint64_t *idx_scans)
+{
+#define SCANS_OF(col)                                                                              \
+    "select coalesce(sum(" col "), 0) from pg_stat_user_tables"                                    \
+    " where relid in ('public.%s'::regclass, 'txidsync.rows_%s'::regclass)"
+    *seq_rows = sql_u64(w, SCANS_OF("seq_tup_read"), table, table);
+    *idx_scans = sql_u64(w, SCANS_OF("idx_scan"), table, table);
+#undef SCANS_OF
+}
+
+/* Makes the syncer's session report its pending statistics: a backend
+ * reports them at the end of a statement at most once a second. */
+static void flush_syncer_stats(Syncer *s)
+{
+    char err[512];
+    uint64_t xmax;
+    sleep_ms(1100);
+    CHECK(pg_snapshot_xmax(s->pg, &xmax, err, sizeof err) == PG_OK, "%s", err);
+}
+
+/* A table that was small while the batch statement ran many times (the
+ * plan cache would then settle on a generic plan: a sequential scan and a
+ * sort) grows by a bulk load that no ANALYZE follows.  The next batch must
+ * still read the side table through its (txid, key) index and find each
+ * document by primary key: it adds index scans to the statistics, and no
+ * sequential scan that reads the grown table. */
+static void case_grown_table(void)
+{
+    PGconn *w = writer(NULL);
+    make_table(w, "c_grown", 10);
+    sql(w, "vacuum analyze public.c_grown");
+    sql(w, "vacuum analyze txidsync.rows_c_grown");
+    Syncer s;
+    syncer_open(&s, NULL, "public.c_grown", 3);
+    for (int i = 0; i < 3; i++) {
+        sql(w, "update public.c_grown set n = n + 1 where id <= 4");
+        sync_and_check(&s);
+    }
+    CHECK(s.batches >= 8, "only %zu batches while the table was small", s.batches);
+    flush_syncer_stats(&s);
+    sql(w, "insert into public.c_grown select g, 'bulk', 0 from generate_series(11, 200000) g");
+    uint64_t seq0, idx0, seq1, idx1;
+    scan_counts(w, "c_grown", &seq0, &idx0);
+    CHECK(sync_batch(&s) == 3, "the batch after the bulk load is not full");
+    flush_syncer_stats(&s);
+    scan_counts(w, "c_grown", &seq1, &idx1);
+    CHECK(idx1 > idx0, "the batch after the bulk load made no index scan");
+    CHECK(seq1 - seq0 < 1000,
+          "the batch after the bulk load read %" PRIu64 " rows by sequential scans: a plan made"
+          " for the small table",
+          seq1 - seq0);
+    printf(PROG ": case %s: ok — after growing from 10 to 200000 rows unanalyzed, a batch made"
+                " %" PRIu64 " index scans and read %" PRIu64 " rows sequentially\n",
+           g_case, idx1 - idx0, seq1 - seq0);
+    syncer_close(&s);
+    PQfinish(w);
+}
+
 /* ---- main ---- */
 
 typedef struct Case {
@@ -1166,6 +1226,7 @@ static const Case CASES[] = {
     {"connection", case_connection},
     {"restore", case_restore},
     {"explain", case_explain},
+    {"grown_table", case_grown_table},
 };
 
 /* Installs sql/txidsync.sql into the test database with psql. */

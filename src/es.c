@@ -143,7 +143,8 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (strncmp(path, ES_BULK_PATH, sizeof(ES_BULK_PATH) - 1) != 0)
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -487,7 +488,6 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &l->resp);
-        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->ndjson_headers);
         curl_easy_setopt(h, CURLOPT_PRIVATE, l);
     }

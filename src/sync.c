@@ -29,6 +29,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "crash.h"
 #include "cursor.h"
 #include "es.h"
@@ -125,14 +126,6 @@ typedef struct Sync {
     Stats stats;
 } Sync;
 
-/* Seconds of the monotonic clock. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Sleeps ms milliseconds in short steps; returns early (-1) on a stop
  * request. */
 static int sleep_ms(long ms)
@@ -224,7 +217,7 @@ static int save_cursor(Sync *s)
         log_error("out of memory");
         return -2;
     }
-    s->last_save = now_s();
+    s->last_save = clock_mono_s();
     s->unsaved_rows = false;
     return 0;
 }
@@ -498,7 +491,7 @@ static int fetch_poll(Sync *s, int *fetch_errors)
     if (s->read_caught_up)
         s->stats.behind_since = 0;
     else if (s->stats.behind_since == 0)
-        s->stats.behind_since = now_s();
+        s->stats.behind_since = clock_mono_s();
     return 0;
 }
 
@@ -533,7 +526,7 @@ static int send_slot(Sync *s, Slot *sl)
  */
 static int send_due(Sync *s)
 {
-    double t = now_s();
+    double t = clock_mono_s();
     for (size_t i = 0; i < s->used && es_pipe_has_room(s->pipe); i++) {
         Slot *sl = slot_at(s, i);
         if (sl->state == SLOT_WAITING && t >= sl->retry_at) {
@@ -557,7 +550,7 @@ static int send_due(Sync *s)
 /* Puts a slot whose pending rows must go again into the waiting state. */
 static void slot_retry_later(Sync *s, Slot *sl)
 {
-    sl->retry_at = now_s() + (double)backoff_ms(s, sl->attempt) / 1000.0;
+    sl->retry_at = clock_mono_s() + (double)backoff_ms(s, sl->attempt) / 1000.0;
     sl->attempt++;
     sl->state = SLOT_WAITING;
 }
@@ -694,7 +687,7 @@ static int acknowledge(Sync *s)
         s->used--;
     }
     bool drained = s->used == 0 && s->read_caught_up;
-    bool due = now_s() - s->last_save >= SAVE_EVERY_S;
+    bool due = clock_mono_s() - s->last_save >= SAVE_EVERY_S;
     if ((drained && s->unsaved_rows) || (due && !cursor_same(&s->cursor, &s->saved)))
         return save_cursor(s);
     return 0;
@@ -712,7 +705,7 @@ static int wait_budget_ms(Sync *s)
     if ((!s->fetching && !s->read_caught_up && s->used < s->n_slots) ||
         (s->used > 0 && slot_at(s, 0)->state == SLOT_DONE))
         return 0;
-    double t = now_s();
+    double t = clock_mono_s();
     double wait = (double)WAIT_STEP_MS / 1000.0;
     bool backing_off = false;
     /* A backoff that ends matters only when its request can go then;
@@ -763,7 +756,7 @@ static void drain(Sync *s)
  * acknowledged since the previous line. */
 static void stats_line(Sync *s, bool force)
 {
-    double t = now_s();
+    double t = clock_mono_s();
     double every = (double)s->cfg->stats_interval_s;
     if (!force && (every <= 0 || t - s->stats.last_line < every))
         return;
@@ -884,10 +877,10 @@ static int start(Sync *s)
     StoreResult sr;
     /* A sink that answers but is busy (429, 5xx) is waited for a while; one
      * that does not answer at all fails the start at once. */
-    double give_up = now_s() + START_BUSY_WAIT_S;
+    double give_up = clock_mono_s() + START_BUSY_WAIT_S;
     for (int attempt = 0;; attempt++) {
         sr = store_load(s->store, &s->cursor, &found, err, sizeof(err));
-        if (sr != STORE_RETRY || es_client_last_status(s->es) == 0 || now_s() > give_up)
+        if (sr != STORE_RETRY || es_client_last_status(s->es) == 0 || clock_mono_s() > give_up)
             break;
         log_warn("the sink is busy, waiting: %s", err);
         cursor_free(&s->cursor);
@@ -916,7 +909,7 @@ static int start(Sync *s)
         if (r == ES_OK && !(cfg->cursor_file && *cfg->cursor_file))
             r = es_ensure_index(s->es, cfg->state_index, (int)cfg->replicas, true, err,
                                 sizeof(err));
-        if (r != ES_RETRY || es_client_last_status(s->es) == 0 || now_s() > give_up)
+        if (r != ES_RETRY || es_client_last_status(s->es) == 0 || clock_mono_s() > give_up)
             break;
         log_warn("the sink is busy, waiting: %s", err);
         if (backoff(s, attempt) < 0)
@@ -979,10 +972,10 @@ static void wait_for_changes(Sync *s)
     if (flowing)
         s->poll_ms = POLL_MIN_MS;
     long wait_ms = s->listening ? (long)cfg->poll_interval_ms : s->poll_ms;
-    double until = now_s() + (double)wait_ms / 1000.0;
+    double until = clock_mono_s() + (double)wait_ms / 1000.0;
     bool notified = false;
     while (!stop_requested && !notified) {
-        double left = until - now_s();
+        double left = until - clock_mono_s();
         if (left <= 0)
             break;
         int rc = pg_wait(s->pg, (int)(left * 1000) + 1, &notified, err, sizeof(err));
@@ -1002,7 +995,7 @@ static int loop(Sync *s)
     const SyncConfig *cfg = s->cfg;
     int fetch_errors = 0;
     s->poll_ms = POLL_MIN_MS;
-    s->stats.last_line = now_s();
+    s->stats.last_line = clock_mono_s();
     if (cursor_copy(&s->ahead, &s->cursor) < 0) {
         log_error("out of memory");
         return SYNC_EXIT_FAILED;

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "es.h"
 #include "log.h"
 #include "settings.h"
@@ -70,13 +71,6 @@ typedef struct Sender {
     Buf resp;
     int rc;
 } Sender;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /*
  * Undoes COPY's text-format escaping of one field in place (\\, \n, \t,
@@ -287,7 +281,7 @@ int main(int argc, char **argv)
     }
     int code = EXIT_OK;
     size_t started = 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (size_t i = 0; i < n_senders; i++) {
         Sender *t = &senders[i];
         t->shared = &sh;
@@ -318,7 +312,7 @@ int main(int argc, char **argv)
         if (senders[i].rc != 0)
             code = EXIT_FAILED;
     }
-    double seconds = now_s() - t0;
+    double seconds = clock_mono_s() - t0;
     for (size_t i = 0; i < n_senders; i++) {
         Sender *t = &senders[i];
         for (size_t k = 0; t->lines && k < (size_t)cfg.batch_size; k++)

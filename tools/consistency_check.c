@@ -45,9 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "es.h"
 #include "log.h"
 #include "pg.h"
@@ -501,19 +501,11 @@ static void check_free(Check *k)
     free(k->aside);
 }
 
-/* Seconds on a monotonic clock. */
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Runs the check with connections made and the index known to exist.
  * Returns CHECK_EQUAL, CHECK_DIFFERENT, or CHECK_ERROR after printing why. */
 static int run(Check *k, PgConn *pg, const PgTable *table)
 {
-    double start = now_seconds();
+    double start = clock_mono_s();
     if (pg_live_scan(pg, table, on_pg_row, k, k->err, sizeof(k->err)) != PG_OK)
         goto fail;
     if (!k->es_started && es_advance(k) != 0)
@@ -524,7 +516,7 @@ static int run(Check *k, PgConn *pg, const PgTable *table)
     }
     if (resolve_aside(k, pg, table) != 0)
         goto fail;
-    print_report(k, now_seconds() - start);
+    print_report(k, clock_mono_s() - start);
     return k->missing + k->extra + k->stale == 0 ? CHECK_EQUAL : CHECK_DIFFERENT;
 fail:
     fprintf(stderr, "consistency-check: %s\n", k->err);

@@ -392,11 +392,17 @@ static int listen_once(PgConn *c, const char *channel, char *err, size_t errlen)
     return PG_OK;
 }
 
-int pg_reconnect(PgConn *c, char *err, size_t errlen)
+/* Forgets the outstanding batch query and whatever of it was read. */
+static void batch_forget(PgConn *c)
 {
     c->batch_started = false;
     PQclear(c->batch_got);
     c->batch_got = NULL;
+}
+
+int pg_reconnect(PgConn *c, char *err, size_t errlen)
+{
+    batch_forget(c);
     free(c->prepared); /* a new session has no prepared statements */
     c->prepared = NULL;
     PQreset(c->conn);
@@ -805,9 +811,7 @@ int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
     if (!c->batch_started)
         return fail(err, errlen, PG_ERROR, "pg: batch query: none is outstanding");
     if (!PQconsumeInput(c->conn)) {
-        c->batch_started = false;
-        PQclear(c->batch_got);
-        c->batch_got = NULL;
+        batch_forget(c);
         return fail(err, errlen, PG_LOST, "pg: batch query: %s", PQerrorMessage(c->conn));
     }
     /* Every result must be read, up to the NULL that ends them, before
@@ -832,9 +836,7 @@ int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
         return read_batch(res, c->batch_table, c->batch_limit, b, err, errlen);
     }
     if (PQstatus(c->conn) != CONNECTION_OK) {
-        c->batch_started = false;
-        PQclear(c->batch_got);
-        c->batch_got = NULL;
+        batch_forget(c);
         return fail(err, errlen, PG_LOST, "pg: batch query: the connection is lost");
     }
     return PG_OK;
@@ -850,9 +852,7 @@ int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
             /* Cannot wait for the answer: drop the session as if lost. */
             int e = errno;
-            c->batch_started = false;
-            PQclear(c->batch_got);
-            c->batch_got = NULL;
+            batch_forget(c);
             return fail(err, errlen, PG_LOST, "pg: batch query: poll: %s", strerror(e));
         }
         rc = pg_batch_poll(c, b, &done, err, errlen);

@@ -14,6 +14,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "loop.h"
 
 #define ES_RESPONSE_MAX ((size_t)256 << 20)
 
@@ -435,17 +436,6 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
     return bulk_parse(c, status, &c->bulk_resp, n, items, err, errlen);
 }
 
-/* Milliseconds of the monotonic clock. */
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* How long es_pipe_send waits at most for the sink to take the request. */
-#define PIPE_FLUSH_MS 50
-
 /* One connection of a pipe and the request on it, if any. */
 typedef struct EsLane {
     CURL *curl;
@@ -459,13 +449,104 @@ typedef struct EsLane {
 struct EsPipe {
     EsClient *c;
     CURLM *multi;
+    Loop *loop;
+    LoopTimer timer; /* libcurl's timeout */
+    EsPipeDoneFn on_done;
+    void *owner;
     EsLane *lanes;
     size_t n_lanes;
     size_t busy;
     char url[2048];
 };
 
-EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
+/* Hands back the request of lane l, whose transfer ended with rc. */
+static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
+{
+    curl_multi_remove_handle(p->multi, l->curl);
+    l->busy = false;
+    p->busy--;
+    done->tag = l->tag;
+    done->err[0] = '\0';
+    if (rc != CURLE_OK) {
+        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
+                   curl_easy_strerror(rc));
+        p->c->last_status = 0;
+        done->result = ES_RETRY;
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
+    p->c->last_status = status;
+    done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
+}
+
+/* Hands every finished transfer to the owner. */
+static void pipe_collect(EsPipe *p)
+{
+    int queued = 0;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(p->multi, &queued)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        EsLane *l = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&l);
+        if (!l || !l->busy)
+            continue;
+        EsPipeDone done;
+        pipe_finish(p, l, m->data.result, &done);
+        p->on_done(p->owner, &done);
+    }
+}
+
+/* The loop's call for one of the pipe's connections. */
+static void on_socket_ready(void *ctx, int fd, int events)
+{
+    EsPipe *p = ctx;
+    int mask = ((events & LOOP_READ) ? CURL_CSELECT_IN : 0) |
+               ((events & LOOP_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running = 0;
+    curl_multi_socket_action(p->multi, fd, mask, &running);
+    pipe_collect(p);
+}
+
+/* The loop's call when libcurl's timeout is due. */
+static void on_timeout(void *ctx)
+{
+    EsPipe *p = ctx;
+    int running = 0;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    pipe_collect(p);
+}
+
+/* libcurl says which of its sockets to wait on, and for what. */
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    EsPipe *p = userp;
+    if (what == CURL_POLL_REMOVE) {
+        loop_unwatch(p->loop, s);
+        return 0;
+    }
+    int events =
+        ((what & CURL_POLL_IN) ? LOOP_READ : 0) | ((what & CURL_POLL_OUT) ? LOOP_WRITE : 0);
+    return loop_watch(p->loop, s, events, on_socket_ready, p) == 0 ? 0 : -1;
+}
+
+/* libcurl says when it wants to be called for its timeouts (-1: never). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    EsPipe *p = userp;
+    if (timeout_ms < 0)
+        loop_timer_cancel(p->loop, &p->timer);
+    else
+        loop_timer_after_ms(p->loop, &p->timer, timeout_ms);
+    return 0;
+}
+
+EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, Loop *loop, EsPipeDoneFn on_done,
+                    void *owner, char *err, size_t errlen)
 {
     if (max_in_flight < 1 || max_in_flight > 64) {
         err_printf(err, errlen, "%zu requests in flight is not within 1..64", max_in_flight);
@@ -475,6 +556,10 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
     if (!p)
         goto oom;
     p->c = c;
+    p->loop = loop;
+    p->on_done = on_done;
+    p->owner = owner;
+    loop_timer_init(&p->timer, on_timeout, p);
     if ((size_t)snprintf(p->url, sizeof(p->url), "%s%s", c->base, ES_BULK_PATH) >= sizeof(p->url)) {
         err_printf(err, errlen, "sink url too long");
         free(p);
@@ -484,6 +569,10 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
     p->lanes = calloc(max_in_flight, sizeof(*p->lanes));
     if (!p->multi || !p->lanes)
         goto oom;
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     p->n_lanes = max_in_flight;
     for (size_t i = 0; i < max_in_flight; i++) {
         EsLane *l = &p->lanes[i];
@@ -518,6 +607,8 @@ void es_pipe_free(EsPipe *p)
     free(p->lanes);
     if (p->multi)
         curl_multi_cleanup(p->multi);
+    if (p->loop)
+        loop_timer_cancel(p->loop, &p->timer);
     free(p);
 }
 
@@ -545,78 +636,19 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
     buf_reset(&l->resp);
     curl_easy_setopt(l->curl, CURLOPT_POSTFIELDS, buf_str(body));
     curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-    CURLMcode mc = curl_multi_add_handle(p->multi, l->curl);
-    if (mc != CURLM_OK) {
-        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
-        return ES_FAIL;
-    }
     l->busy = true;
     l->n = n;
     l->items = items;
     l->tag = tag;
     p->busy++;
-    /* Transfers only move inside libcurl calls: write the request out now,
-     * so that the sink works on it while the caller does something else
-     * (reads the next batch).  Bounded, in case the sink reads slowly. */
-    long long give_up = mono_ms() + PIPE_FLUSH_MS;
-    for (;;) {
-        int running = 0;
-        curl_multi_perform(p->multi, &running);
-        curl_off_t sent = 0;
-        curl_easy_getinfo(l->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
-        if ((size_t)sent >= body->len || running == 0 || mono_ms() >= give_up)
-            break;
-        curl_multi_poll(p->multi, NULL, 0, 1, NULL);
+    CURLMcode mc = curl_multi_add_handle(p->multi, l->curl);
+    if (mc != CURLM_OK) {
+        l->busy = false;
+        p->busy--;
+        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
+        return ES_FAIL;
     }
     return ES_OK;
-}
-
-/* Hands back the request of lane l, whose transfer ended with rc. */
-static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
-{
-    curl_multi_remove_handle(p->multi, l->curl);
-    l->busy = false;
-    p->busy--;
-    done->tag = l->tag;
-    done->err[0] = '\0';
-    if (rc != CURLE_OK) {
-        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
-                   curl_easy_strerror(rc));
-        p->c->last_status = 0;
-        done->result = ES_RETRY;
-        return;
-    }
-    long status = 0;
-    curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
-    p->c->last_status = status;
-    done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
-}
-
-int es_pipe_wait(EsPipe *p, int timeout_ms, int other_fd, EsPipeDone *done)
-{
-    long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    struct curl_waitfd other = {.fd = other_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
-    for (;;) {
-        int running = 0;
-        curl_multi_perform(p->multi, &running);
-        int queued = 0;
-        CURLMsg *m;
-        while ((m = curl_multi_info_read(p->multi, &queued)) != NULL) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            EsLane *l = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&l);
-            if (!l || !l->busy)
-                continue;
-            pipe_finish(p, l, m->data.result, done);
-            return 1;
-        }
-        long long left = deadline - mono_ms();
-        if ((p->busy == 0 && other_fd < 0) || left <= 0 || (other.revents & CURL_WAIT_POLLIN))
-            return 0;
-        curl_multi_poll(p->multi, other_fd >= 0 ? &other : NULL, other_fd >= 0 ? 1 : 0, (int)left,
-                        NULL);
-    }
 }
 
 EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *found, Buf *doc,

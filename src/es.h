@@ -106,23 +106,40 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
 /*
  * A pipe keeps up to a fixed number of _bulk requests in flight at once,
  * each on a connection of its own that stays open from one request to the
- * next.  The caller starts requests with es_pipe_send and collects them,
- * in whatever order they finish, with es_pipe_wait; a request's outcome
- * is exactly what es_bulk would have returned for it.  The pipe borrows
- * its client, which must outlive it; requests in flight borrow their body
- * and items until es_pipe_wait hands them back.  Single-threaded: the
- * transfers only progress inside es_pipe_wait.
+ * next.  Its transfers run in the event loop it is given: the pipe watches
+ * its connections and arms its timers there, and the transfers progress
+ * while the loop runs.  The caller starts requests with es_pipe_send; when
+ * one finishes, in whatever order, the pipe calls the done function given
+ * at creation, from inside the loop, with exactly what es_bulk would have
+ * returned for it.  The pipe borrows its client and loop, which must
+ * outlive it; requests in flight borrow their body and items until their
+ * done call.
  */
 typedef struct EsPipe EsPipe;
 
-/* Creates a pipe of max_in_flight (1 to 64) lanes for client c.  Returns
- * NULL with err filled when out of memory; the caller frees it with
- * es_pipe_free. */
-EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/* A finished request, as the done function gets it. */
+typedef struct EsPipeDone {
+    void *tag;       /* as given to es_pipe_send */
+    EsResult result; /* what es_bulk would have returned; items are filled on ES_OK */
+    char err[1024];  /* filled unless result is ES_OK */
+} EsPipeDone;
 
-/* Abandons the requests in flight (their outcome is never known), closes
- * the pipe's connections and frees p; NULL is ignored. */
+/* Called once per finished request; done is borrowed for the call.  It may
+ * start further requests (es_pipe_send) but must not free the pipe. */
+typedef void (*EsPipeDoneFn)(void *owner, const EsPipeDone *done);
+
+struct Loop;
+
+/* Creates a pipe of max_in_flight (1 to 64) lanes for client c whose
+ * transfers run in loop and whose finished requests go to
+ * on_done(owner, ...).  Returns NULL with err filled when out of memory;
+ * the caller frees it with es_pipe_free. */
+EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, struct Loop *loop, EsPipeDoneFn on_done,
+                    void *owner, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Abandons the requests in flight (their outcome is never known, and no
+ * done call comes for them), closes the pipe's connections, removes its
+ * watches and timers from the loop and frees p; NULL is ignored. */
 void es_pipe_free(EsPipe *p);
 
 /* How many requests are in flight. */
@@ -133,30 +150,12 @@ bool es_pipe_has_room(const EsPipe *p);
 
 /*
  * Starts sending body (n actions; borrowed, with items[0..n-1], until the
- * request is handed back by es_pipe_wait) and returns at once.  tag is
- * the caller's name for the request.  Returns ES_OK, or ES_FAIL with err
- * filled when the pipe is full or libcurl refuses the request.
+ * done call of the request) and returns at once.  tag is the caller's
+ * name for the request.  Returns ES_OK, or ES_FAIL with err filled when
+ * the pipe is full or libcurl refuses the request.
  */
 EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, void *tag, char *err,
                       size_t errlen) __attribute__((warn_unused_result));
-
-/* A finished request, as es_pipe_wait hands it back. */
-typedef struct EsPipeDone {
-    void *tag;       /* as given to es_pipe_send */
-    EsResult result; /* what es_bulk would have returned; items are filled on ES_OK */
-    char err[1024];  /* filled unless result is ES_OK */
-} EsPipeDone;
-
-/*
- * Moves the transfers along for at most timeout_ms milliseconds (0: only
- * what can be done without waiting) and hands back one finished request
- * in *done.  Returns 1 when it did, 0 when none finished in time, when
- * other_fd (if >= 0: a descriptor of the caller's, such as a database
- * socket) became readable, or at once when nothing is in flight and
- * other_fd is -1.
- */
-int es_pipe_wait(EsPipe *p, int timeout_ms, int other_fd, EsPipeDone *done)
-    __attribute__((warn_unused_result));
 
 /*
  * Reads the _source of document id in index into doc (reset first).

@@ -1,92 +1,148 @@
 /*
  * txidsync: the sync daemon's entry point.  Reads the settings (one table
- * drives flags, environment and --help) and hands them to sync_run.
+ * drives flags, environment, the config file and --help) and hands the
+ * table set to daemon_run.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "settings.h"
-#include "sync.h"
 #include "version.h"
 
 static const char summary[] =
-    "Copies a tracked PostgreSQL table into Elasticsearch/OpenSearch and keeps the copy\n"
+    "Copies tracked PostgreSQL tables into Elasticsearch/OpenSearch and keeps the copies\n"
     "exact: rows are read in transaction-id order through an MVCC snapshot cursor and\n"
     "written with external versions, so restarts and replays are harmless.\n"
     "Track a table first: psql -f sql/txidsync.sql; select txidsync.track('TABLE').\n"
-    "SIGTERM or SIGINT: finish the requests in flight, save the cursor, exit 0.  SIGUSR1:\n"
-    "print the stats line and the latency so far (--latency-field), then count it afresh.";
+    "One table: --table NAME and the options below.  Many tables in one process: --config\n"
+    "FILE, an INI file with a [txidsync] section (process settings, defaults for every\n"
+    "table) and one section per table named after it; its keys are the option names below\n"
+    "(marked 'per table' where a table section may set them).  With --config, only process\n"
+    "options may be given on the command line, and they win over the file.\n"
+    "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.  SIGUSR1:\n"
+    "print the stats lines and the latency so far (--latency-field), then count it afresh.";
+
+#define T SETTING_PER_TABLE
 
 int main(int argc, char **argv)
 {
-    SyncConfig cfg;
-    memset(&cfg, 0, sizeof(cfg));
+    TableConfig tc;
+    memset(&tc, 0, sizeof(tc));
+    DaemonConfig dc;
+    memset(&dc, 0, sizeof(dc));
+    const char *config_path = NULL;
     int log_level = 1;
     const Setting table[] = {
+        {"config", SETTING_STRING, "", "TXIDSYNC_CONFIG", "FILE",
+         "INI file listing the tables to sync (see above); empty: the one --table", NULL, 0, 0,
+         &config_path, 0},
         {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
-         "libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
-         &cfg.conninfo},
+         "per table: libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0,
+         0, &tc.conninfo, T},
         {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
-         "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0,
-         &cfg.es_url},
+         "per table: Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL,
+         0, 0, &tc.es_url, T},
         {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
-         "tracked table to copy (schema-qualified if needed)", NULL, 0, 0, &cfg.table},
+         "per table: tracked table to copy (schema-qualified if needed); in a config file, the "
+         "section's name unless set",
+         NULL, 0, 0, &tc.table, T},
         {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
-         "index to write to (default: the table's name)", NULL, 0, 0, &cfg.index},
+         "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
+         &tc.index, T},
         {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
-         "rows read per batch and sent per bulk request", NULL, 1, 100000, &cfg.batch_size},
+         "per table: rows read per batch and sent per bulk request", NULL, 1, 100000,
+         &tc.batch_size, T},
         {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
-         "bulk requests in flight at once; the next batch is read while they are", NULL, 1, 64,
-         &cfg.bulk_concurrency},
-        {"once", SETTING_BOOL, "false", NULL, NULL, "catch up, persist the cursor, then exit 0",
-         NULL, 0, 0, &cfg.once},
+         "per table: bulk requests in flight at once; the next batch is read while they are", NULL,
+         1, 64, &tc.bulk_concurrency, T},
+        {"once", SETTING_BOOL, "false", NULL, NULL,
+         "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
         {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
-         "a document the index rejects for good: stop with its key, or record it in the "
-         "dead-letter index and go on",
-         "stop|dead-letter", 0, 0, &cfg.on_reject},
+         "per table: a document the index rejects for good: stop the table naming its key, or "
+         "record it in the dead-letter index and go on",
+         "stop|dead-letter", 0, 0, &tc.on_reject, T},
         {"dead-letter-index", SETTING_STRING, "txidsync-dead-letter", NULL, "NAME",
-         "index for rejected documents", NULL, 0, 0, &cfg.dead_letter_index},
+         "per table: index for rejected documents", NULL, 0, 0, &tc.dead_letter_index, T},
         {"cursor-file", SETTING_STRING, "", "TXIDSYNC_CURSOR_FILE", "PATH",
-         "keep the cursor in this file (written atomically) instead of the sink's state index",
-         NULL, 0, 0, &cfg.cursor_file},
+         "per table: keep the cursor in this file (written atomically) instead of the sink's "
+         "state index",
+         NULL, 0, 0, &tc.cursor_file, T},
         {"state-index", SETTING_STRING, "txidsync-state", NULL, "NAME",
-         "index holding the cursor document when no --cursor-file is given", NULL, 0, 0,
-         &cfg.state_index},
+         "per table: index holding the cursor document when no --cursor-file is given", NULL, 0, 0,
+         &tc.state_index, T},
         {"replicas", SETTING_INT, "1", "TXIDSYNC_REPLICAS", "N",
-         "number_of_replicas of the indices txidsync creates", NULL, 0, 10, &cfg.replicas},
+         "per table: number_of_replicas of the indices txidsync creates", NULL, 0, 10, &tc.replicas,
+         T},
         {"poll-interval", SETTING_INT, "1000", "TXIDSYNC_POLL_INTERVAL", "MS",
-         "longest wait between two polls when no notification comes", NULL, 10, 3600000,
-         &cfg.poll_interval_ms},
+         "per table: longest wait between two polls when no notification comes", NULL, 10, 3600000,
+         &tc.poll_interval_ms, T},
         {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
-         "seconds between two stats lines; 0 for none", NULL, 0, 86400, &cfg.stats_interval_s},
+         "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
+         &dc.stats_interval_s, 0},
         {"latency-field", SETTING_STRING, "", NULL, "PATH",
-         "measure commit-to-acknowledgement latency: the dotted path of a number in each row's "
-         "document holding its write time in epoch seconds (e.g. data.ts); quantiles go to the "
-         "stats lines and the exit line; empty for off",
-         NULL, 0, 0, &cfg.latency_field},
+         "per table: measure commit-to-acknowledgement latency: the dotted path of a number in "
+         "each row's document holding its write time in epoch seconds (e.g. data.ts); quantiles "
+         "go to the stats lines and the exit line; empty for off",
+         NULL, 0, 0, &tc.latency_field, T},
         {"crash-probability", SETTING_DOUBLE, "0", "TXIDSYNC_CRASH_PROBABILITY", "P",
          "crash injection: SIGKILL itself with probability P at each crash point (testing only)",
-         NULL, 0, 1, &cfg.crash_probability},
+         NULL, 0, 1, &dc.crash_probability, 0},
         {"crash-seed", SETTING_INT, "0", NULL, "N",
          "seed of the crash injection; 0 picks one from time and pid", NULL, 0, 9e18,
-         &cfg.crash_seed},
+         &dc.crash_seed, 0},
         {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
-         "debug|info|warn|error", 0, 0, &log_level},
+         "debug|info|warn|error", 0, 0, &log_level, 0},
     };
-    int rc = settings_parse_main(table, sizeof(table) / sizeof(table[0]), "txidsync",
-                                 TXIDSYNC_VERSION, summary, argc, argv);
+    const size_t n = sizeof(table) / sizeof(table[0]);
+    int rc = settings_parse_main(table, n, "txidsync", TXIDSYNC_VERSION, summary, argc, argv);
     if (rc >= 0)
         return rc;
-    if (!*cfg.table) {
-        fprintf(stderr, "txidsync: --table: must not be empty\n");
-        return SYNC_EXIT_USAGE;
+    char err[1024];
+    Config file = {0};
+    TableConfig *tables = &tc;
+    size_t n_tables = 1;
+    tc.name = tc.table;
+    if (config_path && *config_path) {
+        const Setting *given = settings_first_given(table, n, SETTING_PER_TABLE, argc, argv);
+        if (given) {
+            fprintf(stderr, "txidsync: --%s cannot be used with --config: set it in the file\n",
+                    given->name);
+            return DAEMON_EXIT_USAGE;
+        }
+        int bad = config_load(config_path, table, n, &tc, sizeof(tc), &file, err, sizeof(err));
+        /* The command line wins over the file's process settings. */
+        if (!bad && settings_apply_args(table, n, "txidsync", TXIDSYNC_VERSION, summary, argc, argv,
+                                        err, sizeof(err)) != SETTINGS_OK)
+            bad = -1;
+        if (bad) {
+            fprintf(stderr, "txidsync: %s\n", err);
+            config_free(&file);
+            return DAEMON_EXIT_USAGE;
+        }
+        n_tables = file.n_tables;
+        tables = calloc(n_tables, sizeof(*tables));
+        for (size_t i = 0; tables && i < n_tables; i++) {
+            tables[i] = *(TableConfig *)file.tables[i].values;
+            tables[i].name = file.tables[i].name;
+            if (!config_table_sets(&file, i, "table"))
+                tables[i].table = file.tables[i].name;
+        }
     }
-    if (!cfg.index || !*cfg.index) {
-        /* The index is named after the table without its schema. */
-        const char *dot = strrchr(cfg.table, '.');
-        cfg.index = dot ? dot + 1 : cfg.table;
+    if (!tables || daemon_check_tables(tables, n_tables, err, sizeof(err)) < 0) {
+        fprintf(stderr, "txidsync: %s\n", tables ? err : "out of memory");
+        rc = DAEMON_EXIT_USAGE;
+    } else {
+        dc.tables = tables;
+        dc.n_tables = n_tables;
+        log_set_level((LogLevel)log_level);
+        rc = daemon_run(&dc);
     }
-    log_set_level((LogLevel)log_level);
-    return sync_run(&cfg);
+    if (tables != &tc)
+        free(tables);
+    config_free(&file);
+    return rc;
 }

@@ -32,12 +32,13 @@ static int choice_index(const char *choices, const char *value)
  * came from ("--batch-size", "TXIDSYNC_BATCH_SIZE" or "default of ...")
  * for the error message.  Returns 0 or -1 with err filled.
  */
-static int assign(const Setting *s, const char *text, const char *origin, char *err, size_t errlen)
+int settings_assign(const Setting *s, void *target, const char *text, const char *origin, char *err,
+                    size_t errlen)
 {
     char *end;
     switch (s->type) {
     case SETTING_STRING:
-        *(const char **)s->target = text;
+        *(const char **)target = text;
         return 0;
     case SETTING_INT: {
         errno = 0;
@@ -45,7 +46,7 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         if (errno || end == text || *end || v < (long long)s->min || v > (long long)s->max)
             return err_printf(err, errlen, "%s: expected an integer from %.0f to %.0f, got '%s'",
                               origin, s->min, s->max, text);
-        *(long long *)s->target = v;
+        *(long long *)target = v;
         return 0;
     }
     case SETTING_DOUBLE: {
@@ -54,16 +55,16 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         if (errno || end == text || *end || !isfinite(v) || v < s->min || v > s->max)
             return err_printf(err, errlen, "%s: expected a number from %g to %g, got '%s'", origin,
                               s->min, s->max, text);
-        *(double *)s->target = v;
+        *(double *)target = v;
         return 0;
     }
     case SETTING_BOOL:
         if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") ||
             !strcmp(text, "on"))
-            *(bool *)s->target = true;
+            *(bool *)target = true;
         else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no") ||
                  !strcmp(text, "off") || !strcmp(text, ""))
-            *(bool *)s->target = false;
+            *(bool *)target = false;
         else
             return err_printf(err, errlen, "%s: expected true or false, got '%s'", origin, text);
         return 0;
@@ -72,7 +73,7 @@ static int assign(const Setting *s, const char *text, const char *origin, char *
         if (i < 0)
             return err_printf(err, errlen, "%s: expected one of %s, got '%s'", origin, s->choices,
                               text);
-        *(int *)s->target = i;
+        *(int *)target = i;
         return 0;
     }
     }
@@ -138,17 +139,15 @@ void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
             indent - 11, "", "print the version and exit");
 }
 
-SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
-                              const char *summary, int argc, char **argv, char *err, size_t errlen)
+SettingsResult settings_apply_defaults(const Setting *table, size_t n, char *err, size_t errlen)
 {
     char origin[96];
-
     for (size_t i = 0; i < n; i++) {
         const Setting *s = &table[i];
         if (!s->def)
             continue;
         snprintf(origin, sizeof(origin), "default of --%s", s->name);
-        if (assign(s, s->def, origin, err, errlen) < 0)
+        if (settings_assign(s, s->target, s->def, origin, err, errlen) < 0)
             return SETTINGS_ERROR;
     }
     for (size_t i = 0; i < n; i++) {
@@ -156,10 +155,44 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
         const char *v = s->env ? getenv(s->env) : NULL;
         if (!v)
             continue;
-        if (assign(s, v, s->env, err, errlen) < 0)
+        if (settings_assign(s, s->target, v, s->env, err, errlen) < 0)
             return SETTINGS_ERROR;
     }
+    return SETTINGS_OK;
+}
 
+const Setting *settings_find(const Setting *table, size_t n, const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(table[i].name) == name_len && !strncmp(table[i].name, name, name_len))
+            return &table[i];
+    }
+    return NULL;
+}
+
+const Setting *settings_first_given(const Setting *table, size_t n, unsigned mask, int argc,
+                                    char **argv)
+{
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0)
+            continue;
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        const Setting *s = settings_find(table, n, name, eq ? (size_t)(eq - name) : strlen(name));
+        if (s && (s->flags & mask))
+            return s;
+        if (s && s->type != SETTING_BOOL && !eq)
+            a++; /* its value */
+    }
+    return NULL;
+}
+
+SettingsResult settings_apply_args(const Setting *table, size_t n, const char *prog,
+                                   const char *version, const char *summary, int argc, char **argv,
+                                   char *err, size_t errlen)
+{
+    char origin[96];
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -177,13 +210,7 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        const Setting *s = NULL;
-        for (size_t i = 0; i < n; i++) {
-            if (strlen(table[i].name) == name_len && !strncmp(table[i].name, name, name_len)) {
-                s = &table[i];
-                break;
-            }
-        }
+        const Setting *s = settings_find(table, n, name, name_len);
         if (!s) {
             err_printf(err, errlen, "unknown option '--%.*s' (see --help)", (int)name_len, name);
             return SETTINGS_ERROR;
@@ -200,10 +227,18 @@ SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, 
             err_printf(err, errlen, "--%s: missing value", s->name);
             return SETTINGS_ERROR;
         }
-        if (assign(s, value, origin, err, errlen) < 0)
+        if (settings_assign(s, s->target, value, origin, err, errlen) < 0)
             return SETTINGS_ERROR;
     }
     return SETTINGS_OK;
+}
+
+SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
+                              const char *summary, int argc, char **argv, char *err, size_t errlen)
+{
+    if (settings_apply_defaults(table, n, err, errlen) != SETTINGS_OK)
+        return SETTINGS_ERROR;
+    return settings_apply_args(table, n, prog, version, summary, argc, argv, err, errlen);
 }
 
 int settings_parse_main(const Setting *table, size_t n, const char *prog, const char *version,

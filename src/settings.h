@@ -33,7 +33,12 @@ typedef struct Setting {
     const char *choices; /* SETTING_ENUM only: "a|b|c" */
     double min, max;     /* SETTING_INT and SETTING_DOUBLE bounds */
     void *target;
+    unsigned flags; /* SETTING_PER_TABLE, ... */
 } Setting;
+
+/* A setting of each table rather than of the process: with a config file
+ * it is set per table section (see config.h), not on the command line. */
+#define SETTING_PER_TABLE 1u
 
 typedef enum SettingsResult {
     SETTINGS_OK = 0,     /* run the program */
@@ -50,6 +55,31 @@ typedef enum SettingsResult {
 SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
                               const char *summary, int argc, char **argv, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* The first two steps of settings_parse: defaults, then the environment.
+ * Returns SETTINGS_OK or SETTINGS_ERROR. */
+SettingsResult settings_apply_defaults(const Setting *table, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The last step of settings_parse: the command line (--help and --version
+ * included).  Returns as settings_parse does. */
+SettingsResult settings_apply_args(const Setting *table, size_t n, const char *prog,
+                                   const char *version, const char *summary, int argc, char **argv,
+                                   char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Converts text into s's target, as the command line would; origin names
+ * where the text came from, for the message.  Returns 0, or -1 with err
+ * filled. */
+int settings_assign(const Setting *s, void *target, const char *text, const char *origin, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/* The first setting of table with a flag in mask that is given on the
+ * command line argv[1..], or NULL. */
+const Setting *settings_first_given(const Setting *table, size_t n, unsigned mask, int argc,
+                                    char **argv);
+
+/* The setting named name (a flag without dashes), or NULL. */
+const Setting *settings_find(const Setting *table, size_t n, const char *name, size_t name_len);
 
 /* The exit status of every program here after bad usage. */
 #define SETTINGS_EXIT_USAGE 2

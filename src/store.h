@@ -1,13 +1,13 @@
 /*
- * store: where the cursor is persisted between runs.
+ * store: where a table's cursor is persisted between runs, behind a small
+ * interface with one driver per place: a document in a state index of the
+ * sink (store_es.h: the cursor lives next to the data it describes) or a
+ * local file written atomically (store_file.h).
  *
- * Two places: a document in a state index of the sink (the default: the
- * cursor lives next to the data it describes), or a local file written
- * atomically (temporary file, fsync, rename, fsync of the directory).
  * A stored cursor that cannot be read back is an error the caller must
  * stop on, never a silent start from zero; "nothing stored yet" is not an
- * error.  When to save (only after the batch it follows is acknowledged)
- * is the caller's business.
+ * error.  When to save (only after the sink acknowledged every batch the
+ * cursor covers) is the engine's business.
  */
 #ifndef TXIDSYNC_STORE_H
 #define TXIDSYNC_STORE_H
@@ -15,32 +15,56 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "cursor.h"
-#include "es.h"
-
-typedef struct Store Store;
 
 /* What a load or save came to. */
 typedef enum StoreResult {
     STORE_OK = 0,
-    STORE_RETRY = 1, /* the sink is unreachable or busy: try again later */
-    STORE_FAIL = -1, /* corrupt or unreadable: stop */
+    STORE_RETRY = 1, /* the place is unreachable or busy: try again later */
+    STORE_FAIL = -1, /* corrupt, unreadable or refused: stop */
 } StoreResult;
 
-/* A store in document id of state_index, through es (borrowed: it must
- * outlive the store).  Returns NULL when out of memory. */
-Store *store_new_es(EsClient *es, const char *state_index, const char *id);
+/* What a driver implements; drv is its own state.  load and save work on
+ * the cursor's serialised text (cursor_to_json), which the wrappers below
+ * produce and check. */
+typedef struct StoreInterface {
+    /* Makes the place ready to take saves (creates the state index). */
+    StoreResult (*prepare)(void *drv, char *err, size_t errlen);
+    /* Appends the stored text to text; *found false when nothing is
+     * stored yet. */
+    StoreResult (*load)(void *drv, Buf *text, bool *found, char *err, size_t errlen);
+    /* Persists text durably, replacing what was stored. */
+    StoreResult (*save)(void *drv, const char *text, char *err, size_t errlen);
+    /* Where the cursor is kept, for messages ("file /x", "index i, document d"). */
+    const char *(*describe)(void *drv);
+    /* Whether the last failure got an answer from the place (a busy sink)
+     * rather than none at all (a wrong address): only the first is worth
+     * waiting for at start. */
+    bool (*answered)(void *drv);
+    void (*free)(void *drv);
+} StoreInterface;
 
-/* A store in the file at path.  Returns NULL when out of memory. */
-Store *store_new_file(const char *path);
+typedef struct Store Store;
 
+/* Wraps a driver's state, which the store owns from now on.  Returns NULL
+ * when out of memory (drv is freed). */
+Store *store_new(const StoreInterface *iface, void *drv);
+
+/* Frees the store and its driver; NULL is ignored. */
 void store_free(Store *s);
 
-/* Says where the cursor is kept, for messages ("file /x", "index i/id"); borrowed. */
+/* Says where the cursor is kept, for messages; borrowed. */
 const char *store_describe(const Store *s);
 
+/* See StoreInterface.answered. */
+bool store_answered(const Store *s);
+
+StoreResult store_prepare(Store *s, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Reads the stored cursor into *c (initialised by the call).  *found is
- * false when nothing was stored yet (then *c is the initial cursor). */
+ * false when nothing was stored yet (then *c is the initial cursor).  A
+ * stored text that does not parse is STORE_FAIL naming the place. */
 StoreResult store_load(Store *s, Cursor *c, bool *found, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -255,13 +255,13 @@ int main(int argc, char **argv)
     const Setting table[] = {
         {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
          "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0,
-         &cfg.es_url},
+         &cfg.es_url, 0},
         {"index", SETTING_STRING, "bench-raw", NULL, "NAME", "index to write to", NULL, 0, 0,
-         &cfg.index},
+         &cfg.index, 0},
         {"batch-size", SETTING_INT, "1000", NULL, "N", "documents per bulk request", NULL, 1,
-         100000, &cfg.batch_size},
+         100000, &cfg.batch_size, 0},
         {"concurrency", SETTING_INT, "1", NULL, "N", "bulk requests in flight", NULL, 1, 64,
-         &cfg.concurrency},
+         &cfg.concurrency, 0},
     };
     int rc = settings_parse_main(table, sizeof(table) / sizeof(table[0]), PROG, TXIDSYNC_VERSION,
                                  summary, argc, argv);

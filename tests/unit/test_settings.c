@@ -22,12 +22,13 @@ static int s_reject;
 
 static const Setting table[] = {
     {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TEST_ES_URL", "URL", "url", NULL, 0, 0,
-     &s_url},
+     &s_url, 0},
     {"batch-size", SETTING_INT, "500", "TEST_BATCH", "N", "rows per batch", NULL, 1, 100000,
-     &s_batch},
-    {"crash-probability", SETTING_DOUBLE, "0", NULL, "P", "p", NULL, 0, 1, &s_prob},
-    {"once", SETTING_BOOL, "false", NULL, NULL, "catch up and exit", NULL, 0, 0, &s_once},
-    {"on-reject", SETTING_ENUM, "stop", NULL, NULL, "policy", "stop|dead-letter", 0, 0, &s_reject},
+     &s_batch, 0},
+    {"crash-probability", SETTING_DOUBLE, "0", NULL, "P", "p", NULL, 0, 1, &s_prob, 0},
+    {"once", SETTING_BOOL, "false", NULL, NULL, "catch up and exit", NULL, 0, 0, &s_once, 0},
+    {"on-reject", SETTING_ENUM, "stop", NULL, NULL, "policy", "stop|dead-letter", 0, 0, &s_reject,
+     0},
 };
 #define N_TABLE (sizeof(table) / sizeof(table[0]))
 

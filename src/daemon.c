@@ -1,0 +1,267 @@
+/*
+ * daemon: the table set in one loop (see daemon.h).
+ *
+ * Signals are turned into bytes on a pipe that the loop watches (the
+ * handlers do nothing else), so the engines hear of them between two
+ * callbacks, never inside one.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crash.h"
+#include "engine.h"
+#include "log.h"
+#include "loop.h"
+#include "sink_es.h"
+#include "store_es.h"
+#include "store_file.h"
+
+static int signal_pipe[2] = {-1, -1};
+
+/* SIGTERM, SIGINT: 's'; SIGUSR1: 'r'. */
+static void on_signal(int sig)
+{
+    char c = sig == SIGUSR1 ? 'r' : 's';
+    int saved = errno;
+    if (write(signal_pipe[1], &c, 1) < 0) {
+        /* the pipe is full: the loop has plenty to read already */
+    }
+    errno = saved;
+}
+
+typedef struct Daemon {
+    const DaemonConfig *cfg;
+    Loop *loop;
+    Engine **engines;
+    size_t n_engines;
+} Daemon;
+
+/* The loop's call for the signal pipe. */
+static void on_signal_byte(void *ctx, int fd, int events)
+{
+    (void)events;
+    Daemon *d = ctx;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    for (ssize_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < d->n_engines; k++) {
+            if (buf[i] == 's')
+                engine_stop(d->engines[k]);
+            else
+                engine_report(d->engines[k]);
+        }
+    }
+}
+
+/* Sets up the signal pipe and handlers.  Returns 0 or -1. */
+static int signals_on(void)
+{
+    if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void signals_off(void)
+{
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    for (int i = 0; i < 2; i++) {
+        if (signal_pipe[i] >= 0)
+            close(signal_pipe[i]);
+        signal_pipe[i] = -1;
+    }
+}
+
+/* The id of a table's cursor document in the state index. */
+static void state_id(const TableConfig *t, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s:%s", t->table, t->index);
+}
+
+/* Creates the engine of table t with its sink and store.  Returns it, or
+ * NULL after printing why. */
+static Engine *table_engine(Daemon *d, const TableConfig *t)
+{
+    char err[1024];
+    SinkEsConfig sc = {
+        .url = t->es_url,
+        .index = t->index,
+        .table = t->table,
+        .replicas = (int)t->replicas,
+        .max_in_flight = (size_t)t->bulk_concurrency,
+        .dead_letter_index =
+            t->on_reject == DAEMON_REJECT_DEAD_LETTER ? t->dead_letter_index : NULL,
+    };
+    Sink *sink = sink_es_new(&sc, d->loop, err, sizeof(err));
+    if (!sink) {
+        log_error("%s: --es-url: %s", t->name, err);
+        return NULL;
+    }
+    char id[1024];
+    state_id(t, id, sizeof(id));
+    Store *store =
+        t->cursor_file && *t->cursor_file
+            ? store_file_new(t->cursor_file)
+            : store_es_new(t->es_url, t->state_index, id, (int)t->replicas, err, sizeof(err));
+    if (!store) {
+        sink_free(sink);
+        log_error("%s: cannot set up the cursor store: %s", t->name,
+                  t->cursor_file && *t->cursor_file ? "out of memory" : err);
+        return NULL;
+    }
+    EngineConfig ec = {
+        .name = t->name,
+        .conninfo = t->conninfo,
+        .table = t->table,
+        .target = t->index,
+        .batch_size = (size_t)t->batch_size,
+        .max_in_flight = (size_t)t->bulk_concurrency,
+        .once = d->cfg->once,
+        .dead_letter = t->on_reject == DAEMON_REJECT_DEAD_LETTER,
+        .poll_interval_ms = (long)t->poll_interval_ms,
+        .stats_interval_s = (long)d->cfg->stats_interval_s,
+        .latency_field = t->latency_field,
+    };
+    Engine *e = engine_new(&ec, d->loop, sink, store, err, sizeof(err));
+    if (!e)
+        log_error("%s: %s", t->name, err);
+    return e;
+}
+
+/* Whether every engine has ended; *failed tells whether one failed. */
+static bool all_ended(const Daemon *d, bool *failed)
+{
+    bool ended = true;
+    *failed = false;
+    for (size_t i = 0; i < d->n_engines; i++) {
+        EngineState st = engine_state(d->engines[i]);
+        if (st == ENGINE_FAILED)
+            *failed = true;
+        else if (st != ENGINE_STOPPED)
+            ended = false;
+    }
+    return ended;
+}
+
+/* Creates and starts every engine.  Returns 0 or an exit code. */
+static int start_all(Daemon *d)
+{
+    d->engines = calloc(d->cfg->n_tables, sizeof(*d->engines));
+    if (!d->engines) {
+        log_error("out of memory");
+        return DAEMON_EXIT_FAILED;
+    }
+    for (size_t i = 0; i < d->cfg->n_tables; i++) {
+        Engine *e = table_engine(d, &d->cfg->tables[i]);
+        if (!e)
+            return DAEMON_EXIT_USAGE;
+        d->engines[d->n_engines++] = e;
+        if (engine_start(e) < 0)
+            return DAEMON_EXIT_FAILED;
+    }
+    return 0;
+}
+
+/* Runs the loop until every engine ended.  Returns an exit code. */
+static int run_all(Daemon *d)
+{
+    bool failed = false;
+    while (!all_ended(d, &failed)) {
+        if (loop_run_once(d->loop, 1000) < 0) {
+            log_error("the event loop failed: %s", strerror(errno));
+            return DAEMON_EXIT_FAILED;
+        }
+    }
+    if (failed && d->n_engines > 1)
+        log_error("one or more tables failed (see above)");
+    return failed ? DAEMON_EXIT_FAILED : DAEMON_EXIT_OK;
+}
+
+int daemon_run(const DaemonConfig *cfg)
+{
+    Daemon d = {.cfg = cfg};
+    int code = DAEMON_EXIT_FAILED;
+    d.loop = loop_new();
+    if (!d.loop || signals_on() < 0) {
+        log_error("cannot set up the event loop: %s", strerror(errno));
+        goto done;
+    }
+    if (loop_watch(d.loop, signal_pipe[0], LOOP_READ, on_signal_byte, &d) < 0) {
+        log_error("out of memory");
+        goto done;
+    }
+    if (cfg->crash_probability > 0) {
+        uint64_t seed = cfg->crash_seed ? (uint64_t)cfg->crash_seed
+                                        : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        crash_configure(cfg->crash_probability, seed);
+        log_info("crash injection on: probability %g per crash point", cfg->crash_probability);
+    }
+    code = start_all(&d);
+    if (code == 0)
+        code = run_all(&d);
+done:
+    for (size_t i = 0; i < d.n_engines; i++)
+        engine_free(d.engines[i]);
+    free(d.engines);
+    if (d.loop && signal_pipe[0] >= 0)
+        loop_unwatch(d.loop, signal_pipe[0]);
+    signals_off();
+    loop_free(d.loop);
+    return code;
+}
+
+/* Whether two optional strings are equal, "" and NULL alike. */
+static bool same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        TableConfig *t = &tables[i];
+        if (!t->table || !*t->table)
+            return err_printf(err, errlen, "%s: the table name must not be empty", t->name);
+        if (!t->index || !*t->index) {
+            const char *dot = strrchr(t->table, '.');
+            t->index = dot ? dot + 1 : t->table;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const TableConfig *a = &tables[j], *b = &tables[i];
+            bool same_db = same_text(a->conninfo, b->conninfo);
+            bool same_sink = same_text(a->es_url, b->es_url);
+            if (same_db && same_text(a->table, b->table))
+                return err_printf(err, errlen, "%s: table %s is configured twice (also in %s)",
+                                  b->name, b->table, a->name);
+            if (same_sink && same_text(a->index, b->index))
+                return err_printf(err, errlen,
+                                  "%s: index %s is the target of %s too: give each table an "
+                                  "index of its own",
+                                  b->name, b->index, a->name);
+            if (a->cursor_file && *a->cursor_file && same_text(a->cursor_file, b->cursor_file))
+                return err_printf(err, errlen, "%s: cursor file %s is used by %s too", b->name,
+                                  b->cursor_file, a->name);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * daemon: the process.  Runs one engine per configured table in one event
+ * loop, creates each table's sink and cursor store from its settings (the
+ * only place that names the drivers), owns the signals and tells the
+ * engines to stop or report, and turns their ends into the exit code.
+ */
+#ifndef TXIDSYNC_DAEMON_H
+#define TXIDSYNC_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum DaemonOnReject {
+    DAEMON_REJECT_STOP = 0,
+    DAEMON_REJECT_DEAD_LETTER = 1
+} DaemonOnReject;
+
+/* The settings of one table (flags, environment, or a config section). */
+typedef struct TableConfig {
+    const char *name;     /* for messages: the section, or --table */
+    const char *conninfo; /* NULL or "": libpq's PG* environment */
+    const char *es_url;
+    const char *table;
+    const char *index; /* NULL or "": the table's name without schema */
+    long long batch_size;
+    long long bulk_concurrency;
+    int on_reject; /* DaemonOnReject */
+    const char *dead_letter_index;
+    const char *cursor_file; /* NULL or "": the sink's state index */
+    const char *state_index;
+    long long replicas;
+    long long poll_interval_ms;
+    const char *latency_field;
+} TableConfig;
+
+typedef struct DaemonConfig {
+    TableConfig *tables; /* borrowed */
+    size_t n_tables;
+    bool once;
+    long long stats_interval_s;
+    double crash_probability;
+    long long crash_seed; /* 0: from time and pid */
+} DaemonConfig;
+
+/* Exit codes of daemon_run, also the program's. */
+enum {
+    DAEMON_EXIT_OK = 0,     /* every table caught up (--once) or stopped by a signal */
+    DAEMON_EXIT_FAILED = 1, /* a table failed (printed) */
+    DAEMON_EXIT_USAGE = 2,  /* bad settings */
+};
+
+/*
+ * Checks the table set (names, indices, cursor files that two tables
+ * would share), starts every table (a table that cannot start fails the
+ * whole start: exit 1 before anything is written elsewhere), then runs
+ * until every table stopped: --once caught up, a signal, or a table's
+ * failure, which leaves the others running.  Returns an exit code above.
+ */
+int daemon_run(const DaemonConfig *cfg);
+
+/* Fills in the index of each table that has none (its name without the
+ * schema) and checks that no two tables share a table, an index on one
+ * sink, a state document or a cursor file.  Returns 0, or -1 with err
+ * filled. */
+int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,1131 @@
+/*
+ * engine: the sync of one table in the event loop (see engine.h).
+ *
+ * Batches flow through a short pipeline of slots, in the order they were
+ * read: read a batch under the read cursor (pg), add its changes to a
+ * request and send it (sink), up to max_in_flight requests at once while
+ * the next batch is already read.  Neither side waits for the other: the
+ * batch query is asynchronous, its socket is watched in the loop, and the
+ * sink calls back when a request finished.  The read cursor moves as soon
+ * as a batch is read; the acknowledged cursor, the only one ever persisted
+ * (store), moves past a batch only once every change of it and of every
+ * batch before it is acknowledged.  A batch that shares a key with an
+ * earlier batch still in flight waits for it, so the writes of one key
+ * reach the sink in version order.  A crash anywhere replays at most what
+ * came after the last persisted cursor, which external versions make
+ * harmless.
+ *
+ * Callbacks (the database socket, the sink's done calls) only record what
+ * happened and ask for a step; step() does the work, in one order:
+ * reconnect when due, acknowledge, send, fetch, wait for changes once
+ * caught up, print stats, and arm the timer for the next thing due.
+ */
+#include "engine.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "crash.h"
+#include "cursor.h"
+#include "json.h"
+#include "latency.h"
+#include "log.h"
+#include "pg.h"
+
+#define SAVE_EVERY_S      1.0
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    30000
+#define POLL_MIN_MS       20
+#define START_BUSY_WAIT_S 60.0
+
+/* Every message of an engine names its table. */
+#define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
+
+typedef struct Stats {
+    uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
+    uint64_t rows_at_last_line;
+    double last_line;
+    double behind_since; /* when the engine was last caught up; 0 = it is */
+    uint64_t last_xmax;
+} Stats;
+
+/* Where a slot of the pipeline is. */
+typedef enum SlotState {
+    SLOT_READY,   /* read, its request not sent yet */
+    SLOT_SENT,    /* its request is in flight */
+    SLOT_WAITING, /* some of its rows must be sent again after retry_at */
+    SLOT_DONE,    /* every row acknowledged; waits for the batches before it */
+} SlotState;
+
+/* One batch on its way through the pipeline. */
+typedef struct Slot {
+    SlotState state;
+    PgBatch batch;   /* the rows; requests and retries read them */
+    Cursor after;    /* the cursor once this batch and all before it are acknowledged */
+    SinkRequest *rq; /* the request of the rows still pending */
+    SinkItem *items; /* per change of the request in flight */
+    size_t *pending; /* rows still to deliver, as indices into batch.rows */
+    size_t n_pending;
+    size_t cap;     /* of items, pending and keys */
+    uint64_t *keys; /* hashes of the batch's keys, sorted */
+    size_t n_keys;
+    int attempt;
+    double retry_at;
+} Slot;
+
+struct Engine {
+    EngineConfig cfg;
+    Loop *loop;
+    Sink *sink;
+    Store *store;
+    PgConn *pg;
+    PgTable table;
+    EngineState state;
+    bool stopping;
+    LoopTimer timer; /* the next step */
+    int pg_fd;       /* the watched database socket, -1 when none */
+    bool pg_down;    /* the connection is lost: reconnect at reconnect_at */
+    int reconnect_attempt;
+    double reconnect_at;
+    Cursor cursor;       /* acknowledged: everything before it is in the sink */
+    Cursor saved;        /* what the store holds */
+    Cursor ahead;        /* read: where the next batch starts */
+    bool read_caught_up; /* the last batch read was short: wait before reading on */
+    bool fetching;       /* the next batch's query is outstanding */
+    int fetch_errors;    /* failed batch queries in a row */
+    double fetch_retry_at;
+    uint64_t rows_read; /* rows read since the last wait for changes */
+    Slot *slots;        /* a ring of n_slots in reading order */
+    size_t n_slots, head, used;
+    double last_save;
+    bool unsaved_rows; /* rows were delivered since the last save */
+    int save_attempt;
+    double save_retry_at;
+    bool listening;
+    long poll_ms; /* current adaptive poll interval */
+    bool idle;    /* caught up, waiting for changes until idle_until */
+    double idle_until;
+    bool idle_doubles; /* the poll interval doubles when this wait ends quietly */
+    bool latency_on;
+    JsonPath latency_path;
+    LatencyHist latency_interval; /* since the last stats line */
+    LatencyHist latency_total;
+    uint64_t rng;
+    Stats stats;
+};
+
+static void on_timer(void *ctx);
+
+/* Asks for a step in the next round of the loop. */
+static void kick(Engine *e)
+{
+    loop_timer_after_ms(e->loop, &e->timer, 0);
+}
+
+/* Advances the splitmix64 state *s and returns the next 64 random bits. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The attempt-th exponential backoff with full jitter, in seconds. */
+static double backoff_s(Engine *e, int attempt)
+{
+    long cap = BACKOFF_MIN_MS;
+    for (int i = 0; i < attempt && cap < BACKOFF_MAX_MS; i++)
+        cap *= 2;
+    if (cap > BACKOFF_MAX_MS)
+        cap = BACKOFF_MAX_MS;
+    return (double)(BACKOFF_MIN_MS / 2 + (long)(rng_next(&e->rng) % (uint64_t)cap)) / 1000.0;
+}
+
+/* Blocking sleep with backoff, for engine_start only (nothing else runs yet). */
+static void start_backoff(Engine *e, int attempt)
+{
+    double s = backoff_s(e, attempt);
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* The slot at position i of the ring, 0 being the oldest. */
+static Slot *slot_at(Engine *e, size_t i)
+{
+    return &e->slots[(e->head + i) % e->n_slots];
+}
+
+/* Releases what a slot holds for its batch, keeping its memory for the next. */
+static void slot_clear(Engine *e, Slot *sl)
+{
+    pg_batch_free(&sl->batch);
+    cursor_free(&sl->after);
+    if (sl->rq)
+        sink_request_reset(e->sink, sl->rq);
+    sl->n_pending = 0;
+    sl->n_keys = 0;
+    sl->attempt = 0;
+    sl->retry_at = 0;
+}
+
+/* Stops the engine for good: nothing more is read, sent or saved. */
+static void engine_fail(Engine *e)
+{
+    e->state = ENGINE_FAILED;
+    if (e->pg_fd >= 0)
+        loop_unwatch(e->loop, e->pg_fd);
+    e->pg_fd = -1;
+    loop_timer_cancel(e->loop, &e->timer);
+    elog(e, LOG_ERROR, "the table stopped syncing");
+}
+
+static void on_pg_ready(void *ctx, int fd, int events);
+
+/* Watches the database socket (again, after a reconnect). */
+static int watch_pg(Engine *e)
+{
+    int fd = pg_socket(e->pg);
+    if (fd < 0 || loop_watch(e->loop, fd, LOOP_READ, on_pg_ready, e) < 0)
+        return -1;
+    e->pg_fd = fd;
+    return 0;
+}
+
+/* Notes a lost connection: the reconnect happens in a later step. */
+static void pg_lost(Engine *e, const char *err)
+{
+    elog(e, LOG_WARN, "lost the connection to postgres, reconnecting: %s", err);
+    if (e->pg_fd >= 0)
+        loop_unwatch(e->loop, e->pg_fd);
+    e->pg_fd = -1;
+    e->pg_down = true;
+    e->fetching = false;
+    e->reconnect_attempt = 0;
+    e->reconnect_at = clock_mono_s() + backoff_s(e, 0);
+}
+
+/* Tries to reconnect when it is due.  Returns 0 (also while still down),
+ * -1 when the engine failed (a server that came back as a standby). */
+static int reconnect_if_due(Engine *e)
+{
+    char err[512];
+    if (!e->pg_down || clock_mono_s() < e->reconnect_at)
+        return 0;
+    if (pg_reconnect(e->pg, err, sizeof(err)) != PG_OK) {
+        elog(e, LOG_WARN, "postgres still unreachable (attempt %d): %s", ++e->reconnect_attempt,
+             err);
+        e->reconnect_at = clock_mono_s() + backoff_s(e, e->reconnect_attempt);
+        return 0;
+    }
+    e->stats.reconnects++;
+    bool standby = false;
+    if (pg_in_recovery(e->pg, &standby, err, sizeof(err)) == PG_OK && standby) {
+        elog(e, LOG_ERROR,
+             "the server is in recovery (a hot standby): its snapshots do not list "
+             "running transactions, so txidsync would skip rows; connect it to the "
+             "primary");
+        engine_fail(e);
+        return -1;
+    }
+    if (watch_pg(e) < 0) {
+        elog(e, LOG_ERROR, "cannot watch the database socket");
+        engine_fail(e);
+        return -1;
+    }
+    e->pg_down = false;
+    e->idle = false; /* notifications may have been lost: look again */
+    e->read_caught_up = false;
+    elog(e, LOG_INFO, "reconnected to postgres");
+    return 0;
+}
+
+/*
+ * Persists the acknowledged cursor.  Returns 0 when saved (or nothing to
+ * save), 1 when the store cannot take it yet (retried after a backoff;
+ * once only when stopping), -1 when the engine failed.
+ */
+static int save_cursor(Engine *e)
+{
+    char err[512];
+    if (cursor_same(&e->cursor, &e->saved) && !e->unsaved_rows)
+        return 0;
+    if (!e->stopping && clock_mono_s() < e->save_retry_at)
+        return 1;
+    crash_point("before saving the cursor");
+    StoreResult r = store_save(e->store, &e->cursor, err, sizeof(err));
+    if (r == STORE_FAIL) {
+        elog(e, LOG_ERROR, "cannot save the cursor: %s", err);
+        engine_fail(e);
+        return -1;
+    }
+    if (r == STORE_RETRY) {
+        e->stats.retries++;
+        elog(e, LOG_WARN, "cannot save the cursor yet, retrying: %s", err);
+        e->save_retry_at = clock_mono_s() + backoff_s(e, e->save_attempt++);
+        return 1;
+    }
+    crash_point("after saving the cursor");
+    e->save_attempt = 0;
+    e->save_retry_at = 0;
+    cursor_free(&e->saved);
+    if (cursor_copy(&e->saved, &e->cursor) < 0) {
+        elog(e, LOG_ERROR, "out of memory");
+        engine_fail(e);
+        return -1;
+    }
+    e->last_save = clock_mono_s();
+    e->unsaved_rows = false;
+    return 0;
+}
+
+/* FNV-1a of a key's text. */
+static uint64_t key_hash(const char *key)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
+/* Orders two hashes ascending, for qsort. */
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Tells whether two sorted hash lists share a value (a shared hash may be
+ * a collision, which only costs a wait). */
+static bool keys_overlap(const Slot *a, const Slot *b)
+{
+    size_t i = 0, j = 0;
+    while (i < a->n_keys && j < b->n_keys) {
+        if (a->keys[i] == b->keys[j])
+            return true;
+        if (a->keys[i] < b->keys[j])
+            i++;
+        else
+            j++;
+    }
+    return false;
+}
+
+/* Makes room in sl for the per-row arrays of n rows.  Returns 0 or -1. */
+static int slot_reserve(Slot *sl, size_t n)
+{
+    if (n <= sl->cap)
+        return 0;
+    SinkItem *items = realloc(sl->items, n * sizeof(*items));
+    if (!items)
+        return -1;
+    sl->items = items;
+    size_t *pending = realloc(sl->pending, n * sizeof(*pending));
+    if (!pending)
+        return -1;
+    sl->pending = pending;
+    uint64_t *keys = realloc(sl->keys, n * sizeof(*keys));
+    if (!keys)
+        return -1;
+    sl->keys = keys;
+    sl->cap = n;
+    return 0;
+}
+
+/* Handles a failed batch query: a lost connection is reconnected, any
+ * other failure is retried after a backoff that grows with every failure
+ * in a row (a dropped table, a revoked privilege: the table backs off on
+ * its own, the others go on). */
+static void fetch_failed(Engine *e, int rc, const char *err)
+{
+    if (rc == PG_LOST) {
+        pg_lost(e, err);
+        return;
+    }
+    e->fetch_errors++;
+    elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors, err);
+    e->fetch_retry_at = clock_mono_s() + backoff_s(e, e->fetch_errors);
+}
+
+/* Sends the query of the next batch under the read cursor, without
+ * waiting for it (there must be a free slot). */
+static void fetch_start(Engine *e)
+{
+    char err[1024];
+    CursorQuery q;
+    cursor_query(&e->ahead, e->cfg.batch_size, &q);
+    int rc = pg_batch_start(e->pg, &e->table, &q, err, sizeof(err));
+    if (rc != PG_OK) {
+        fetch_failed(e, rc, err);
+        return;
+    }
+    e->fetching = true;
+}
+
+/* Puts the batch just read into slot sl: the cursor after it, its pending
+ * rows and key hashes.  Returns 0, or -1 when the engine failed. */
+static int slot_fill(Engine *e, Slot *sl)
+{
+    char err[512];
+    const PgBatch *b = &sl->batch;
+    size_t n = b->n_rows;
+    const PgRow *last = n > 0 ? &b->rows[n - 1] : NULL;
+    if (cursor_copy(&sl->after, &e->ahead) < 0 || slot_reserve(sl, n) < 0) {
+        elog(e, LOG_ERROR, "out of memory");
+        goto fail;
+    }
+    if (cursor_advance(&sl->after, &b->snapshot, n, e->cfg.batch_size, last ? last->txid : 0,
+                       last ? last->key : NULL, err, sizeof(err)) < 0) {
+        elog(e, LOG_ERROR, "cannot advance the cursor: %s", err);
+        goto fail;
+    }
+    cursor_free(&e->ahead);
+    if (cursor_copy(&e->ahead, &sl->after) < 0) {
+        elog(e, LOG_ERROR, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sl->pending[i] = i;
+        sl->keys[i] = key_hash(b->rows[i].key);
+    }
+    sl->n_pending = n;
+    sl->n_keys = n;
+    qsort(sl->keys, n, sizeof(*sl->keys), compare_u64);
+    sl->attempt = 0;
+    sl->state = n > 0 ? SLOT_READY : SLOT_DONE;
+    return 0;
+fail:
+    slot_clear(e, sl);
+    engine_fail(e);
+    return -1;
+}
+
+/* Reads what arrived of the outstanding batch query; once it is complete,
+ * puts the batch into a new slot at the end of the ring and moves the read
+ * cursor past it. */
+static void fetch_poll(Engine *e)
+{
+    char err[1024];
+    Slot *sl = slot_at(e, e->used);
+    bool done = false;
+    int rc = pg_batch_poll(e->pg, &sl->batch, &done, err, sizeof(err));
+    if (rc != PG_OK || done)
+        e->fetching = false;
+    if (rc != PG_OK) {
+        fetch_failed(e, rc, err);
+        return;
+    }
+    if (!done || e->stopping) {
+        if (done)
+            pg_batch_free(&sl->batch); /* read while stopping: not sent */
+        return;
+    }
+    e->fetch_errors = 0;
+    e->stats.batches++;
+    e->stats.last_xmax = sl->batch.snapshot.xmax;
+    crash_point("after fetching a batch");
+    if (slot_fill(e, sl) < 0)
+        return;
+    size_t n = sl->batch.n_rows;
+    e->used++;
+    e->rows_read += n;
+    e->read_caught_up = n < e->cfg.batch_size;
+    if (e->read_caught_up)
+        e->stats.behind_since = 0;
+    else if (e->stats.behind_since == 0)
+        e->stats.behind_since = clock_mono_s();
+}
+
+/* The change of row, as the sink takes it. */
+static SinkChange change_of(const PgRow *row)
+{
+    SinkChange ch = {.key = row->key,
+                     .txid = row->txid,
+                     .version = row->version,
+                     .deleted = row->deleted,
+                     .row = row->doc,
+                     .row_len = row->doc_len};
+    return ch;
+}
+
+/* Builds the request of a slot's pending rows and starts it.  Returns 0,
+ * or -1 when the engine failed. */
+static int send_slot(Engine *e, Slot *sl)
+{
+    char err[1024];
+    if (!sl->rq)
+        sl->rq = sink_request_new(e->sink);
+    if (!sl->rq) {
+        elog(e, LOG_ERROR, "out of memory");
+        engine_fail(e);
+        return -1;
+    }
+    sink_request_reset(e->sink, sl->rq);
+    for (size_t i = 0; i < sl->n_pending; i++) {
+        const PgRow *row = &sl->batch.rows[sl->pending[i]];
+        SinkChange ch = change_of(row);
+        if (sink_add(e->sink, sl->rq, &ch, err, sizeof(err)) < 0) {
+            elog(e, LOG_ERROR, "cannot build the change of key %s (version %" PRIu64 "): %s",
+                 row->key, row->version, err);
+            engine_fail(e);
+            return -1;
+        }
+    }
+    if (sink_send(e->sink, sl->rq, sl->items, sl, err, sizeof(err)) < 0) {
+        elog(e, LOG_ERROR, "cannot send a request: %s", err);
+        engine_fail(e);
+        return -1;
+    }
+    sl->state = SLOT_SENT;
+    return 0;
+}
+
+/*
+ * Starts every request that may start now, oldest first: a ready slot, or
+ * a waiting one whose backoff is over, while the sink has room.  A ready
+ * slot that shares a key with an earlier slot not yet done waits, and so
+ * does everything after it.  Returns 0, or -1 when the engine failed.
+ */
+static int send_due(Engine *e)
+{
+    double t = clock_mono_s();
+    for (size_t i = 0; i < e->used && sink_has_room(e->sink); i++) {
+        Slot *sl = slot_at(e, i);
+        if (sl->state == SLOT_WAITING && t >= sl->retry_at) {
+            if (send_slot(e, sl) < 0)
+                return -1;
+            continue;
+        }
+        if (sl->state != SLOT_READY)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const Slot *earlier = slot_at(e, j);
+            if (earlier->state != SLOT_DONE && keys_overlap(earlier, sl))
+                return 0;
+        }
+        if (send_slot(e, sl) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Puts a slot whose pending rows must go again into the waiting state. */
+static void slot_retry_later(Engine *e, Slot *sl)
+{
+    sl->retry_at = clock_mono_s() + backoff_s(e, sl->attempt);
+    sl->attempt++;
+    sl->state = SLOT_WAITING;
+}
+
+/* Seconds since the epoch, for latencies against the writers' clock. */
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Records the commit-to-acknowledgement latency of a row acknowledged at
+ * wall time now, when a latency field is set and the row carries it. */
+static void note_latency(Engine *e, const PgRow *row, double now)
+{
+    double ts;
+    if (!e->latency_on || !row->doc ||
+        !json_find_number(row->doc, row->doc_len, &e->latency_path, &ts))
+        return;
+    latency_record(&e->latency_interval, now - ts);
+    latency_record(&e->latency_total, now - ts);
+}
+
+/* Handles a change the sink rejected for good, by the reject policy.
+ * Returns 0 (recorded), 1 (the dead-letter place is busy: send the row
+ * again later), -1 when the engine failed. */
+static int rejected(Engine *e, const PgRow *row, const char *reason)
+{
+    char err[512];
+    e->stats.rejected++;
+    if (!e->cfg.dead_letter) {
+        elog(e, LOG_ERROR,
+             "the sink rejected key %s (version %" PRIu64 ", txid %" PRIu64
+             "): %s; stopping (--on-reject stop), the cursor stays before this batch",
+             row->key, row->version, row->txid, reason);
+        engine_fail(e);
+        return -1;
+    }
+    SinkChange ch = change_of(row);
+    SinkResult r = sink_dead_letter(e->sink, &ch, reason, err, sizeof(err));
+    if (r == SINK_OK) {
+        elog(e, LOG_WARN, "the sink rejected key %s (version %" PRIu64 "): %s; recorded in %s",
+             row->key, row->version, reason, "the dead-letter index");
+        return 0;
+    }
+    if (r == SINK_RETRY) {
+        elog(e, LOG_WARN, "cannot record the rejected key %s yet, retrying: %s", row->key, err);
+        return 1;
+    }
+    elog(e, LOG_ERROR, "cannot record the rejected key %s: %s", row->key, err);
+    engine_fail(e);
+    return -1;
+}
+
+/* Counts one acknowledged row. */
+static void acked(Engine *e, const PgRow *row, bool conflict, double now)
+{
+    if (conflict) {
+        e->stats.conflicts++;
+    } else {
+        e->stats.rows++;
+        if (row->deleted)
+            e->stats.deletes++;
+    }
+    note_latency(e, row, now);
+}
+
+/* Takes the per-change outcomes of an answered request: rows applied or
+ * already applied are done, rejected ones go by the policy, the rest go
+ * again after a backoff. */
+static void take_items(Engine *e, Slot *sl)
+{
+    double now = wall_s();
+    size_t still = 0;
+    const char *why = "busy";
+    for (size_t i = 0; i < sl->n_pending && e->state == ENGINE_RUNNING; i++) {
+        const PgRow *row = &sl->batch.rows[sl->pending[i]];
+        const SinkItem *it = &sl->items[i];
+        int rc = 0;
+        switch (it->outcome) {
+        case SINK_APPLIED:
+        case SINK_ALREADY_APPLIED:
+            acked(e, row, it->outcome == SINK_ALREADY_APPLIED, now);
+            break;
+        case SINK_RETRY_LATER:
+            rc = 1;
+            if (it->reason[0])
+                why = it->reason;
+            break;
+        case SINK_REJECTED:
+            rc = rejected(e, row, it->reason);
+            break;
+        }
+        if (rc == 1)
+            sl->pending[still++] = sl->pending[i];
+    }
+    if (e->state != ENGINE_RUNNING)
+        return;
+    e->unsaved_rows = true;
+    if (still > 0) {
+        e->stats.retries++;
+        elog(e, LOG_WARN, "%zu of %zu changes must be retried (%s)", still, sl->n_pending, why);
+        sl->n_pending = still;
+        slot_retry_later(e, sl);
+        return;
+    }
+    sl->n_pending = 0;
+    sl->state = SLOT_DONE;
+}
+
+/* The sink's call for a finished request. */
+static void on_sink_done(void *owner, void *tag, SinkResult result, const char *err)
+{
+    Engine *e = owner;
+    Slot *sl = tag;
+    if (e->state != ENGINE_RUNNING)
+        return;
+    if (result == SINK_FAIL) {
+        elog(e, LOG_ERROR, "the sink refused a request: %s", err);
+        engine_fail(e);
+        return;
+    }
+    if (result == SINK_RETRY) {
+        e->stats.retries++;
+        elog(e, LOG_WARN, "sink unavailable, retrying (attempt %d): %s", sl->attempt + 1, err);
+        slot_retry_later(e, sl);
+    } else {
+        take_items(e, sl);
+    }
+    kick(e);
+}
+
+/*
+ * Moves the acknowledged cursor past every done slot at the head of the
+ * ring, and persists it when the engine caught up with rows unsaved, or
+ * when SAVE_EVERY_S passed: the stored cursor may lag, never lead.
+ * Returns 0, or -1 when the engine failed.
+ */
+static int acknowledge(Engine *e)
+{
+    while (e->used > 0 && slot_at(e, 0)->state == SLOT_DONE) {
+        Slot *sl = slot_at(e, 0);
+        if (sl->batch.n_rows > 0 && !e->stopping)
+            crash_point("after the bulk, before the cursor is saved");
+        cursor_free(&e->cursor);
+        if (cursor_copy(&e->cursor, &sl->after) < 0) {
+            elog(e, LOG_ERROR, "out of memory");
+            engine_fail(e);
+            return -1;
+        }
+        slot_clear(e, sl);
+        e->head = (e->head + 1) % e->n_slots;
+        e->used--;
+    }
+    if (e->stopping)
+        return 0;
+    bool drained = e->used == 0 && e->read_caught_up;
+    bool due = clock_mono_s() - e->last_save >= SAVE_EVERY_S;
+    if ((drained && e->unsaved_rows) || (due && !cursor_same(&e->cursor, &e->saved)))
+        return save_cursor(e) < 0 ? -1 : 0;
+    return 0;
+}
+
+/* Prints the periodic stats line when it is due (or when force is set).
+ * With a latency field, it ends with the latency quantiles of the rows
+ * acknowledged since the previous line. */
+static void stats_line(Engine *e, bool force)
+{
+    double t = clock_mono_s();
+    double every = (double)e->cfg.stats_interval_s;
+    if (!force && (every <= 0 || t - e->stats.last_line < every))
+        return;
+    double dt = t - e->stats.last_line;
+    uint64_t lag_tx =
+        e->stats.last_xmax > e->cursor.xid_next ? e->stats.last_xmax - e->cursor.xid_next : 0;
+    char latency[160] = "";
+    if (e->latency_on) {
+        const LatencyHist *h = &e->latency_interval;
+        snprintf(latency, sizeof(latency),
+                 ", latency p50 %.1f ms p95 %.1f ms p99 %.1f ms of %" PRIu64 " rows",
+                 latency_quantile(h, 0.50) * 1e3, latency_quantile(h, 0.95) * 1e3,
+                 latency_quantile(h, 0.99) * 1e3, h->n);
+        latency_reset(&e->latency_interval);
+    }
+    const Stats *s = &e->stats;
+    elog(e, LOG_INFO,
+         "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
+         " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
+         " transactions %.1f s, %zu in progress%s",
+         s->rows, dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0, s->deletes,
+         s->conflicts, s->retries, s->rejected, s->batches, s->reconnects, lag_tx,
+         s->behind_since > 0 ? t - s->behind_since : 0.0, e->cursor.n_xip, latency);
+    e->stats.last_line = t;
+    e->stats.rows_at_last_line = e->stats.rows;
+}
+
+/* Prints the latency quantiles of every row acknowledged since the start
+ * or the last report (with a latency field). */
+static void latency_summary(Engine *e)
+{
+    if (!e->latency_on)
+        return;
+    const LatencyHist *h = &e->latency_total;
+    elog(e, LOG_INFO,
+         "latency: %" PRIu64 " rows, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", h->n,
+         latency_quantile(h, 0.50) * 1e3, latency_quantile(h, 0.95) * 1e3,
+         latency_quantile(h, 0.99) * 1e3, h->max_s * 1e3);
+}
+
+/* Ends the engine's run once nothing is in flight: saves what was
+ * acknowledged and says where it stopped. */
+static void finish(Engine *e, const char *why)
+{
+    if (save_cursor(e) < 0)
+        return;
+    stats_line(e, true);
+    latency_summary(e);
+    elog(e, LOG_INFO, "%s at xid %" PRIu64, why, e->cursor.xid_next);
+    e->state = ENGINE_STOPPED;
+    if (e->pg_fd >= 0)
+        loop_unwatch(e->loop, e->pg_fd);
+    e->pg_fd = -1;
+    loop_timer_cancel(e->loop, &e->timer);
+}
+
+/*
+ * Starts waiting for changes, once every batch read is acknowledged and
+ * the last one came back short: on the first time, LISTEN (when the table
+ * notifies) and look once more; then until a notification or the poll
+ * interval.  Listening, a notification ends the wait at once and
+ * poll_interval_ms is only the safety net.  Without notifications the poll
+ * adapts: short while changes flow, doubling up to poll_interval_ms while
+ * idle.
+ */
+static void begin_idle(Engine *e)
+{
+    char err[1024];
+    if (!e->listening && e->table.notify) {
+        int rc = pg_listen(e->pg, e->table.channel, err, sizeof(err));
+        if (rc == PG_OK) {
+            e->listening = true;
+            elog(e, LOG_INFO, "caught up at xid %" PRIu64 "; listening on %s", e->cursor.xid_next,
+                 e->table.channel);
+            e->read_caught_up = false; /* a change may have come before LISTEN */
+            return;
+        }
+        if (rc == PG_LOST) {
+            pg_lost(e, err);
+            return;
+        }
+        elog(e, LOG_WARN, "cannot listen on %s, polling instead: %s", e->table.channel, err);
+    }
+    bool flowing = e->rows_read > 0;
+    e->rows_read = 0;
+    if (flowing)
+        e->poll_ms = POLL_MIN_MS;
+    long wait_ms = e->listening ? e->cfg.poll_interval_ms : e->poll_ms;
+    e->idle = true;
+    e->idle_doubles = !e->listening && !flowing;
+    e->idle_until = clock_mono_s() + (double)wait_ms / 1000.0;
+}
+
+/* Ends the wait for changes (notified: a notification came). */
+static void end_idle(Engine *e, bool notified)
+{
+    if (!e->idle)
+        return;
+    e->idle = false;
+    e->read_caught_up = false;
+    if (!notified && e->idle_doubles) {
+        e->poll_ms *= 2;
+        if (e->poll_ms > e->cfg.poll_interval_ms)
+            e->poll_ms = e->cfg.poll_interval_ms;
+    }
+}
+
+/* The loop's call for the database socket: the batch query's result, a
+ * notification, or news of a lost connection. */
+static void on_pg_ready(void *ctx, int fd, int events)
+{
+    (void)fd;
+    (void)events;
+    Engine *e = ctx;
+    char err[1024];
+    if (e->state != ENGINE_RUNNING || e->pg_down)
+        return;
+    if (e->fetching) {
+        fetch_poll(e);
+    } else {
+        bool notified = false;
+        int rc = pg_wait(e->pg, 0, &notified, err, sizeof(err));
+        if (rc == PG_LOST)
+            pg_lost(e, err);
+        else if (notified)
+            end_idle(e, true);
+    }
+    kick(e);
+}
+
+/* The earliest moment something of the engine is due, given that it is
+ * running: a retry, a reconnect, a save, the end of a wait, a stats line. */
+static double next_due(Engine *e)
+{
+    double at = clock_mono_s() + 3600;
+#define EARLIER(t)                                                                                 \
+    do {                                                                                           \
+        double t_ = (t);                                                                           \
+        if (t_ < at)                                                                               \
+            at = t_;                                                                               \
+    } while (0)
+    if (e->pg_down)
+        EARLIER(e->reconnect_at);
+    if (e->fetch_retry_at > 0 && !e->fetching)
+        EARLIER(e->fetch_retry_at);
+    if (e->idle)
+        EARLIER(e->idle_until);
+    if (e->save_retry_at > 0)
+        EARLIER(e->save_retry_at);
+    if (!cursor_same(&e->cursor, &e->saved) || e->unsaved_rows)
+        EARLIER(e->last_save + SAVE_EVERY_S);
+    if (e->cfg.stats_interval_s > 0)
+        EARLIER(e->stats.last_line + (double)e->cfg.stats_interval_s);
+    for (size_t i = 0; i < e->used; i++) {
+        const Slot *sl = slot_at(e, i);
+        if (sl->state == SLOT_WAITING)
+            EARLIER(sl->retry_at);
+    }
+#undef EARLIER
+    return at;
+}
+
+/* One step of the engine while stopping: once nothing is in flight, keep
+ * what was acknowledged and stop. */
+static void step_stopping(Engine *e)
+{
+    if (sink_in_flight(e->sink) > 0)
+        return; /* the done calls kick */
+    if (acknowledge(e) < 0)
+        return;
+    finish(e, "stopped by a signal");
+}
+
+/* Whether the engine may read the next batch now. */
+static bool may_fetch(const Engine *e)
+{
+    return !e->fetching && !e->read_caught_up && !e->idle && !e->pg_down && e->used < e->n_slots &&
+           clock_mono_s() >= e->fetch_retry_at;
+}
+
+/* Does what is due, in order (see the file's comment), then arms the timer. */
+static void step(Engine *e)
+{
+    if (e->state != ENGINE_RUNNING)
+        return;
+    if (e->stopping) {
+        step_stopping(e);
+        return;
+    }
+    if (reconnect_if_due(e) < 0 || acknowledge(e) < 0 || send_due(e) < 0)
+        return;
+    if (e->idle && clock_mono_s() >= e->idle_until)
+        end_idle(e, false);
+    if (may_fetch(e))
+        fetch_start(e);
+    if (e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down) {
+        if (e->cfg.once) {
+            int sv = save_cursor(e);
+            if (sv == 0)
+                finish(e, "caught up (--once), exiting");
+            if (sv != 1)
+                return;
+        } else {
+            begin_idle(e);
+            if (!e->idle) {
+                kick(e);
+                return;
+            }
+        }
+    }
+    stats_line(e, false);
+    loop_timer_at(e->loop, &e->timer, next_due(e));
+}
+
+static void on_timer(void *ctx)
+{
+    step(ctx);
+}
+
+Engine *engine_new(const EngineConfig *cfg, Loop *loop, Sink *sink, Store *store, char *err,
+                   size_t errlen)
+{
+    Engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        goto oom;
+    e->cfg = *cfg;
+    e->loop = loop;
+    e->sink = sink;
+    e->store = store;
+    e->pg_fd = -1;
+    e->state = ENGINE_NEW;
+    e->poll_ms = POLL_MIN_MS;
+    e->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)e;
+    cursor_init(&e->cursor);
+    cursor_init(&e->saved);
+    cursor_init(&e->ahead);
+    loop_timer_init(&e->timer, on_timer, e);
+    e->n_slots = (cfg->max_in_flight > 0 ? cfg->max_in_flight : 1) + 1;
+    e->slots = calloc(e->n_slots, sizeof(*e->slots));
+    if (!e->slots)
+        goto oom;
+    for (size_t i = 0; i < e->n_slots; i++)
+        cursor_init(&e->slots[i].after);
+    if (cfg->latency_field && *cfg->latency_field) {
+        if (json_path_compile(&e->latency_path, cfg->latency_field) < 0) {
+            err_printf(err, errlen,
+                       "%s: --latency-field: %s is not a dotted path of at most %d "
+                       "member names",
+                       cfg->name, cfg->latency_field, JSON_PATH_MAX);
+            engine_free(e);
+            return NULL;
+        }
+        e->latency_on = true;
+    }
+    sink_bind(sink, on_sink_done, e);
+    return e;
+oom:
+    err_printf(err, errlen, "out of memory");
+    if (e)
+        engine_free(e);
+    else {
+        sink_free(sink);
+        store_free(store);
+    }
+    return NULL;
+}
+
+void engine_free(Engine *e)
+{
+    if (!e)
+        return;
+    if (e->pg_fd >= 0)
+        loop_unwatch(e->loop, e->pg_fd);
+    loop_timer_cancel(e->loop, &e->timer);
+    sink_free(e->sink); /* abandons requests in flight, which borrow the slots */
+    for (size_t i = 0; e->slots && i < e->n_slots; i++) {
+        Slot *sl = &e->slots[i];
+        pg_batch_free(&sl->batch);
+        cursor_free(&sl->after);
+        free(sl->items);
+        free(sl->pending);
+        free(sl->keys);
+    }
+    free(e->slots);
+    store_free(e->store);
+    pg_table_free(&e->table);
+    pg_free(e->pg);
+    cursor_free(&e->cursor);
+    cursor_free(&e->saved);
+    cursor_free(&e->ahead);
+    free(e);
+}
+
+/* Connects and checks the server and the table.  Returns 0 or -1 (printed). */
+static int start_pg(Engine *e)
+{
+    char err[1024];
+    e->pg = pg_connect(e->cfg.conninfo, err, sizeof(err));
+    if (!e->pg) {
+        elog(e, LOG_ERROR, "cannot connect to postgres: %s", err);
+        return -1;
+    }
+    bool standby = false;
+    if (pg_in_recovery(e->pg, &standby, err, sizeof(err)) != PG_OK) {
+        elog(e, LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (standby) {
+        elog(e, LOG_ERROR,
+             "the server is in recovery (a hot standby): its snapshots do not list "
+             "running transactions, so txidsync would skip rows; connect it to the "
+             "primary");
+        return -1;
+    }
+    if (pg_table_resolve(e->pg, e->cfg.table, &e->table, err, sizeof(err)) != PG_OK) {
+        elog(e, LOG_ERROR, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads the cursor, waiting up to START_BUSY_WAIT_S for a store that
+ * answers but is busy; one that does not answer fails at once.  Returns
+ * 0 with *found set, or -1 (printed). */
+static int start_cursor(Engine *e, bool *found)
+{
+    char err[1024];
+    double give_up = clock_mono_s() + START_BUSY_WAIT_S;
+    StoreResult sr;
+    for (int attempt = 0;; attempt++) {
+        sr = store_load(e->store, &e->cursor, found, err, sizeof(err));
+        if (sr != STORE_RETRY || !store_answered(e->store) || clock_mono_s() > give_up)
+            break;
+        elog(e, LOG_WARN, "the sink is busy, waiting: %s", err);
+        cursor_free(&e->cursor);
+        start_backoff(e, attempt);
+    }
+    if (sr == STORE_RETRY) {
+        elog(e, LOG_ERROR, "cannot reach the sink at %s (cursor in %s): %s", sink_describe(e->sink),
+             store_describe(e->store), err);
+        return -1;
+    }
+    if (sr != STORE_OK) {
+        elog(e, LOG_ERROR, "cannot load the cursor: %s", err);
+        return -1;
+    }
+    if (cursor_copy(&e->saved, &e->cursor) < 0) {
+        elog(e, LOG_ERROR, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Prepares the sink's target and the store, waiting for a busy sink as
+ * start_cursor does.  Returns 0 or -1 (printed). */
+static int start_sink(Engine *e)
+{
+    char err[1024];
+    double give_up = clock_mono_s() + START_BUSY_WAIT_S;
+    for (int attempt = 0;; attempt++) {
+        SinkResult r = sink_prepare(e->sink, err, sizeof(err));
+        StoreResult sr = r == SINK_OK ? store_prepare(e->store, err, sizeof(err)) : STORE_OK;
+        if (r == SINK_OK && sr == STORE_OK)
+            return 0;
+        bool busy =
+            r == SINK_RETRY || (r == SINK_OK && sr == STORE_RETRY && store_answered(e->store));
+        if (!busy || clock_mono_s() > give_up) {
+            elog(e, LOG_ERROR, "cannot prepare the sink at %s: %s", sink_describe(e->sink), err);
+            return -1;
+        }
+        elog(e, LOG_WARN, "the sink is busy, waiting: %s", err);
+        start_backoff(e, attempt);
+    }
+}
+
+/* A database restored into a cluster with a lower xid counter, without a
+ * raised txid offset, would hand out ids the cursor believes done.
+ * Returns 0 or -1 (printed). */
+static int start_check_xids(Engine *e)
+{
+    char err[1024];
+    uint64_t xmax = 0;
+    if (pg_snapshot_xmax(e->pg, &xmax, err, sizeof(err)) != PG_OK) {
+        elog(e, LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (xmax < e->cursor.xid_next) {
+        elog(e, LOG_ERROR,
+             "the database's transaction ids (next %" PRIu64 ") are behind the cursor (%" PRIu64
+             "): was it restored into another cluster? raise them with "
+             "select txidsync.configure_txid_offset(%" PRIu64 "); then start again",
+             xmax, e->cursor.xid_next, e->cursor.xid_next);
+        return -1;
+    }
+    e->stats.last_xmax = xmax;
+    return 0;
+}
+
+int engine_start(Engine *e)
+{
+    bool found = false;
+    /* The cursor before the sink is prepared: when it is corrupt, nothing
+     * at all is written. */
+    if (start_pg(e) < 0 || start_cursor(e, &found) < 0 || start_sink(e) < 0 ||
+        start_check_xids(e) < 0 || cursor_copy(&e->ahead, &e->cursor) < 0 || watch_pg(e) < 0) {
+        e->state = ENGINE_FAILED;
+        return -1;
+    }
+    elog(e, LOG_INFO,
+         "syncing %s (key %s) into %s/%s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
+         e->table.name, e->table.key_column, sink_describe(e->sink), e->cfg.target,
+         store_describe(e->store), found ? "resuming" : "starting", e->cursor.xid_next,
+         e->cursor.n_xip);
+    e->state = ENGINE_RUNNING;
+    e->stats.last_line = clock_mono_s();
+    e->last_save = clock_mono_s();
+    kick(e);
+    return 0;
+}
+
+void engine_stop(Engine *e)
+{
+    if (e->state != ENGINE_RUNNING || e->stopping)
+        return;
+    e->stopping = true;
+    kick(e);
+}
+
+void engine_report(Engine *e)
+{
+    if (e->state != ENGINE_RUNNING)
+        return;
+    stats_line(e, true);
+    latency_summary(e);
+    latency_reset(&e->latency_total);
+}
+
+EngineState engine_state(const Engine *e)
+{
+    return e->state;
+}

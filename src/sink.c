@@ -1,0 +1,83 @@
+/*
+ * sink: the calls of the sink interface (see sink.h), each handed to the
+ * driver behind it.
+ */
+#include "sink.h"
+
+#include <stdlib.h>
+
+struct Sink {
+    const SinkInterface *iface;
+    void *drv;
+};
+
+Sink *sink_new(const SinkInterface *iface, void *drv)
+{
+    Sink *s = calloc(1, sizeof(*s));
+    if (!s) {
+        iface->free(drv);
+        return NULL;
+    }
+    s->iface = iface;
+    s->drv = drv;
+    return s;
+}
+
+void sink_free(Sink *s)
+{
+    if (!s)
+        return;
+    s->iface->free(s->drv);
+    free(s);
+}
+
+void sink_bind(Sink *s, SinkDoneFn on_done, void *owner)
+{
+    s->iface->bind(s->drv, on_done, owner);
+}
+
+SinkResult sink_prepare(Sink *s, char *err, size_t errlen)
+{
+    return s->iface->prepare(s->drv, err, errlen);
+}
+
+SinkRequest *sink_request_new(Sink *s)
+{
+    return s->iface->request_new(s->drv);
+}
+
+void sink_request_reset(Sink *s, SinkRequest *rq)
+{
+    s->iface->request_reset(s->drv, rq);
+}
+
+int sink_add(Sink *s, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
+{
+    return s->iface->add(s->drv, rq, ch, err, errlen);
+}
+
+bool sink_has_room(Sink *s)
+{
+    return s->iface->has_room(s->drv);
+}
+
+size_t sink_in_flight(Sink *s)
+{
+    return s->iface->in_flight(s->drv);
+}
+
+int sink_send(Sink *s, SinkRequest *rq, SinkItem *items, void *tag, char *err, size_t errlen)
+{
+    return s->iface->send(s->drv, rq, items, tag, err, errlen);
+}
+
+SinkResult sink_dead_letter(Sink *s, const SinkChange *ch, const char *reason, char *err,
+                            size_t errlen)
+{
+    return s->iface->dead_letter(s->drv, ch, reason, err, errlen);
+}
+
+const char *sink_describe(Sink *s)
+{
+    return s->iface->describe(s->drv);
+}

@@ -1,0 +1,139 @@
+/*
+ * sink: what the engine needs of any target (a search index, a topic, a
+ * file), and nothing of how a target does it.  One driver per target
+ * implements SinkInterface in a file of its own (sink_es.c for
+ * Elasticsearch/OpenSearch); the engine holds a Sink and calls the
+ * functions below, never a driver's.
+ *
+ * The contract, which the engine's correctness rests on (docs/design.md,
+ * "The sink contract"):
+ *
+ *  - A change is (key, txid, version, deleted, the row's JSON).  The
+ *    driver writes it so that the target keeps, per key, the change with
+ *    the highest version: an older or equal version arriving later must
+ *    not win.  Replays are then harmless.
+ *  - Requests are asynchronous.  sink_send starts one and returns; the
+ *    driver moves it along inside the event loop it was given and, once
+ *    the target answered, calls the engine's SinkDoneFn with the outcome
+ *    of the request and, when the request got an answer, one SinkItem per
+ *    change in the order they were added.
+ *  - Every change ends in exactly one of four outcomes: applied, already
+ *    applied (the target holds this or a newer version: as good as
+ *    applied), retry later (busy, unreachable, a transient error), or
+ *    rejected for good (with the target's reason).  A request refused as a
+ *    whole is SINK_RETRY or SINK_FAIL for all its changes.
+ *  - Nothing is acknowledged before the target made it durable as far as
+ *    the target promises (an index's translog, a broker's acks, a file's
+ *    fsync), since the engine persists its cursor on that word.
+ */
+#ifndef TXIDSYNC_SINK_H
+#define TXIDSYNC_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Loop Loop;
+
+/* What a request (or a preparation step) came to as a whole. */
+typedef enum SinkResult {
+    SINK_OK = 0,    /* answered; look at each item */
+    SINK_RETRY = 1, /* busy, unreachable or timed out: send it all again later */
+    SINK_FAIL = -1, /* refused for good, or the answer is not understood */
+} SinkResult;
+
+/* The outcome of one change of an answered request. */
+typedef enum SinkOutcome {
+    SINK_APPLIED = 0,     /* written (a delete of an absent key included) */
+    SINK_ALREADY_APPLIED, /* the target holds this or a newer version */
+    SINK_RETRY_LATER,     /* transient for this change: send it again */
+    SINK_REJECTED,        /* refused for good; reason says why */
+} SinkOutcome;
+
+typedef struct SinkItem {
+    SinkOutcome outcome;
+    char reason[512]; /* "type: reason" unless applied */
+} SinkItem;
+
+/* One change to write.  Everything is borrowed for the call. */
+typedef struct SinkChange {
+    const char *key; /* the key's canonical text (see keys.h) */
+    uint64_t txid;
+    uint64_t version; /* strictly increasing per key */
+    bool deleted;     /* write a delete (a tombstone) */
+    const char *row;  /* the row as one JSON object; NULL when deleted */
+    size_t row_len;
+} SinkChange;
+
+/* A request being built, then in flight; owned by the driver. */
+typedef struct SinkRequest SinkRequest;
+
+/* Called from inside the loop once a request sent with tag finished.
+ * result: SINK_OK (items[0..n-1] filled), SINK_RETRY or SINK_FAIL (err
+ * says why; items untouched).  err is borrowed for the call.  The function
+ * may send further requests but must not free the sink. */
+typedef void (*SinkDoneFn)(void *owner, void *tag, SinkResult result, const char *err);
+
+/* What a driver implements.  drv is the driver's own state. */
+typedef struct SinkInterface {
+    const char *name; /* "opensearch", ... */
+    /* Sets the function the driver calls when a request finished. */
+    void (*bind)(void *drv, SinkDoneFn on_done, void *owner);
+    /* Makes the target ready (creates the index, topic or file); called
+     * at start, may block.  SINK_RETRY when busy or unreachable. */
+    SinkResult (*prepare)(void *drv, char *err, size_t errlen);
+    /* A new, empty request, owned by the driver (freed with it); NULL when
+     * out of memory. */
+    SinkRequest *(*request_new)(void *drv);
+    /* Empties rq for reuse (it must not be in flight). */
+    void (*request_reset)(void *drv, SinkRequest *rq);
+    /* Appends one change.  Returns 0, or -1 with err filled when the change
+     * cannot be encoded (not a JSON object, too large for any request). */
+    int (*add)(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen);
+    /* Whether another request may go now. */
+    bool (*has_room)(void *drv);
+    /* How many requests are in flight. */
+    size_t (*in_flight)(void *drv);
+    /* Starts rq (borrowed with items until the done call).  Returns 0, or
+     * -1 with err filled when it cannot even start. */
+    int (*send)(void *drv, SinkRequest *rq, SinkItem *items, void *tag, char *err, size_t errlen);
+    /* Records a change rejected for good, with the reason, where an
+     * operator finds it (a dead-letter index, a file); may block briefly.
+     * SINK_RETRY when the place is unreachable now. */
+    SinkResult (*dead_letter)(void *drv, const SinkChange *ch, const char *reason, char *err,
+                              size_t errlen);
+    /* Where the sink writes, for messages, without credentials. */
+    const char *(*describe)(void *drv);
+    /* Abandons requests in flight (no done call), then frees every request
+     * it made and drv. */
+    void (*free)(void *drv);
+} SinkInterface;
+
+typedef struct Sink Sink;
+
+/* Wraps a driver's state; the sink owns drv from now on (iface->free frees
+ * it with the sink).  Returns NULL when out of memory (drv is freed). */
+Sink *sink_new(const SinkInterface *iface, void *drv);
+
+/* Frees the sink and its driver; NULL is ignored. */
+void sink_free(Sink *s);
+
+/* Sets where the outcomes of requests go: on_done(owner, ...), called
+ * from inside the loop.  The engine binds itself before its first send. */
+void sink_bind(Sink *s, SinkDoneFn on_done, void *owner);
+
+SinkResult sink_prepare(Sink *s, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* A new request, freed with the sink; NULL when out of memory. */
+SinkRequest *sink_request_new(Sink *s);
+void sink_request_reset(Sink *s, SinkRequest *rq);
+int sink_add(Sink *s, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+bool sink_has_room(Sink *s);
+size_t sink_in_flight(Sink *s);
+int sink_send(Sink *s, SinkRequest *rq, SinkItem *items, void *tag, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+SinkResult sink_dead_letter(Sink *s, const SinkChange *ch, const char *reason, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
+const char *sink_describe(Sink *s);
+
+#endif

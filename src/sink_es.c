@@ -1,0 +1,277 @@
+/*
+ * sink_es: Elasticsearch/OpenSearch behind the sink interface (see
+ * sink_es.h and sink.h).  The wire format and the HTTP calls are es.c's;
+ * this file maps changes to bulk actions and bulk items to outcomes.
+ */
+#include "sink_es.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "doc.h"
+#include "es.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+
+#define BODY_MAX ((size_t)512 << 20)
+
+typedef struct EsDriver {
+    EsClient *es;
+    EsPipe *pipe;
+    char *index;
+    char *table;
+    char *dead_letter_index; /* NULL: none */
+    int replicas;
+    SinkDoneFn on_done;
+    void *owner;
+    Buf doc;                /* scratch: the document being added */
+    SinkRequest **requests; /* every request made, freed with the driver */
+    size_t n_requests;
+} EsDriver;
+
+struct SinkRequest {
+    Buf body;
+    size_t n;
+    EsBulkItem *items; /* what the pipe fills */
+    size_t cap;
+    SinkItem *out; /* the engine's, borrowed while in flight */
+    void *tag;
+};
+
+static void drv_bind(void *drv, SinkDoneFn on_done, void *owner)
+{
+    EsDriver *d = drv;
+    d->on_done = on_done;
+    d->owner = owner;
+}
+
+static SinkResult from_es(EsResult r)
+{
+    return r == ES_OK ? SINK_OK : r == ES_RETRY ? SINK_RETRY : SINK_FAIL;
+}
+
+static SinkResult drv_prepare(void *drv, char *err, size_t errlen)
+{
+    EsDriver *d = drv;
+    EsResult r = es_ensure_index(d->es, d->index, d->replicas, false, err, errlen);
+    if (r == ES_OK && d->dead_letter_index)
+        r = es_ensure_index(d->es, d->dead_letter_index, d->replicas, true, err, errlen);
+    if (r == ES_RETRY && es_client_last_status(d->es) == 0)
+        return SINK_FAIL; /* no answer at all at start: a wrong URL fails fast */
+    return from_es(r);
+}
+
+static SinkRequest *drv_request_new(void *drv)
+{
+    EsDriver *d = drv;
+    SinkRequest **grown = realloc(d->requests, (d->n_requests + 1) * sizeof(*grown));
+    if (!grown)
+        return NULL;
+    d->requests = grown;
+    SinkRequest *rq = calloc(1, sizeof(*rq));
+    if (!rq)
+        return NULL;
+    buf_init(&rq->body, BODY_MAX);
+    d->requests[d->n_requests++] = rq;
+    return rq;
+}
+
+static void drv_request_reset(void *drv, SinkRequest *rq)
+{
+    (void)drv;
+    buf_reset(&rq->body);
+    rq->n = 0;
+}
+
+static int drv_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
+{
+    EsDriver *d = drv;
+    if (rq->n == rq->cap) {
+        size_t cap = rq->cap ? rq->cap * 2 : 1024;
+        EsBulkItem *items = realloc(rq->items, cap * sizeof(*items));
+        if (!items)
+            return err_printf(err, errlen, "out of memory");
+        rq->items = items;
+        rq->cap = cap;
+    }
+    char id[KEYS_ID_SIZE];
+    keys_id(ch->key, id);
+    int rc;
+    if (ch->deleted) {
+        rc = es_bulk_add_delete(&rq->body, d->index, id, ch->version);
+    } else {
+        if (doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
+            return err_printf(err, errlen, "the row is not a JSON object, or larger than %zu bytes",
+                              BODY_MAX);
+        rc = es_bulk_add_index(&rq->body, d->index, id, ch->version, d->doc.data, d->doc.len);
+    }
+    if (rc < 0)
+        return err_printf(err, errlen, "the request would be larger than %zu bytes", BODY_MAX);
+    rq->n++;
+    return 0;
+}
+
+static bool drv_has_room(void *drv)
+{
+    return es_pipe_has_room(((EsDriver *)drv)->pipe);
+}
+
+static size_t drv_in_flight(void *drv)
+{
+    return es_pipe_in_flight(((EsDriver *)drv)->pipe);
+}
+
+static int drv_send(void *drv, SinkRequest *rq, SinkItem *items, void *tag, char *err,
+                    size_t errlen)
+{
+    EsDriver *d = drv;
+    rq->out = items;
+    rq->tag = tag;
+    return es_pipe_send(d->pipe, &rq->body, rq->n, rq->items, rq, err, errlen) == ES_OK ? 0 : -1;
+}
+
+/* Maps the pipe's item outcomes to the interface's. */
+static void copy_items(const SinkRequest *rq)
+{
+    for (size_t i = 0; i < rq->n; i++) {
+        const EsBulkItem *it = &rq->items[i];
+        SinkItem *o = &rq->out[i];
+        switch (it->result) {
+        case ES_ITEM_OK:
+            o->outcome = SINK_APPLIED;
+            break;
+        case ES_ITEM_CONFLICT:
+            o->outcome = SINK_ALREADY_APPLIED;
+            break;
+        case ES_ITEM_RETRY:
+            o->outcome = SINK_RETRY_LATER;
+            break;
+        case ES_ITEM_REJECTED:
+            o->outcome = SINK_REJECTED;
+            break;
+        }
+        snprintf(o->reason, sizeof(o->reason), "%s", it->error);
+    }
+}
+
+/* The pipe's call for a finished request: hands it to the engine. */
+static void on_pipe_done(void *owner, const EsPipeDone *done)
+{
+    EsDriver *d = owner;
+    SinkRequest *rq = done->tag;
+    SinkResult r = from_es(done->result);
+    if (r == SINK_OK)
+        copy_items(rq);
+    d->on_done(d->owner, rq->tag, r, done->err);
+}
+
+static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *reason, char *err,
+                                  size_t errlen)
+{
+    EsDriver *d = drv;
+    if (!d->dead_letter_index)
+        return err_printf(err, errlen, "no dead-letter index"), SINK_FAIL;
+    if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
+        buf_reset(&d->doc);
+    Buf body;
+    buf_init(&body, BODY_MAX);
+    JsonGen jg;
+    SinkResult r = SINK_FAIL;
+    if (json_gen_open(&jg, &body) != 0) {
+        err_printf(err, errlen, "out of memory");
+        goto done;
+    }
+    yajl_gen g = jg.g;
+    bool ok =
+        yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "index") &&
+        json_gen_cstr(g, d->index) && json_gen_cstr(g, "table") && json_gen_cstr(g, d->table) &&
+        json_gen_cstr(g, "key") && json_gen_cstr(g, ch->key) && json_gen_cstr(g, "txid") &&
+        json_gen_u64(g, ch->txid) && json_gen_cstr(g, "version") && json_gen_u64(g, ch->version) &&
+        json_gen_cstr(g, "error") && json_gen_cstr(g, reason) && json_gen_cstr(g, "document") &&
+        yajl_gen_string(g, (const unsigned char *)d->doc.data, d->doc.len) == yajl_gen_status_ok &&
+        yajl_gen_map_close(g) == yajl_gen_status_ok;
+    if (json_gen_close(&jg, ok) != 0) {
+        err_printf(err, errlen, "cannot build the dead letter of key %s", ch->key);
+        goto done;
+    }
+    /* One record per index, key and version: recording it again after a
+     * replay overwrites the same document. */
+    char key_id[KEYS_ID_SIZE], id[KEYS_ID_SIZE + 1024];
+    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, d->index, keys_id(ch->key, key_id), ch->version);
+    r = from_es(es_put_doc(d->es, d->dead_letter_index, id, buf_str(&body), err, errlen));
+done:
+    buf_free(&body);
+    return r;
+}
+
+static const char *drv_describe(void *drv)
+{
+    return es_client_url(((EsDriver *)drv)->es);
+}
+
+static void drv_free(void *drv)
+{
+    EsDriver *d = drv;
+    if (!d)
+        return;
+    es_pipe_free(d->pipe);
+    for (size_t i = 0; i < d->n_requests; i++) {
+        buf_free(&d->requests[i]->body);
+        free(d->requests[i]->items);
+        free(d->requests[i]);
+    }
+    free(d->requests);
+    es_client_free(d->es);
+    free(d->index);
+    free(d->table);
+    free(d->dead_letter_index);
+    buf_free(&d->doc);
+    free(d);
+}
+
+static const SinkInterface es_interface = {
+    .name = "opensearch",
+    .bind = drv_bind,
+    .prepare = drv_prepare,
+    .request_new = drv_request_new,
+    .request_reset = drv_request_reset,
+    .add = drv_add,
+    .has_room = drv_has_room,
+    .in_flight = drv_in_flight,
+    .send = drv_send,
+    .dead_letter = drv_dead_letter,
+    .describe = drv_describe,
+    .free = drv_free,
+};
+
+Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
+{
+    EsDriver *d = calloc(1, sizeof(*d));
+    if (!d) {
+        err_printf(err, errlen, "out of memory");
+        return NULL;
+    }
+    buf_init(&d->doc, BODY_MAX);
+    d->replicas = cfg->replicas;
+    d->es = es_client_new(cfg->url, err, errlen);
+    if (!d->es)
+        goto fail;
+    d->index = strdup(cfg->index);
+    d->table = strdup(cfg->table ? cfg->table : "");
+    d->dead_letter_index = cfg->dead_letter_index ? strdup(cfg->dead_letter_index) : NULL;
+    if (!d->index || !d->table || (cfg->dead_letter_index && !d->dead_letter_index)) {
+        err_printf(err, errlen, "out of memory");
+        goto fail;
+    }
+    d->pipe = es_pipe_new(d->es, cfg->max_in_flight, loop, on_pipe_done, d, err, errlen);
+    if (!d->pipe)
+        goto fail;
+    return sink_new(&es_interface, d);
+fail:
+    drv_free(d);
+    return NULL;
+}

@@ -1,0 +1,36 @@
+/*
+ * sink_es: the Elasticsearch/OpenSearch driver of the sink interface.
+ *
+ * Each change becomes one action of a _bulk request with version_type
+ * external and the row's version: an index action whose _id is the key's
+ * id (keys.h) and whose source is the document (doc.h), or a delete.  A
+ * version conflict means the index holds this or a newer version: already
+ * applied.  429, 5xx and network errors are retried; other item errors
+ * (mapping, parse) are rejected for good.  Requests go through a pipe of
+ * --bulk-concurrency connections in the event loop.  Dead letters are
+ * documents of their own index.
+ */
+#ifndef TXIDSYNC_SINK_ES_H
+#define TXIDSYNC_SINK_ES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sink.h"
+
+typedef struct SinkEsConfig {
+    const char *url;   /* base URL, credentials allowed */
+    const char *index; /* the table's index */
+    const char *table; /* the table's name, for dead letters */
+    int replicas;      /* number_of_replicas of the indices it creates */
+    size_t max_in_flight;
+    const char *dead_letter_index; /* NULL: no dead letters (--on-reject stop) */
+} SinkEsConfig;
+
+/* Creates the driver, its client and its pipe in loop (borrowed; it must
+ * outlive the sink).  Strings of cfg are copied.  Returns the sink, or
+ * NULL with err filled (a malformed URL, out of memory). */
+Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

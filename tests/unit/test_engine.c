@@ -1,0 +1,605 @@
+/*
+ * Unit tests of the engine against the sink contract (sink.h), with a
+ * fake sink driver and a fake pg module (this file defines the pg_*
+ * functions the engine calls, so pg.o is not linked).
+ *
+ * The fake database holds a fixed history of committed transactions,
+ * some larger than a batch.  The fake sink keeps its requests in flight
+ * and answers them in random order, after random delays, item by item:
+ * applied, already applied (only when the target really holds that
+ * version or a newer one), retry later, or rejected; now and then a whole
+ * request is busy.  The fake store checks, at every save, the invariant
+ * the design rests on: every row whose txid the saved cursor covers has
+ * been acknowledged in its current version.  At the end the target must
+ * equal the table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "log.h"
+#include "pg.h"
+
+#define N_KEYS 300
+#define N_TX   120
+
+/* ---- the fake database ------------------------------------------------ */
+
+typedef struct Row {
+    uint64_t txid, version;
+    bool deleted;
+} Row;
+
+static Row side[N_KEYS]; /* the side table: the current state of each key */
+static int pipe_fds[2] = {-1, -1};
+static bool started;
+static CursorQuery asked;
+static uint64_t asked_xip[64];
+
+static void key_text(int k, char *out, size_t len)
+{
+    snprintf(out, len, "k%04d", k);
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Commits N_TX transactions (ids 100..), each changing 1 to 40 keys;
+ * every 9th deletes them. */
+static void make_history(void)
+{
+    memset(side, 0, sizeof(side));
+    for (int t = 0; t < N_TX; t++) {
+        int n = 1 + (int)(rnd() % (t % 10 == 0 ? 40 : 4));
+        for (int i = 0; i < n; i++) {
+            Row *r = &side[rnd() % N_KEYS];
+            r->txid = 100 + (uint64_t)t;
+            r->version++;
+            r->deleted = t % 9 == 0;
+        }
+    }
+}
+
+PgConn *pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+    (void)conninfo;
+    (void)err;
+    (void)errlen;
+    assert_int_equal(pipe(pipe_fds), 0);
+    started = false;
+    return (PgConn *)&pipe_fds;
+}
+
+void pg_free(PgConn *c)
+{
+    if (!c)
+        return;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    pipe_fds[0] = pipe_fds[1] = -1;
+}
+
+int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    *in_recovery = false;
+    return PG_OK;
+}
+
+int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    memset(t, 0, sizeof(*t));
+    t->name = strdup(table);
+    t->key_column = strdup("id");
+    t->channel = strdup("txidsync_t");
+    return PG_OK;
+}
+
+void pg_table_free(PgTable *t)
+{
+    free(t->name);
+    free(t->key_column);
+    free(t->channel);
+    memset(t, 0, sizeof(*t));
+}
+
+int pg_snapshot_xmax(PgConn *c, uint64_t *xmax, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    *xmax = 100 + N_TX;
+    return PG_OK;
+}
+
+int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err, size_t errlen)
+{
+    (void)c, (void)t, (void)err, (void)errlen;
+    assert_false(started);
+    asked = *q;
+    assert_true(q->n_xip <= 64);
+    if (q->n_xip > 0)
+        memcpy(asked_xip, q->xip, q->n_xip * sizeof(*q->xip));
+    asked.xip = asked_xip;
+    asked.xid_at_key = q->xid_at_key ? strdup(q->xid_at_key) : NULL;
+    started = true;
+    assert_int_equal(write(pipe_fds[1], "r", 1), 1);
+    return PG_OK;
+}
+
+/* Whether row k is in branch b of the query asked. */
+static bool in_branch(int b, int k)
+{
+    const Row *r = &side[k];
+    char key[16];
+    key_text(k, key, sizeof(key));
+    if (r->version == 0)
+        return false;
+    if (b == 1)
+        return asked.has_xid_at && r->txid == asked.xid_at && strcmp(key, asked.xid_at_key) > 0;
+    return r->txid >= asked.xid_next;
+}
+
+/* Appends the rows of branch b in (txid, key) order, up to the limit. */
+static void add_branch(PgBatch *b, int branch)
+{
+    for (uint64_t tx = 100; tx < 100 + N_TX && b->n_rows < asked.limit; tx++) {
+        for (int k = 0; k < N_KEYS && b->n_rows < asked.limit; k++) {
+            if (side[k].txid != tx || !in_branch(branch, k))
+                continue;
+            PgRow *row = &b->rows[b->n_rows++];
+            char key[16], doc[64];
+            key_text(k, key, sizeof(key));
+            snprintf(doc, sizeof(doc), "{\"id\":%d}", k);
+            row->key = strdup(key);
+            row->txid = tx;
+            row->version = side[k].version;
+            row->deleted = side[k].deleted;
+            row->doc = side[k].deleted ? NULL : strdup(doc);
+            row->doc_len = row->doc ? strlen(row->doc) : 0;
+            row->branch = branch;
+        }
+    }
+}
+
+int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    char byte;
+    assert_int_equal(read(pipe_fds[0], &byte, 1), 1);
+    memset(b, 0, sizeof(*b));
+    b->rows = calloc(asked.limit, sizeof(*b->rows));
+    add_branch(b, 1);
+    add_branch(b, 3);
+    b->snapshot.xmin = b->snapshot.xmax = 100 + N_TX;
+    free((char *)asked.xid_at_key);
+    started = false;
+    *done = true;
+    return PG_OK;
+}
+
+void pg_batch_free(PgBatch *b)
+{
+    for (size_t i = 0; b->rows && i < b->n_rows; i++) {
+        free((char *)b->rows[i].key);
+        free((char *)b->rows[i].doc);
+    }
+    free(b->rows);
+    memset(b, 0, sizeof(*b));
+}
+
+int pg_socket(const PgConn *c)
+{
+    (void)c;
+    return pipe_fds[0];
+}
+
+int pg_reconnect(PgConn *c, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    return PG_OK;
+}
+
+int pg_listen(PgConn *c, const char *channel, char *err, size_t errlen)
+{
+    (void)c, (void)channel, (void)err, (void)errlen;
+    return PG_OK;
+}
+
+int pg_wait(PgConn *c, int timeout_ms, bool *notified, char *err, size_t errlen)
+{
+    (void)c, (void)timeout_ms, (void)err, (void)errlen;
+    *notified = false;
+    return PG_OK;
+}
+
+/* ---- the fake sink ----------------------------------------------------- */
+
+typedef struct Change {
+    int key;
+    uint64_t version;
+    bool deleted;
+} Change;
+
+struct SinkRequest {
+    Change changes[1000];
+    size_t n;
+    SinkItem *items;
+    void *tag;
+    bool in_flight;
+};
+
+typedef struct FakeSink {
+    Loop *loop;
+    SinkDoneFn on_done;
+    void *owner;
+    SinkRequest *requests[16];
+    size_t n_requests;
+    size_t in_flight;
+    size_t max_in_flight;
+    LoopTimer timer;
+    uint64_t target[N_KEYS];  /* the version the target holds; 0 none */
+    bool target_live[N_KEYS]; /* whether it holds a document */
+    uint64_t acked[N_KEYS];   /* highest version acknowledged to the engine */
+    int reject_permille;      /* rejected for good, per item */
+    bool fail_once;           /* refuse one request as a whole */
+    int requests_sent, out_of_order, dead_letters;
+} FakeSink;
+
+static FakeSink fake;
+
+static void fake_bind(void *drv, SinkDoneFn on_done, void *owner)
+{
+    FakeSink *f = drv;
+    f->on_done = on_done;
+    f->owner = owner;
+}
+
+static SinkResult fake_prepare(void *drv, char *err, size_t errlen)
+{
+    (void)drv, (void)err, (void)errlen;
+    return SINK_OK;
+}
+
+static SinkRequest *fake_request_new(void *drv)
+{
+    FakeSink *f = drv;
+    assert_true(f->n_requests < 16);
+    SinkRequest *rq = calloc(1, sizeof(*rq));
+    f->requests[f->n_requests++] = rq;
+    return rq;
+}
+
+static void fake_request_reset(void *drv, SinkRequest *rq)
+{
+    (void)drv;
+    assert_false(rq->in_flight);
+    rq->n = 0;
+}
+
+static int fake_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
+{
+    (void)drv, (void)err, (void)errlen;
+    assert_true(rq->n < 1000);
+    assert_int_equal(ch->deleted, ch->row == NULL);
+    rq->changes[rq->n++] = (Change){atoi(ch->key + 1), ch->version, ch->deleted};
+    return 0;
+}
+
+static bool fake_has_room(void *drv)
+{
+    FakeSink *f = drv;
+    return f->in_flight < f->max_in_flight;
+}
+
+static size_t fake_in_flight(void *drv)
+{
+    return ((FakeSink *)drv)->in_flight;
+}
+
+/* Writes one change into the target, highest version wins. */
+static SinkOutcome apply(FakeSink *f, const Change *c)
+{
+    if (f->target[c->key] >= c->version)
+        return SINK_ALREADY_APPLIED;
+    f->target[c->key] = c->version;
+    f->target_live[c->key] = !c->deleted;
+    return SINK_APPLIED;
+}
+
+/* Answers one request in flight, chosen at random. */
+static void fake_answer(void *ctx)
+{
+    FakeSink *f = ctx;
+    SinkRequest *pick[16];
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_requests; i++)
+        if (f->requests[i]->in_flight)
+            pick[n++] = f->requests[i];
+    if (n == 0)
+        return;
+    size_t which = rnd() % n;
+    f->out_of_order += which > 0;
+    SinkRequest *rq = pick[which];
+    rq->in_flight = false;
+    f->in_flight--;
+    if (f->fail_once || rnd() % 20 == 0) {
+        bool fail = f->fail_once;
+        f->fail_once = false;
+        f->on_done(f->owner, rq->tag, fail ? SINK_FAIL : SINK_RETRY, "fake: busy");
+    } else {
+        for (size_t i = 0; i < rq->n; i++) {
+            SinkItem *it = &rq->items[i];
+            uint64_t r = rnd() % 1000;
+            it->reason[0] = '\0';
+            if ((int)r < f->reject_permille) {
+                it->outcome = SINK_REJECTED;
+                snprintf(it->reason, sizeof(it->reason), "fake: mapping error");
+            } else if (r < 150) {
+                it->outcome = SINK_RETRY_LATER;
+            } else {
+                it->outcome = apply(f, &rq->changes[i]);
+            }
+            if (it->outcome == SINK_APPLIED || it->outcome == SINK_ALREADY_APPLIED) {
+                if (rq->changes[i].version > f->acked[rq->changes[i].key])
+                    f->acked[rq->changes[i].key] = rq->changes[i].version;
+            }
+        }
+        f->on_done(f->owner, rq->tag, SINK_OK, "");
+    }
+    if (f->in_flight > 0)
+        loop_timer_after_ms(f->loop, &f->timer, (long)(rnd() % 3));
+}
+
+static int fake_send(void *drv, SinkRequest *rq, SinkItem *items, void *tag, char *err,
+                     size_t errlen)
+{
+    (void)err, (void)errlen;
+    FakeSink *f = drv;
+    assert_true(f->in_flight < f->max_in_flight);
+    assert_false(rq->in_flight);
+    rq->items = items;
+    rq->tag = tag;
+    rq->in_flight = true;
+    f->in_flight++;
+    f->requests_sent++;
+    if (!loop_timer_armed(&f->timer))
+        loop_timer_after_ms(f->loop, &f->timer, (long)(rnd() % 3));
+    return 0;
+}
+
+static SinkResult fake_dead_letter(void *drv, const SinkChange *ch, const char *reason, char *err,
+                                   size_t errlen)
+{
+    (void)reason, (void)err, (void)errlen;
+    FakeSink *f = drv;
+    if (rnd() % 4 == 0)
+        return SINK_RETRY;
+    int k = atoi(ch->key + 1);
+    f->dead_letters++;
+    if (ch->version > f->acked[k])
+        f->acked[k] = ch->version;
+    return SINK_OK;
+}
+
+static const char *fake_describe(void *drv)
+{
+    (void)drv;
+    return "fake";
+}
+
+static void fake_free(void *drv)
+{
+    FakeSink *f = drv;
+    for (size_t i = 0; i < f->n_requests; i++)
+        free(f->requests[i]);
+    f->n_requests = 0;
+    loop_timer_cancel(f->loop, &f->timer);
+}
+
+static const SinkInterface fake_interface = {
+    .name = "fake",
+    .bind = fake_bind,
+    .prepare = fake_prepare,
+    .request_new = fake_request_new,
+    .request_reset = fake_request_reset,
+    .add = fake_add,
+    .has_room = fake_has_room,
+    .in_flight = fake_in_flight,
+    .send = fake_send,
+    .dead_letter = fake_dead_letter,
+    .describe = fake_describe,
+    .free = fake_free,
+};
+
+/* ---- the fake store ------------------------------------------------- */
+
+static int saves;
+static uint64_t saved_next;
+
+/* Whether the cursor c covers row k of the side table. */
+static bool covers(const Cursor *c, int k)
+{
+    const Row *r = &side[k];
+    char key[16];
+    key_text(k, key, sizeof(key));
+    if (c->has_xid_at && r->txid == c->xid_at)
+        return strcmp(key, c->xid_at_key) <= 0;
+    if (r->txid >= c->xid_next)
+        return false;
+    for (size_t i = 0; i < c->n_xip; i++)
+        if (c->xip[i] == r->txid)
+            return false;
+    return true;
+}
+
+static StoreResult mem_prepare(void *drv, char *err, size_t errlen)
+{
+    (void)drv, (void)err, (void)errlen;
+    return STORE_OK;
+}
+
+static StoreResult mem_load(void *drv, Buf *text, bool *found, char *err, size_t errlen)
+{
+    (void)drv, (void)text, (void)err, (void)errlen;
+    *found = false;
+    return STORE_OK;
+}
+
+static StoreResult mem_save(void *drv, const char *text, char *err, size_t errlen)
+{
+    (void)drv, (void)err, (void)errlen;
+    Cursor c;
+    char why[256];
+    assert_int_equal(cursor_from_json(&c, text, strlen(text), why, sizeof(why)), 0);
+    for (int k = 0; k < N_KEYS; k++) {
+        if (side[k].version == 0 || !covers(&c, k))
+            continue;
+        if (fake.acked[k] < side[k].version)
+            fail_msg("save %d covers key k%04d (txid %" PRIu64 ") at version %" PRIu64
+                     " but only version %" PRIu64 " was acknowledged",
+                     saves + 1, k, side[k].txid, side[k].version, fake.acked[k]);
+    }
+    assert_true(c.xid_next >= saved_next);
+    saved_next = c.xid_next;
+    cursor_free(&c);
+    saves++;
+    return STORE_OK;
+}
+
+static const char *mem_describe(void *drv)
+{
+    (void)drv;
+    return "memory";
+}
+
+static bool mem_answered(void *drv)
+{
+    (void)drv;
+    return true;
+}
+
+static void mem_free(void *drv)
+{
+    (void)drv;
+}
+
+static const StoreInterface mem_interface = {
+    .prepare = mem_prepare,
+    .load = mem_load,
+    .save = mem_save,
+    .describe = mem_describe,
+    .answered = mem_answered,
+    .free = mem_free,
+};
+
+/* ---- the runs ------------------------------------------------------- */
+
+/* Runs one engine with --once until it ends; returns its end state. */
+static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, bool dead_letter,
+                              int reject_permille, bool fail_once)
+{
+    rng_state = seed;
+    make_history();
+    Loop *loop = loop_new();
+    memset(&fake, 0, sizeof(fake));
+    fake.loop = loop;
+    fake.max_in_flight = in_flight;
+    fake.reject_permille = reject_permille;
+    fake.fail_once = fail_once;
+    loop_timer_init(&fake.timer, fake_answer, &fake);
+    saves = 0;
+    saved_next = 0;
+    EngineConfig cfg = {.name = "t",
+                        .table = "t",
+                        .target = "t",
+                        .batch_size = batch,
+                        .max_in_flight = in_flight,
+                        .once = true,
+                        .dead_letter = dead_letter,
+                        .poll_interval_ms = 1000};
+    char err[256];
+    Engine *e = engine_new(&cfg, loop, sink_new(&fake_interface, &fake),
+                           store_new(&mem_interface, NULL), err, sizeof(err));
+    assert_non_null(e);
+    assert_int_equal(engine_start(e), 0);
+    double give_up = clock_mono_s() + 60;
+    while (engine_state(e) == ENGINE_RUNNING && clock_mono_s() < give_up)
+        assert_true(loop_run_once(loop, 100) >= 0);
+    EngineState st = engine_state(e);
+    engine_free(e);
+    loop_free(loop);
+    return st;
+}
+
+static void test_out_of_order_acknowledgements(void **state)
+{
+    (void)state;
+    int dead_letters = 0, out_of_order = 0, all_saves = 0, requests = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        size_t batch = 3 + seed % 17, in_flight = 1 + seed % 4;
+        assert_int_equal(run_engine(seed, batch, in_flight, true, 20, false), ENGINE_STOPPED);
+        assert_true(saves >= 1);
+        assert_int_equal(saved_next, 100 + N_TX);
+        for (int k = 0; k < N_KEYS; k++) {
+            if (side[k].version == 0)
+                continue;
+            assert_true(fake.acked[k] >= side[k].version);
+            /* Not rejected: the target holds exactly the table's state. */
+            if (fake.target[k] == side[k].version)
+                assert_int_equal(fake.target_live[k], !side[k].deleted);
+        }
+        dead_letters += fake.dead_letters;
+        out_of_order += fake.out_of_order;
+        all_saves += saves;
+        requests += fake.requests_sent;
+    }
+    printf("engine: 40 runs, %d requests, %d answered out of order, %d dead letters, %d cursor "
+           "saves checked\n",
+           requests, out_of_order, dead_letters, all_saves);
+    assert_true(out_of_order > 100);
+    assert_true(dead_letters > 10);
+}
+
+static void test_reject_stops_the_table(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 100; seed < 110; seed++) {
+        /* Every save is checked against what was acknowledged (mem_save). */
+        assert_int_equal(run_engine(seed, 7, 3, false, 50, false), ENGINE_FAILED);
+        assert_true(saved_next < 100 + N_TX);
+    }
+}
+
+static void test_refused_request_stops_the_table(void **state)
+{
+    (void)state;
+    assert_int_equal(run_engine(7, 5, 2, true, 0, true), ENGINE_FAILED);
+    assert_true(saved_next < 100 + N_TX);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR + 1); /* the engine's messages are expected noise here */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_of_order_acknowledgements),
+        cmocka_unit_test(test_reject_stops_the_table),
+        cmocka_unit_test(test_refused_request_stops_the_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -15,8 +15,9 @@
 --   txidsync.configure_txid_offset(at_least)
 --                                raises the offset after a restore so that
 --                                new ids stay above every recorded one
---   txidsync.track(tbl, notify)  starts tracking a table with a single-column
---   txidsync.untrack(tbl)        primary key / stops it and drops its state
+--   txidsync.track(tbl, notify)  starts tracking a table with a primary key
+--   txidsync.untrack(tbl)        (any number of columns) / stops it and drops
+--                                its state
 --   txidsync.tracked             the catalog of tracked tables
 --   txidsync.forget_dropped()    cleans up after tables dropped while tracked
 --                                (an event trigger does it on DROP when the
@@ -36,10 +37,12 @@
 -- offset so that new ids are above every recorded txid and that number.
 --
 -- For a tracked table T the side table txidsync.rows_<T> holds one row per
--- key that ever existed: (key, version, txid, deleted).  version strictly
+-- key that ever existed: (key, version, txid, deleted), where key is one
+-- column for a one-column primary key and key1, key2, ... (the primary
+-- key's columns in index order, same types) for a composite one.  version strictly
 -- increases with every committed change of the key, across delete and
 -- re-insert; txid is the top-level transaction that changed it last; a
--- deleted key stays as a tombstone.  The index (txid, key) serves the
+-- deleted key stays as a tombstone.  The index (txid, key...) serves the
 -- syncer's batch query.
 --
 -- Notification channel: when tracked with notify => true, every statement
@@ -69,11 +72,29 @@ create schema if not exists txidsync;
 create table if not exists txidsync.tracked (
     relid regclass primary key,   -- dumped by name, so it survives pg_dump
     side_table name not null unique, -- a table in schema txidsync
-    key_column name not null,
-    key_type text not null,
     notify boolean not null,
-    channel text not null
+    channel text not null,
+    key_columns name[] not null,  -- the primary key's columns, in index order
+    key_types text[] not null     -- their types, as format_type() spells them
 );
+
+-- Upgrade from an installation of one-column keys only (key_column,
+-- key_type): the same keys as one-element arrays.  Their side tables keep
+-- their one key column "key", which is still the layout of a one-column
+-- key, so the syncer's cursors and the targets' ids stay valid.
+do $install$
+begin
+    if exists (select from pg_catalog.pg_attribute
+                where attrelid = 'txidsync.tracked'::pg_catalog.regclass
+                  and attname = 'key_column' and not attisdropped) then
+        alter table txidsync.tracked add column key_columns name[], add column key_types text[];
+        update txidsync.tracked set key_columns = array[key_column], key_types = array[key_type];
+        alter table txidsync.tracked
+            alter column key_columns set not null, alter column key_types set not null,
+            drop column key_column, drop column key_type;
+    end if;
+end
+$install$;
 
 -- The offset is the constant body of a SQL function, so the planner inlines
 -- it into the trigger's cached plan: reading it costs nothing per row.  It
@@ -190,14 +211,56 @@ begin
 end
 $$;
 
--- Starts tracking tbl, which must have a single-column primary key: creates
--- its side table, backfills every existing row (version 1, the txid of this
--- call), generates its trigger function and installs the row, TRUNCATE and
--- (when notify) NOTIFY triggers, and records it in txidsync.tracked.
--- Writers of tbl wait while this runs.  On a table already tracked it keeps
--- the side table and its rows, regenerates the trigger function (so a new
--- version of this file takes effect) and applies notify (off by default,
--- see "Notification channel" above).
+-- The primary key of tbl: per column, in index order, its name, type and
+-- the schema of its btree equality operator.  Empty when it has none.
+create or replace function txidsync._primary_key(tbl regclass,
+        out names name[], out types text[], out op_schemas name[])
+    language sql stable
+    as $$
+    select array_agg(a.attname order by k.i),
+           array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) order by k.i),
+           array_agg(opn.nspname order by k.i)
+      from pg_catalog.pg_index i
+     cross join lateral unnest(i.indkey::pg_catalog.int2[], i.indclass::pg_catalog.oid[])
+           with ordinality as k(attnum, opclass, i)
+      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+      join pg_catalog.pg_opclass oc on oc.oid = k.opclass
+      left join pg_catalog.pg_amop ao on ao.amopfamily = oc.opcfamily and ao.amopstrategy = 3
+                                     and ao.amoplefttype = oc.opcintype
+                                     and ao.amoprighttype = oc.opcintype
+      left join pg_catalog.pg_operator o on o.oid = ao.amopopr
+      left join pg_catalog.pg_namespace opn on opn.oid = o.oprnamespace
+     where i.indrelid = tbl and i.indisprimary
+    $$;
+
+-- The name of key column i (1-based) of a side table with n key columns:
+-- "key" for a one-column key (the layout from before composite keys),
+-- key1, key2, ... otherwise.
+create or replace function txidsync._side_key(i int, n int) returns text
+    language sql immutable
+    as $$ select case when n = 1 then 'key' else 'key' || i end $$;
+
+-- Joins, for each key column i, format(fmt, side column, table column,
+-- equality operator) with sep.
+create or replace function txidsync._key_list(cols name[], ops name[], fmt text, sep text)
+    returns text
+    language sql immutable
+    as $$
+    select string_agg(pg_catalog.format(fmt, txidsync._side_key(i::int, cardinality(cols)),
+                                        pg_catalog.quote_ident(cols[i]),
+                                        pg_catalog.format('operator(%I.=)', ops[i])), sep
+                      order by i)
+      from generate_subscripts(cols, 1) as i
+    $$;
+
+-- Starts tracking tbl, which must have a primary key (of any number of
+-- columns): creates its side table, backfills every existing row (version
+-- 1, the txid of this call), generates its trigger function and installs
+-- the row, TRUNCATE and (when notify) NOTIFY triggers, and records it in
+-- txidsync.tracked.  Writers of tbl wait while this runs.  On a table
+-- already tracked it keeps the side table and its rows, regenerates the
+-- trigger function (so a new version of this file takes effect) and
+-- applies notify (off by default, see "Notification channel" above).
 create or replace function txidsync.track(tbl regclass, notify boolean default false)
     returns void
     language plpgsql
@@ -205,18 +268,16 @@ create or replace function txidsync.track(tbl regclass, notify boolean default f
     as $track$
 declare
     rel record;
-    key_att record;
-    n_keys int;
-    eq_op text;
+    pk record;
     side text;
     fn text;
     chan text;
     base text;
     qside text;
-    k text;
     only_kw text;
     existing txidsync.tracked;
     x bigint;
+    side_cols text;
 begin
     execute format('lock table %s in share row exclusive mode', tbl);
 
@@ -230,29 +291,11 @@ begin
         raise exception 'txidsync: refusing to track % in schema txidsync', tbl;
     end if;
 
-    select count(*) into n_keys
-      from pg_catalog.pg_index i, unnest(i.indkey) as col
-     where i.indrelid = tbl and i.indisprimary;
-    if n_keys = 0 then
+    pk := txidsync._primary_key(tbl);
+    if pk.names is null then
         raise exception 'txidsync: table % has no primary key', tbl;
-    elsif n_keys > 1 then
-        raise exception 'txidsync: table % has a primary key of % columns, only one is supported',
-            tbl, n_keys;
     end if;
-
-    select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
-           opn.nspname as op_schema
-      into key_att
-      from pg_catalog.pg_index i
-      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-      join pg_catalog.pg_opclass oc on oc.oid = i.indclass[0]
-      join pg_catalog.pg_amop ao on ao.amopfamily = oc.opcfamily and ao.amopstrategy = 3
-                                and ao.amoplefttype = oc.opcintype
-                                and ao.amoprighttype = oc.opcintype
-      join pg_catalog.pg_operator o on o.oid = ao.amopopr
-      join pg_catalog.pg_namespace opn on opn.oid = o.oprnamespace
-     where i.indrelid = tbl and i.indisprimary;
-    if key_att.attname is null then
+    if array_position(pk.op_schemas, null) is not null then
         raise exception 'txidsync: no btree equality operator for the primary key of %', tbl;
     end if;
 
@@ -260,6 +303,11 @@ begin
     if found then
         side := existing.side_table;
         chan := existing.channel;
+        if existing.key_columns <> pk.names then
+            raise exception 'txidsync: the primary key of % changed from (%) to (%): untrack it '
+                            'and track it again (and rebuild its targets)',
+                tbl, array_to_string(existing.key_columns, ', '), array_to_string(pk.names, ', ');
+        end if;
     else
         side := 'rows_' || txidsync._ident_cut(rel.relname, 50);
         if to_regclass(format('txidsync.%I', side)) is not null then
@@ -271,24 +319,29 @@ begin
     fn := side || '_trg';
     base := format('%I.%I', rel.nspname, rel.relname);
     qside := format('txidsync.%I', side);
-    k := quote_ident(key_att.attname);
-    eq_op := format('operator(%I.=)', key_att.op_schema);
+    side_cols := txidsync._key_list(pk.names, pk.op_schemas, '%1$s', ', ');
     -- ONLY: a plain table's inheritance children are not tracked; a
     -- partitioned table has no rows of its own, so it needs its partitions.
     only_kw := case when rel.relkind = 'r' then 'only ' else '' end;
 
     if existing.relid is null then
-        execute format('create table %s (key %s primary key, version bigint not null, '
-                       'txid bigint not null, deleted boolean not null)',
-                       qside, key_att.typ);
-        execute format('create index %I on %s (txid, key)', side || '_txid_key', qside);
+        execute format('create table %s (%s, version bigint not null, txid bigint not null, '
+                       'deleted boolean not null, primary key (%s))',
+                       qside,
+                       (select string_agg(format('%s %s', txidsync._side_key(i::int,
+                                                      cardinality(pk.names)), pk.types[i]),
+                                          ', ' order by i)
+                          from generate_subscripts(pk.names, 1) as i),
+                       side_cols);
+        execute format('create index %I on %s (txid, %s)', side || '_txid_key', qside, side_cols);
         x := txidsync.current_txid();
-        execute format('insert into %s (key, version, txid, deleted) '
+        execute format('insert into %s (%s, version, txid, deleted) '
                        'select %s, 1, $1, false from %s%s',
-                       qside, k, only_kw, base)
+                       qside, side_cols,
+                       txidsync._key_list(pk.names, pk.op_schemas, '%2$s', ', '), only_kw, base)
           using x;
-        insert into txidsync.tracked (relid, side_table, key_column, key_type, notify, channel)
-        values (tbl, side, key_att.attname, key_att.typ, notify, chan);
+        insert into txidsync.tracked (relid, side_table, key_columns, key_types, notify, channel)
+        values (tbl, side, pk.names, pk.types, notify, chan);
     else
         update txidsync.tracked set notify = track.notify where relid = tbl;
     end if;
@@ -308,24 +361,24 @@ declare
     x bigint := txidsync.current_txid();
 begin
     if TG_OP operator(pg_catalog.=) 'UPDATE' then
-        if NEW.%2$s %3$s OLD.%2$s then
+        if %2$s then
             update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = false
-             where key %3$s NEW.%2$s;
+             where %3$s;
             if found then
                 return null;
             end if;
         else
             update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
-                   deleted = not exists (select from %6$s%5$s b where b.%2$s %3$s OLD.%2$s)
-             where key %3$s OLD.%2$s;
+                   deleted = not exists (select from %6$s%5$s b where %8$s)
+             where %7$s;
         end if;
     elsif TG_OP operator(pg_catalog.=) 'DELETE' then
         update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
-               deleted = not exists (select from %6$s%5$s b where b.%2$s %3$s OLD.%2$s)
-         where key %3$s OLD.%2$s;
+               deleted = not exists (select from %6$s%5$s b where %8$s)
+         where %7$s;
         if not found then
-            insert into %4$s (key, version, txid, deleted) values (OLD.%2$s, 1, x, true)
-                on conflict (key) do nothing;
+            insert into %4$s (%9$s, version, txid, deleted) values (%11$s, 1, x, true)
+                on conflict (%9$s) do nothing;
         end if;
         return null;
     elsif TG_OP operator(pg_catalog.=) 'TRUNCATE' then
@@ -333,13 +386,21 @@ begin
          where not deleted;
         return null;
     end if;
-    insert into %4$s as s (key, version, txid, deleted) values (NEW.%2$s, 1, x, false)
-        on conflict (key) do update
+    insert into %4$s as s (%9$s, version, txid, deleted) values (%10$s, 1, x, false)
+        on conflict (%9$s) do update
         set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid, deleted = false;
     return null;
 end
 $body$
-$f$, fn, k, eq_op, qside, base, only_kw);
+$f$, fn,
+        txidsync._key_list(pk.names, pk.op_schemas, 'NEW.%2$s %3$s OLD.%2$s', ' and '),
+        txidsync._key_list(pk.names, pk.op_schemas, '%1$s %3$s NEW.%2$s', ' and '),
+        qside, base, only_kw,
+        txidsync._key_list(pk.names, pk.op_schemas, '%1$s %3$s OLD.%2$s', ' and '),
+        txidsync._key_list(pk.names, pk.op_schemas, 'b.%2$s %3$s OLD.%2$s', ' and '),
+        side_cols,
+        txidsync._key_list(pk.names, pk.op_schemas, 'NEW.%2$s', ', '),
+        txidsync._key_list(pk.names, pk.op_schemas, 'OLD.%2$s', ', '));
 
     execute format('drop trigger if exists txidsync_row on %s', base);
     execute format('create trigger txidsync_row after insert or update or delete on %s '
@@ -356,6 +417,25 @@ $f$, fn, k, eq_op, qside, base, only_kw);
     end if;
 end
 $track$;
+
+-- Regenerates the trigger function of every tracked table that still
+-- exists, so that re-running this file upgrades them too (track() on a
+-- tracked table keeps its rows and its notify setting).
+do $install$
+declare
+    t record;
+begin
+    for t in select tr.relid, tr.notify from txidsync.tracked as tr
+              where exists (select from pg_catalog.pg_class as c where c.oid = tr.relid::oid)
+    loop
+        begin
+            perform txidsync.track(t.relid, t.notify);
+        exception when others then
+            raise warning 'txidsync: cannot regenerate the triggers of %: %', t.relid, sqlerrm;
+        end;
+    end loop;
+end
+$install$;
 
 -- Stops tracking tbl: drops its triggers, trigger function and side table
 -- (with every version and tombstone) and its txidsync.tracked row.  A table

@@ -1098,7 +1098,7 @@ int engine_start(Engine *e)
     }
     elog(e, LOG_INFO,
          "syncing %s (key %s) into %s/%s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
-         e->table.name, e->table.key_column, sink_describe(e->sink), e->cfg.target,
+         e->table.name, e->table.key_columns, sink_describe(e->sink), e->cfg.target,
          store_describe(e->store), found ? "resuming" : "starting", e->cursor.xid_next,
          e->cursor.n_xip);
     e->state = ENGINE_RUNNING;

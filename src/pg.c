@@ -23,6 +23,7 @@
 #include <libpq-fe.h>
 
 #include "buf.h"
+#include "keys.h"
 #include "log.h"
 
 /* PostgreSQL 13 brought xid8, pg_current_xact_id and pg_current_snapshot. */
@@ -86,18 +87,23 @@ static const char SQL_INSTALLED[] = "select pg_catalog.to_regclass('txidsync.tra
  * text row_to_json would copy as it is, duplicate keys included (see
  * doc_function). */
 static const char SQL_RESOLVE[] =
-    "select t.relid::pg_catalog.text, t.side_table, t.key_column, t.key_type, t.channel,"
-    " t.notify,"
+    "select t.relid::pg_catalog.text, t.side_table,"
+    " pg_catalog.array_to_string(t.key_columns, ', '), t.channel, t.notify,"
     " case when c.relkind = 'p' then '' else 'only ' end"
     " || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
     " 'txidsync.' || pg_catalog.quote_ident(t.side_table),"
-    " pg_catalog.quote_ident(t.key_column),"
     " exists (" SQL_TYPES_OF_COLUMNS " select from ty"
     " where ty.oid operator(pg_catalog.=) 'pg_catalog.json'::pg_catalog.regtype)"
     " from txidsync.tracked as t"
     " join pg_catalog.pg_class as c on c.oid = t.relid"
     " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
     " where t.relid = pg_catalog.to_regclass($1)";
+
+/* The primary key's columns of a tracked table, quoted, in index order. */
+static const char SQL_KEY_COLUMNS[] =
+    "select pg_catalog.quote_ident(u.k) from txidsync.tracked as t,"
+    " pg_catalog.unnest(t.key_columns) with ordinality as u(k, i)"
+    " where t.relid = pg_catalog.to_regclass($1) order by u.i";
 
 static const char SQL_SNAPSHOT_XMAX[] = "select xmax from txidsync.snapshot()";
 
@@ -441,13 +447,66 @@ void pg_table_free(PgTable *t)
         return;
     free(t->name);
     free(t->side_table);
-    free(t->key_column);
-    free(t->key_type);
+    free(t->key_columns);
     free(t->channel);
     free(t->sql_table);
     free(t->sql_side);
-    free(t->sql_key);
+    free(t->sql_key_text);
+    free(t->sql_side_keys);
+    free(t->sql_join);
     memset(t, 0, sizeof *t);
+}
+
+/* The name of key column i (0-based) of a side table of n key columns,
+ * as track() names them: "key" for one, key1, key2, ... for more. */
+static void side_key(char *out, size_t outlen, size_t i, size_t n)
+{
+    if (n == 1)
+        snprintf(out, outlen, "key");
+    else
+        snprintf(out, outlen, "key%zu", i + 1);
+}
+
+/* Builds t's SQL fragments over its key columns from res (one row per
+ * column: its quoted name).  Returns PG_OK, or PG_ERROR with err filled. */
+static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t errlen)
+{
+    size_t n = (size_t)PQntuples(res);
+    if (n < 1 || n > PG_KEYS_MAX)
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: %s has %zu key columns recorded",
+                    t->name, n);
+    t->n_keys = n;
+    Buf text, keys, join;
+    buf_init(&text, 64 * 1024);
+    buf_init(&keys, 64 * 1024);
+    buf_init(&join, 64 * 1024);
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        char sk[32];
+        side_key(sk, sizeof(sk), i, n);
+        const char *col = PQgetvalue(res, (int)i, 0);
+        /* keys.h: one column as it is; more joined by ',' with % and , escaped. */
+        if (n == 1)
+            bad |= buf_printf(&text, "s.%s::pg_catalog.text", sk);
+        else
+            bad |= buf_printf(&text,
+                              "%spg_catalog.replace(pg_catalog.replace(s.%s::pg_catalog.text,"
+                              " '%%', '%%25'), ',', '%%2C')",
+                              i ? " operator(pg_catalog.||) ',' operator(pg_catalog.||) " : "", sk);
+        bad |= buf_printf(&keys, "%ss.%s", i ? ", " : "", sk);
+        bad |= buf_printf(&join, "%sr.%s = s.%s", i ? " and " : "", col, sk);
+    }
+    if (!bad) {
+        t->sql_key_text = strdup(buf_str(&text));
+        t->sql_side_keys = strdup(buf_str(&keys));
+        t->sql_join = strdup(buf_str(&join));
+    }
+    buf_free(&text);
+    buf_free(&keys);
+    buf_free(&join);
+    if (bad || !t->sql_key_text || !t->sql_side_keys || !t->sql_join)
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+    return PG_OK;
 }
 
 int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
@@ -483,21 +542,26 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     }
     t->name = strdup(PQgetvalue(res, 0, 0));
     t->side_table = strdup(PQgetvalue(res, 0, 1));
-    t->key_column = strdup(PQgetvalue(res, 0, 2));
-    t->key_type = strdup(PQgetvalue(res, 0, 3));
-    t->channel = strdup(PQgetvalue(res, 0, 4));
-    t->notify = PQgetvalue(res, 0, 5)[0] == 't';
-    t->sql_table = strdup(PQgetvalue(res, 0, 6));
-    t->sql_side = strdup(PQgetvalue(res, 0, 7));
-    t->sql_key = strdup(PQgetvalue(res, 0, 8));
-    t->doc_jsonb = PQgetvalue(res, 0, 9)[0] == 't';
+    t->key_columns = strdup(PQgetvalue(res, 0, 2));
+    t->channel = strdup(PQgetvalue(res, 0, 3));
+    t->notify = PQgetvalue(res, 0, 4)[0] == 't';
+    t->sql_table = strdup(PQgetvalue(res, 0, 5));
+    t->sql_side = strdup(PQgetvalue(res, 0, 6));
+    t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
     PQclear(res);
-    if (!t->name || !t->side_table || !t->key_column || !t->key_type || !t->channel ||
-        !t->sql_table || !t->sql_side || !t->sql_key) {
+    if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
+        !t->sql_side) {
         pg_table_free(t);
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     }
-    return PG_OK;
+    rc = exec_params(c, SQL_KEY_COLUMNS, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err,
+                     errlen);
+    if (rc == PG_OK)
+        rc = key_expressions(t, res, err, errlen);
+    PQclear(res);
+    if (rc != PG_OK)
+        pg_table_free(t);
+    return rc;
 }
 
 /*
@@ -515,42 +579,53 @@ static const char *doc_function(const PgTable *t)
 }
 
 /* Appends one branch of the batch query: the side table rows matching
- * cond, in (txid, key) order, at most $5 of them.  The document of a live
- * row is a scalar subquery, not a join: it runs once per row returned,
- * as an index lookup on the primary key, and leaves the planner nothing
- * to choose but the ordered scan of the side table. */
+ * cond, in (txid, key columns...) order, at most $4 of them.  The document
+ * of a live row is a scalar subquery, not a join: it runs once per row
+ * returned, as an index lookup on the primary key, and leaves the planner
+ * nothing to choose but the ordered scan of the side table. */
 static int append_branch(Buf *sql, const PgTable *t, int branch, const char *cond)
 {
     return buf_printf(sql,
-                      "(select %d as branch, s.key::pg_catalog.text as key, s.txid, s.version,"
+                      "(select %d as branch, %s as key, s.txid, s.version,"
                       " s.deleted,"
                       " case when s.deleted then null"
                       " else (select %s(r.*)::pg_catalog.text"
-                      " from %s as r where r.%s = s.key) end as doc"
+                      " from %s as r where %s) end as doc"
                       " from %s as s"
                       " where %s"
-                      " order by s.txid, s.key limit $5::bigint)",
-                      branch, doc_function(t), t->sql_table, t->sql_key, t->sql_side, cond);
+                      " order by s.txid, %s limit $4::bigint)",
+                      branch, t->sql_key_text, doc_function(t), t->sql_table, t->sql_join,
+                      t->sql_side, cond, t->sql_side_keys);
 }
 
 /*
  * Builds the batch statement for table t into sql.  Parameters: $1 xid_at
- * (NULL: none), $2 xid_at_key (typed by the comparison with the key),
- * $3 xip as bigint[], $4 xid_next, $5 the limit.  The snapshot comes back
- * as the one row with branch 0; the data rows follow from the LIMITed
- * UNION ALL, whose Append runs its branches in order and is not asked for
- * more rows once the limit is reached — later branches are then never
- * executed.  One statement means one snapshot for both.
+ * (NULL: none), $2 xip as bigint[], $3 xid_next, $4 the limit, then one
+ * per key column, the components of xid_at_key (each typed by the
+ * comparison with its column).  The snapshot comes back as the one row
+ * with branch 0; the data rows follow from the LIMITed UNION ALL, whose
+ * Append runs its branches in order and is not asked for more rows once
+ * the limit is reached — later branches are then never executed.  One
+ * statement means one snapshot for both.
  *
- * Branch 1 says "txid = $1 and key > $2" as a row comparison bounded by
- * txid <= $1: an equality on txid would let the planner pick the primary
- * key index and filter on txid, which reads the whole key range when the
- * statistics are stale; this form is only cheap on the (txid, key) index,
- * where it is one short range scan.
+ * Branch 1 says "txid = $1 and key > xid_at_key" as a row comparison
+ * (s.txid, s.key1, ...) > ($1, $5, ...) bounded by txid <= $1: an equality
+ * on txid would let the planner pick the primary key index and filter on
+ * txid, which reads the whole key range when the statistics are stale;
+ * this form is only cheap on the (txid, key...) index, where it is one
+ * short range scan, and it orders keys column by column exactly as the
+ * branch's ORDER BY does.
  */
 static int build_batch_sql(const PgTable *t, Buf *sql)
 {
-    if (buf_puts(sql, "select 0 as branch, null::pg_catalog.text as key, null::bigint as txid,"
+    Buf cond;
+    buf_init(&cond, 64 * 1024);
+    int bad = buf_printf(&cond, "(s.txid, %s) > ($1::bigint", t->sql_side_keys);
+    for (size_t i = 0; i < t->n_keys; i++)
+        bad |= buf_printf(&cond, ", $%zu", 5 + i);
+    bad |= buf_puts(&cond, ") and s.txid <= $1::bigint");
+    if (bad ||
+        buf_puts(sql, "select 0 as branch, null::pg_catalog.text as key, null::bigint as txid,"
                       " null::bigint as version, null::boolean as deleted,"
                       " null::pg_catalog.text as doc,"
                       " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip"
@@ -558,32 +633,38 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
                       " union all"
                       " select b.branch, b.key, b.txid, b.version, b.deleted, b.doc,"
                       " null, null, null from (") != 0 ||
-        append_branch(sql, t, 1, "(s.txid, s.key) > ($1::bigint, $2) and s.txid <= $1::bigint") !=
-            0 ||
+        append_branch(sql, t, 1, buf_str(&cond)) != 0 || buf_puts(sql, " union all ") != 0 ||
+        append_branch(sql, t, 2, "s.txid = any($2::bigint[])") != 0 ||
         buf_puts(sql, " union all ") != 0 ||
-        append_branch(sql, t, 2, "s.txid = any($3::bigint[])") != 0 ||
-        buf_puts(sql, " union all ") != 0 ||
-        append_branch(sql, t, 3, "s.txid >= $4::bigint") != 0 ||
-        buf_puts(sql, " limit $5::bigint) as b") != 0)
+        append_branch(sql, t, 3, "s.txid >= $3::bigint") != 0 ||
+        buf_puts(sql, " limit $4::bigint) as b") != 0) {
+        buf_free(&cond);
         return -1;
+    }
+    buf_free(&cond);
     return 0;
 }
 
-/* The five text parameters of the batch statement; numbers live in the
- * struct, the xip list in a Buf. */
+/* The text parameters of the batch statement; numbers live in the struct,
+ * the xip list and the key's components in Bufs. */
 typedef struct BatchParams {
     char xid_at[24];
     char xid_next[24];
     char limit[24];
     Buf xip;
-    const char *values[5];
+    Buf key; /* xid_at_key split into its components */
+    const char *values[4 + PG_KEYS_MAX];
+    int n_values;
 } BatchParams;
 
-/* Fills p from q.  Returns 0, or -1 with err filled (p->xip is to be freed
- * by the caller either way). */
-static int batch_params(const CursorQuery *q, BatchParams *p, char *err, size_t errlen)
+/* Fills p from q for table t.  Returns 0, or -1 with err filled (p is to
+ * be freed with batch_params_free either way). */
+static int batch_params(const PgTable *t, const CursorQuery *q, BatchParams *p, char *err,
+                        size_t errlen)
 {
     buf_init(&p->xip, PG_TEXT_MAX);
+    buf_init(&p->key, PG_TEXT_MAX);
+    p->n_values = 4 + (int)t->n_keys;
     if (q->limit == 0)
         return fail(err, errlen, PG_ERROR, "pg: batch query: the limit is 0");
     if (q->has_xid_at && !q->xid_at_key)
@@ -597,11 +678,23 @@ static int batch_params(const CursorQuery *q, BatchParams *p, char *err, size_t 
     if (rc != 0 || buf_puts(&p->xip, "}") != 0)
         return fail(err, errlen, PG_ERROR, "pg: batch query: xip list too long");
     p->values[0] = q->has_xid_at ? p->xid_at : NULL;
-    p->values[1] = q->has_xid_at ? q->xid_at_key : NULL;
-    p->values[2] = buf_str(&p->xip);
-    p->values[3] = p->xid_next;
-    p->values[4] = p->limit;
+    p->values[1] = buf_str(&p->xip);
+    p->values[2] = p->xid_next;
+    p->values[3] = p->limit;
+    size_t starts[PG_KEYS_MAX];
+    if (q->has_xid_at && keys_split(q->xid_at_key, t->n_keys, &p->key, starts) != 0)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: batch query: the cursor's key %.200s is not a key of %zu column(s) of %s",
+                    q->xid_at_key, t->n_keys, t->name);
+    for (size_t i = 0; i < t->n_keys; i++)
+        p->values[4 + i] = q->has_xid_at ? p->key.data + starts[i] : NULL;
     return 0;
+}
+
+static void batch_params_free(BatchParams *p)
+{
+    buf_free(&p->xip);
+    buf_free(&p->key);
 }
 
 /* Reads the snapshot row i of a batch result into b.  Returns 0, or -1
@@ -726,7 +819,7 @@ done:
 /* Makes sure sql is the statement prepared as BATCH_STMT in this session,
  * unless prepared statements do not last here.  Returns PG_OK, or
  * PG_ERROR/PG_LOST with err filled. */
-static int prepare_batch(PgConn *c, const char *sql, char *err, size_t errlen)
+static int prepare_batch(PgConn *c, const char *sql, int n_params, char *err, size_t errlen)
 {
     if (c->no_prepare || (c->prepared && strcmp(c->prepared, sql) == 0))
         return PG_OK;
@@ -739,7 +832,7 @@ static int prepare_batch(PgConn *c, const char *sql, char *err, size_t errlen)
             return result_fail(c, res, "batch query: deallocate", err, errlen);
         PQclear(res);
     }
-    res = PQprepare(c->conn, BATCH_STMT, sql, 5, NULL);
+    res = PQprepare(c->conn, BATCH_STMT, sql, n_params, NULL);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
         return result_fail(c, res, "batch query: prepare", err, errlen);
     PQclear(res);
@@ -774,20 +867,21 @@ int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err,
     Buf sql;
     buf_init(&sql, PG_TEXT_MAX);
     int rc = PG_ERROR;
-    if (batch_params(q, &p, err, errlen) != 0)
+    if (batch_params(t, q, &p, err, errlen) != 0)
         goto done;
     if (build_batch_sql(t, &sql) != 0) {
         fail(err, errlen, PG_ERROR, "pg: batch query: out of memory");
         goto done;
     }
-    rc = prepare_batch(c, buf_str(&sql), err, errlen);
+    rc = prepare_batch(c, buf_str(&sql), p.n_values, err, errlen);
     if (rc != PG_OK)
         goto done;
     rc = PG_ERROR;
     /* libpq copies the parameters (and the statement) into its buffer. */
-    int sent = c->prepared
-                   ? PQsendQueryPrepared(c->conn, BATCH_STMT, 5, p.values, NULL, NULL, 0)
-                   : PQsendQueryParams(c->conn, buf_str(&sql), 5, NULL, p.values, NULL, NULL, 0);
+    int sent =
+        c->prepared
+            ? PQsendQueryPrepared(c->conn, BATCH_STMT, p.n_values, p.values, NULL, NULL, 0)
+            : PQsendQueryParams(c->conn, buf_str(&sql), p.n_values, NULL, p.values, NULL, NULL, 0);
     if (!sent) {
         rc = fail(err, errlen, PQstatus(c->conn) == CONNECTION_OK ? PG_ERROR : PG_LOST,
                   "pg: batch query: %s", PQerrorMessage(c->conn));
@@ -799,7 +893,7 @@ int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err,
     c->batch_table = t;
     rc = PG_OK;
 done:
-    buf_free(&p.xip);
+    batch_params_free(&p);
     buf_free(&sql);
     return rc;
 }
@@ -875,13 +969,14 @@ int pg_batch_explain(PgConn *c, const PgTable *t, const CursorQuery *q, char **p
     buf_init(&out, PG_TEXT_MAX);
     PGresult *res = NULL;
     int rc = PG_ERROR;
-    if (batch_params(q, &p, err, errlen) != 0)
+    if (batch_params(t, q, &p, err, errlen) != 0)
         goto done;
     if (buf_puts(&sql, "explain (analyze, buffers) ") != 0 || build_batch_sql(t, &sql) != 0) {
         fail(err, errlen, PG_ERROR, "pg: explain: out of memory");
         goto done;
     }
-    rc = exec_params(c, buf_str(&sql), 5, p.values, PGRES_TUPLES_OK, "explain", &res, err, errlen);
+    rc = exec_params(c, buf_str(&sql), p.n_values, p.values, PGRES_TUPLES_OK, "explain", &res, err,
+                     errlen);
     if (rc != PG_OK)
         goto done;
     rc = PG_ERROR;
@@ -899,7 +994,7 @@ int pg_batch_explain(PgConn *c, const PgTable *t, const CursorQuery *q, char **p
     rc = PG_OK;
 done:
     PQclear(res);
-    buf_free(&p.xip);
+    batch_params_free(&p);
     buf_free(&sql);
     buf_free(&out);
     return rc;
@@ -1058,11 +1153,11 @@ int pg_state_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err,
     Buf sql;
     buf_init(&sql, 64 * 1024);
     if (buf_printf(&sql,
-                   "select s.key::pg_catalog.text, s.txid, s.version, s.deleted,"
+                   "select %s, s.txid, s.version, s.deleted,"
                    " case when s.deleted then null"
                    " else %s(r.*)::pg_catalog.text end"
-                   " from %s as s left join %s as r on r.%s = s.key",
-                   doc_function(t), t->sql_side, t->sql_table, t->sql_key) != 0) {
+                   " from %s as s left join %s as r on %s",
+                   t->sql_key_text, doc_function(t), t->sql_side, t->sql_table, t->sql_join) != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: state scan: out of memory");
     }
@@ -1095,10 +1190,10 @@ int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, 
     Buf sql;
     buf_init(&sql, 64 * 1024);
     if (buf_printf(&sql,
-                   "select s.key::pg_catalog.text, s.txid, s.version, false, null"
+                   "select %s, s.txid, s.version, false, null"
                    " from %s as s where not s.deleted"
-                   " order by s.key::pg_catalog.text collate pg_catalog.\"C\"",
-                   t->sql_side) != 0) {
+                   " order by (%s) collate pg_catalog.\"C\"",
+                   t->sql_key_text, t->sql_side, t->sql_key_text) != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: live scan: out of memory");
     }
@@ -1136,12 +1231,12 @@ int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t 
      * table: the keys are text, so the side table's key index cannot be
      * used without casting them to a type some of them may not parse as. */
     if (buf_printf(&sql,
-                   "select s.key::pg_catalog.text, s.txid, s.version, false, null"
+                   "select %s, s.txid, s.version, false, null"
                    " from (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
                    " as u(k)) as u"
-                   " join %s as s on s.key::pg_catalog.text operator(pg_catalog.=) u.k"
+                   " join %s as s on %s operator(pg_catalog.=) u.k"
                    " where not s.deleted",
-                   t->sql_side) != 0) {
+                   t->sql_key_text, t->sql_side, t->sql_key_text) != 0) {
         fail(err, errlen, PG_ERROR, "pg: live lookup: out of memory");
         goto done;
     }

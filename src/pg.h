@@ -76,18 +76,23 @@ int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
 /* A tracked table, as recorded in txidsync.tracked.  Every string is owned
  * by the struct and freed by pg_table_free. */
 typedef struct PgTable {
-    char *name;       /* the table as regclass text, e.g. some_table or s.t */
-    char *side_table; /* its side table in schema txidsync, unquoted */
-    char *key_column; /* primary key column, unquoted */
-    char *key_type;   /* its type, as format_type() spells it */
-    char *channel;    /* NOTIFY channel, "txidsync_<table>", unquoted */
-    bool notify;      /* whether writers NOTIFY the channel */
-    char *sql_table;  /* the table, schema-qualified and quoted for SQL */
-    char *sql_side;   /* the side table, qualified and quoted */
-    char *sql_key;    /* the key column, quoted */
-    bool doc_jsonb;   /* documents come from to_jsonb, not row_to_json: a
-                       * column contains the type json */
+    char *name;          /* the table as regclass text, e.g. some_table or s.t */
+    char *side_table;    /* its side table in schema txidsync, unquoted */
+    char *key_columns;   /* the primary key's columns, for messages: "id", "a, b" */
+    size_t n_keys;       /* how many (1 to PG_KEYS_MAX) */
+    char *channel;       /* NOTIFY channel, "txidsync_<table>", unquoted */
+    bool notify;         /* whether writers NOTIFY the channel */
+    char *sql_table;     /* the table, schema-qualified and quoted for SQL */
+    char *sql_side;      /* the side table, qualified and quoted */
+    char *sql_key_text;  /* the key's canonical text (keys.h) over side table alias s */
+    char *sql_side_keys; /* the side table's key columns over alias s: "s.key", "s.key1, s.key2" */
+    char *sql_join;      /* the table (alias r) row of side row s: "r.a = s.key1 and ..." */
+    bool doc_jsonb;      /* documents come from to_jsonb, not row_to_json: a
+                          * column contains the type json */
 } PgTable;
+
+/* The most key columns a table may have (Postgres's INDEX_MAX_KEYS). */
+#define PG_KEYS_MAX 32
 
 /*
  * Looks up table (any spelling regclass accepts: "some_table",
@@ -105,7 +110,7 @@ void pg_table_free(PgTable *t);
 /* One changed key returned by the batch query or the state scan.  Strings
  * are borrowed from the batch (or the scan callback) that holds the row. */
 typedef struct PgRow {
-    const char *key;  /* text form of the key, NUL-terminated */
+    const char *key;  /* the key's canonical text (keys.h), NUL-terminated */
     uint64_t txid;    /* top-level transaction of the last change, offset added */
     uint64_t version; /* strictly increasing per key across every change */
     bool deleted;     /* a tombstone: delete the key with this version */
@@ -131,7 +136,8 @@ typedef struct PgBatch {
  * cursor_query): ONE statement that reads the snapshot and at most
  * q->limit rows of the side table under it, from three branches in
  * priority order — (1) txid = xid_at and key > xid_at_key, (2) txid in
- * xip, (3) txid >= xid_next — each ordered by (txid, key), with each row's
+ * xip, (3) txid >= xid_next — each ordered by (txid, key columns...), the
+ * key compared column by column in its own order, with each row's
  * document joined from the tracked table.  Postgres stops reading a later
  * branch once the earlier ones filled the limit.  The caller hands
  * b->snapshot, b->n_rows and the last row to cursor_advance and frees *b

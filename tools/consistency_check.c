@@ -18,8 +18,9 @@
  *            not exist, or it is a tombstone: deleted rows must be absent)
  *   stale    both exist but txid or version differ (both are shown)
  *
- * Documents whose _source has no string txidsync.key, or one that is not
- * their _id, cannot take part in the merge (the index sorts them by that
+ * Documents whose _source has no string txidsync.key, or one whose id
+ * (keys_id: the key itself, or its hash when the target could not take
+ * it as an id) is not their _id, cannot take part in the merge (the index sorts them by that
  * field, not by _id).  They are set aside, at most ASIDE_MAX of them (more
  * is an error: the index is then not one txidsync writes), and resolved
  * after the merge with one lookup of their _ids in Postgres: a document
@@ -49,6 +50,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "es.h"
+#include "keys.h"
 #include "log.h"
 #include "pg.h"
 #include "settings.h"
@@ -189,7 +191,8 @@ static void aside_note(const Aside *a, char *out, size_t outlen)
     if (!a->key)
         snprintf(out, outlen, "its txidsync.key is missing or not a string");
     else
-        snprintf(out, outlen, "its txidsync.key is \"%.200s\", not its _id", a->key);
+        snprintf(out, outlen, "its txidsync.key is \"%.200s\", which is not the key of its _id",
+                 a->key);
 }
 
 /* Keeps a document that cannot be merged for the end of the check.
@@ -262,20 +265,28 @@ static int es_advance(Check *k)
             return 0;
         k->es_docs++;
         const EsField *key = &h->fields[FIELD_KEY];
-        if (!key->text || !key->is_string || strcmp(key->text, h->id) != 0) {
+        char id[KEYS_ID_SIZE];
+        if (!key->text || !key->is_string || strcmp(keys_id(key->text, id), h->id) != 0) {
             if (set_aside(k, h) != 0)
                 return -1;
             continue;
         }
-        if (k->have_prev_es && strcmp(h->id, buf_str(&k->prev_es)) <= 0) {
+        if (k->have_prev_es && strcmp(key->text, buf_str(&k->prev_es)) <= 0) {
             snprintf(k->err, sizeof(k->err),
                      "index %s returned key %.200s after %.200s, not in ascending byte order "
                      "(is --index an alias of several indices?)",
-                     k->index, h->id, buf_str(&k->prev_es));
+                     k->index, key->text, buf_str(&k->prev_es));
             return -1;
         }
-        return remember(k, &k->prev_es, &k->have_prev_es, h->id);
+        return remember(k, &k->prev_es, &k->have_prev_es, key->text);
     }
+}
+
+/* The key of the index's current document (its txidsync.key, of which
+ * its _id is the id). */
+static const char *head_key(const Check *k)
+{
+    return k->head->fields[FIELD_KEY].text;
 }
 
 /* Counts and records the index's current document as extra, then moves
@@ -285,7 +296,7 @@ static int head_is_extra(Check *k)
     KeyState none = {0};
     KeyState es = hit_state(k->head);
     k->extra++;
-    add_diff(k, DIFF_EXTRA, k->head->id, &none, &es, NULL);
+    add_diff(k, DIFF_EXTRA, head_key(k), &none, &es, NULL);
     return es_advance(k);
 }
 
@@ -308,7 +319,7 @@ static int on_pg_row(void *ctx, const PgRow *row)
         return -1;
     if (!k->es_started && es_advance(k) != 0)
         return -1;
-    while (k->head && strcmp(k->head->id, row->key) < 0) {
+    while (k->head && strcmp(head_key(k), row->key) < 0) {
         if (head_is_extra(k) != 0)
             return -1;
     }
@@ -317,7 +328,7 @@ static int on_pg_row(void *ctx, const PgRow *row)
                    .txid = row->txid,
                    .has_version = true,
                    .version = row->version};
-    if (k->head && strcmp(k->head->id, row->key) == 0) {
+    if (k->head && strcmp(head_key(k), row->key) == 0) {
         KeyState es = hit_state(k->head);
         if (same_state(&pg, &es)) {
             k->equal++;

@@ -2,7 +2,7 @@
 # sql/txidsync.sql installs twice (and keeps the txid offset when re-run);
 # track / track again / untrack / untrack again / track works and leaves
 # exactly the expected objects; tables without a usable primary key are
-# refused with a clear message; the row trigger works for a role with no
+# refused with a clear message; composite keys are tracked; the row trigger works for a role with no
 # rights on the side table; NOTIFY reaches the documented channel; and
 # sql/demo.sql (run twice) gives 30,000 tracked rows.
 set -euo pipefail
@@ -44,13 +44,13 @@ expect "$before" "select txidsync.txid_offset()"
 q -c "create table public.tr (id text primary key, v int)"
 q -c "insert into public.tr values ('a', 1), ('b', 2)"
 q -c "select txidsync.track('public.tr')" >/dev/null
-expect "rows_tr|id|text|f|txidsync_tr" \
-    "select side_table, key_column, key_type, notify, channel from txidsync.tracked"
+expect "rows_tr|{id}|{text}|f|txidsync_tr" \
+    "select side_table, key_columns, key_types, notify, channel from txidsync.tracked"
 expect "txidsync_row txidsync_truncate" \
     "select string_agg(tgname, ' ' order by tgname) from pg_trigger where tgrelid = 'public.tr'::regclass"
 q -c "select txidsync.track('public.tr', notify => true)" >/dev/null
-expect "rows_tr|id|text|t|txidsync_tr" \
-    "select side_table, key_column, key_type, notify, channel from txidsync.tracked"
+expect "rows_tr|{id}|{text}|t|txidsync_tr" \
+    "select side_table, key_columns, key_types, notify, channel from txidsync.tracked"
 expect "2|1" "select count(*), max(version) from txidsync.rows_tr"
 expect "txidsync_notify txidsync_row txidsync_truncate" \
     "select string_agg(tgname, ' ' order by tgname) from pg_trigger where tgrelid = 'public.tr'::regclass"
@@ -89,11 +89,37 @@ q -c "select txidsync.track('public.tu', false)" >/dev/null
 q -c "update public.tu set v = v + 1"
 expect "3|2" "select count(*), min(version) from txidsync.rows_tu"
 q -c "create table public.nopk (id int, v int)"
-q -c "create table public.twopk (a int, b int, primary key (a, b))"
 msg=$(q -c "select txidsync.track('public.nopk')" 2>&1) && fail "tracked a table without a primary key"
 grep -q "has no primary key" <<<"$msg" || fail "unclear refusal: $msg"
-msg=$(q -c "select txidsync.track('public.twopk')" 2>&1) && fail "tracked a two-column primary key"
-grep -q "only one is supported" <<<"$msg" || fail "unclear refusal: $msg"
+
+# A composite key, in index order (b before a), of mixed types with
+# separators in its values: every key column goes to the side table, and
+# updates, key changes, deletes and re-inserts keep versions per key.
+q -c "create table public.twopk (a int, b text, v int, primary key (b, a))"
+q -c "insert into public.twopk values (1, 'x,y', 1), (2, '%', 2)"
+q -c "select txidsync.track('public.twopk')" >/dev/null
+expect "{b,a}|{text,integer}" \
+    "select key_columns, key_types from txidsync.tracked where relid = 'public.twopk'::regclass"
+expect "key1 text,key2 integer,version bigint,txid bigint,deleted boolean" \
+    "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' order by attnum) from pg_attribute where attrelid = 'txidsync.rows_twopk'::regclass and attnum > 0"
+expect "(txid, key1, key2)" \
+    "select substring(indexdef from '\(.*\)') from pg_indexes where indexname = 'rows_twopk_txid_key'"
+q -c "update public.twopk set v = 5 where a = 1"
+q -c "update public.twopk set a = 3 where a = 2"
+q -c "delete from public.twopk where a = 1"
+q -c "insert into public.twopk values (1, 'x,y', 9)"
+expect "%|2|2|true %|3|1|false x,y|1|4|false" \
+    "select string_agg(key1 || '|' || key2 || '|' || version || '|' || deleted, ' ' order by key1, key2) from txidsync.rows_twopk"
+# Tracking again keeps it; a changed primary key is refused.
+q -c "select txidsync.track('public.twopk')" >/dev/null
+expect 3 "select count(*) from txidsync.rows_twopk"
+q -c "alter table public.twopk drop constraint twopk_pkey, add primary key (a)"
+msg=$(q -c "select txidsync.track('public.twopk')" 2>&1) && fail "tracked a changed primary key"
+grep -q "primary key of twopk changed" <<<"$msg" || fail "unclear refusal: $msg"
+# A re-install warns about it and upgrades the rest.
+msg=$(PGOPTIONS= q -f "$sqldir/txidsync.sql" 2>&1) || fail "re-install failed: $msg"
+grep -q "cannot regenerate the triggers of twopk" <<<"$msg" || fail "no warning: $msg"
+q -c "select txidsync.untrack('public.twopk')" >/dev/null
 
 # A role that may write the table but not the side table: the trigger runs
 # as its owner.

@@ -107,7 +107,7 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     (void)c, (void)err, (void)errlen;
     memset(t, 0, sizeof(*t));
     t->name = strdup(table);
-    t->key_column = strdup("id");
+    t->key_columns = strdup("id");
     t->channel = strdup("txidsync_t");
     return PG_OK;
 }
@@ -115,7 +115,7 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
 void pg_table_free(PgTable *t)
 {
     free(t->name);
-    free(t->key_column);
+    free(t->key_columns);
     free(t->channel);
     memset(t, 0, sizeof(*t));
 }

@@ -158,6 +158,7 @@ expect 30000 "select count(*) from public.some_table"
 expect "30000|30000|1" "select count(*), count(*) filter (where not deleted), max(version) from txidsync.rows_some_table"
 expect "t|txidsync_some_table" "select notify, channel from txidsync.tracked where relid = 'public.some_table'::regclass"
 expect 0 "select count(*) from public.some_table t left join txidsync.rows_some_table s on s.key = t.id where s.key is null"
+expect "30000|30000|{id,part}" "select count(*), count(*) filter (where not deleted), (select key_columns from txidsync.tracked where relid = 'public.some_table_parts'::regclass) from txidsync.rows_some_table_parts"
 # Drop everything and install from scratch.
 q -c "drop schema txidsync cascade"
 expect 0 "select count(*) from pg_event_trigger where evtname = 'txidsync_forget_dropped'"

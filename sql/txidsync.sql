@@ -1,4 +1,4 @@
--- txidsync: change tracking for the MVCC snapshot cursor (see DESIGN.md).
+-- txidsync: change tracking for the MVCC snapshot cursor (see docs/design.md).
 --
 -- Installs schema txidsync into the current database.  Idempotent: run it
 -- again (psql -v ON_ERROR_STOP=1 -f sql/txidsync.sql) to upgrade the

@@ -4,9 +4,9 @@
  * cursor_from_json).
  *
  * Pure logic: no I/O, no logging, no global state.  The rule implemented
- * by cursor_advance is the one of DESIGN.md, "The cursor"; the comment
+ * by cursor_advance is the one of docs/design.md, §4 "The cursor"; the comment
  * above that function explains each step and the one place where it says
- * more than DESIGN.md (a snapshot older than the cursor).  Every function
+ * more than docs/design.md (a snapshot older than the cursor).  Every function
  * that can fail leaves the cursor it was given untouched and explains
  * itself in the caller's error buffer with a lowercase message starting
  * "cursor: ".
@@ -233,7 +233,7 @@ void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q)
  *
  * Why max, and what "unknown" is for.  On a primary the xid counter only
  * grows, so S.xmax >= xid_next, "unknown" is empty, and the rule is word
- * for word the one of DESIGN.md.  S.xmax < xid_next means the snapshot
+ * for word the one of docs/design.md.  S.xmax < xid_next means the snapshot
  * did not come from the history that earned the cursor.  Either it is
  * older (a lagging replica or connection): then the promise "everything
  * committed below xid_next outside xip is delivered" still holds, moving
@@ -247,7 +247,7 @@ void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q)
  * then new transactions with ids in [S.xmax, xid_next) would be skipped by
  * max and replayed against a sink holding newer versions by going back;
  * no rule inside the cursor makes that right, so the caller must notice
- * S.xmax < xid_next and stop with a message (DESIGN.md's txid offset is
+ * S.xmax < xid_next and stop with a message (the txid offset of docs/design.md §2 is
  * the cure).  Keeping max is right for the first case and no worse for
  * the second.  With no rows and an unchanged snapshot every step maps the
  * cursor onto itself, which is how an idle syncer converges.

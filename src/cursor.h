@@ -4,8 +4,8 @@
  * The cursor remembers how far the syncer has read the tracked table in
  * transaction-id order: everything committed below xid_next and not in
  * xip has been delivered, and so has the prefix (xid_at, key <= xid_at_key)
- * of one transaction too large for a single batch.  See DESIGN.md,
- * "The cursor", for the rule implemented by cursor_advance and the
+ * of one transaction too large for a single batch.  See docs/design.md,
+ * §4 "The cursor", for the rule implemented by cursor_advance and the
  * invariant it keeps.  Reading the database, talking to the sink and
  * storing the serialised cursor are left to pg, es and sync.
  *
@@ -73,7 +73,7 @@ bool cursor_same(const Cursor *a, const Cursor *b);
 void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q);
 
 /*
- * Moves the cursor past one processed batch, exactly as DESIGN.md states:
+ * Moves the cursor past one processed batch, exactly as docs/design.md (§4) states:
  * n rows were returned for batch_size asked, under snapshot s; when
  * n == batch_size, (last_txid, last_key) is the last row returned (both
  * are ignored otherwise).  last_key is copied.  xid_next never moves

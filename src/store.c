@@ -11,44 +11,25 @@
 
 #define STORE_TEXT_MAX ((size_t)64 << 20)
 
-struct Store {
-    const StoreInterface *iface;
-    void *drv;
-};
-
-Store *store_new(const StoreInterface *iface, void *drv)
-{
-    Store *s = calloc(1, sizeof(*s));
-    if (!s) {
-        iface->free(drv);
-        return NULL;
-    }
-    s->iface = iface;
-    s->drv = drv;
-    return s;
-}
-
 void store_free(Store *s)
 {
-    if (!s)
-        return;
-    s->iface->free(s->drv);
-    free(s);
+    if (s)
+        s->iface->free(s);
 }
 
 const char *store_describe(const Store *s)
 {
-    return s->iface->describe(s->drv);
+    return s->iface->describe(s);
 }
 
 bool store_answered(const Store *s)
 {
-    return s->iface->answered(s->drv);
+    return s->iface->answered(s);
 }
 
 StoreResult store_prepare(Store *s, char *err, size_t errlen)
 {
-    return s->iface->prepare(s->drv, err, errlen);
+    return s->iface->prepare(s, err, errlen);
 }
 
 StoreResult store_load(Store *s, Cursor *c, bool *found, char *err, size_t errlen)
@@ -57,7 +38,7 @@ StoreResult store_load(Store *s, Cursor *c, bool *found, char *err, size_t errle
     *found = false;
     Buf text;
     buf_init(&text, STORE_TEXT_MAX);
-    StoreResult r = s->iface->load(s->drv, &text, found, err, errlen);
+    StoreResult r = s->iface->load(s, &text, found, err, errlen);
     char why[256];
     if (r == STORE_OK && *found &&
         cursor_from_json(c, buf_str(&text), text.len, why, sizeof(why)) < 0) {
@@ -77,7 +58,7 @@ StoreResult store_save(Store *s, const Cursor *c, char *err, size_t errlen)
         err_printf(err, errlen, "cannot serialise the cursor: %s", why);
         return STORE_FAIL;
     }
-    StoreResult r = s->iface->save(s->drv, text, err, errlen);
+    StoreResult r = s->iface->save(s, text, err, errlen);
     free(text);
     return r;
 }

@@ -25,33 +25,35 @@ typedef enum StoreResult {
     STORE_FAIL = -1, /* corrupt, unreadable or refused: stop */
 } StoreResult;
 
-/* What a driver implements; drv is its own state.  load and save work on
- * the cursor's serialised text (cursor_to_json), which the wrappers below
- * produce and check. */
+typedef struct Store Store;
+
+/* What a driver implements.  A driver's state struct starts with a Store
+ * (whose iface points at its StoreInterface), and the driver's functions
+ * get that Store back.  load and save work on the cursor's serialised text
+ * (cursor_to_json), which the calls below produce and check. */
 typedef struct StoreInterface {
     /* Makes the place ready to take saves (creates the state index). */
-    StoreResult (*prepare)(void *drv, char *err, size_t errlen);
+    StoreResult (*prepare)(Store *s, char *err, size_t errlen);
     /* Appends the stored text to text; *found false when nothing is
      * stored yet. */
-    StoreResult (*load)(void *drv, Buf *text, bool *found, char *err, size_t errlen);
+    StoreResult (*load)(Store *s, Buf *text, bool *found, char *err, size_t errlen);
     /* Persists text durably, replacing what was stored. */
-    StoreResult (*save)(void *drv, const char *text, char *err, size_t errlen);
+    StoreResult (*save)(Store *s, const char *text, char *err, size_t errlen);
     /* Where the cursor is kept, for messages ("file /x", "index i, document d"). */
-    const char *(*describe)(void *drv);
+    const char *(*describe)(const Store *s);
     /* Whether the last failure got an answer from the place (a busy sink)
      * rather than none at all (a wrong address): only the first is worth
      * waiting for at start. */
-    bool (*answered)(void *drv);
-    void (*free)(void *drv);
+    bool (*answered)(const Store *s);
+    void (*free)(Store *s);
 } StoreInterface;
 
-typedef struct Store Store;
+/* The first member of every driver's state. */
+struct Store {
+    const StoreInterface *iface;
+};
 
-/* Wraps a driver's state, which the store owns from now on.  Returns NULL
- * when out of memory (drv is freed). */
-Store *store_new(const StoreInterface *iface, void *drv);
-
-/* Frees the store and its driver; NULL is ignored. */
+/* Frees the store (its driver's state); NULL is ignored. */
 void store_free(Store *s);
 
 /* Says where the cursor is kept, for messages; borrowed. */

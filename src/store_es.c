@@ -11,6 +11,7 @@
 #include "log.h"
 
 typedef struct EsStore {
+    Store base; /* first: the store handed out */
     EsClient *es;
     char *index;
     char *id;
@@ -23,37 +24,37 @@ static StoreResult from_es(EsResult r)
     return r == ES_OK ? STORE_OK : r == ES_RETRY ? STORE_RETRY : STORE_FAIL;
 }
 
-static StoreResult st_prepare(void *drv, char *err, size_t errlen)
+static StoreResult st_prepare(Store *st, char *err, size_t errlen)
 {
-    EsStore *s = drv;
+    EsStore *s = (EsStore *)st;
     return from_es(es_ensure_index(s->es, s->index, s->replicas, true, err, errlen));
 }
 
-static StoreResult st_load(void *drv, Buf *text, bool *found, char *err, size_t errlen)
+static StoreResult st_load(Store *st, Buf *text, bool *found, char *err, size_t errlen)
 {
-    EsStore *s = drv;
+    EsStore *s = (EsStore *)st;
     return from_es(es_get_source(s->es, s->index, s->id, found, text, err, errlen));
 }
 
-static StoreResult st_save(void *drv, const char *text, char *err, size_t errlen)
+static StoreResult st_save(Store *st, const char *text, char *err, size_t errlen)
 {
-    EsStore *s = drv;
+    EsStore *s = (EsStore *)st;
     return from_es(es_put_doc(s->es, s->index, s->id, text, err, errlen));
 }
 
-static const char *st_describe(void *drv)
+static const char *st_describe(const Store *st)
 {
-    return ((EsStore *)drv)->describe;
+    return ((const EsStore *)st)->describe;
 }
 
-static bool st_answered(void *drv)
+static bool st_answered(const Store *st)
 {
-    return es_client_last_status(((EsStore *)drv)->es) != 0;
+    return es_client_last_status(((const EsStore *)st)->es) != 0;
 }
 
-static void st_free(void *drv)
+static void st_free(Store *st)
 {
-    EsStore *s = drv;
+    EsStore *s = (EsStore *)st;
     if (!s)
         return;
     es_client_free(s->es);
@@ -86,9 +87,10 @@ Store *store_es_new(const char *url, const char *state_index, const char *id, in
     if (!s->es || !s->index || !s->id) {
         if (s->es)
             err_printf(err, errlen, "out of memory");
-        st_free(s);
+        st_free(&s->base);
         return NULL;
     }
     snprintf(s->describe, sizeof(s->describe), "index %s, document %s", state_index, id);
-    return store_new(&st_interface, s);
+    s->base.iface = &st_interface;
+    return &s->base;
 }

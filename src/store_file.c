@@ -15,21 +15,22 @@
 #include "log.h"
 
 typedef struct FileStore {
+    Store base; /* first: the store handed out */
     char *path;
     char describe[1024];
 } FileStore;
 
-static StoreResult file_prepare(void *drv, char *err, size_t errlen)
+static StoreResult file_prepare(Store *st, char *err, size_t errlen)
 {
-    (void)drv;
+    (void)st;
     (void)err;
     (void)errlen;
     return STORE_OK;
 }
 
-static StoreResult file_load(void *drv, Buf *text, bool *found, char *err, size_t errlen)
+static StoreResult file_load(Store *st, Buf *text, bool *found, char *err, size_t errlen)
 {
-    FileStore *s = drv;
+    FileStore *s = (FileStore *)st;
     *found = false;
     FILE *f = fopen(s->path, "rb");
     if (!f) {
@@ -72,9 +73,9 @@ static int write_all(int fd, const char *text)
     return 0;
 }
 
-static StoreResult file_save(void *drv, const char *text, char *err, size_t errlen)
+static StoreResult file_save(Store *st, const char *text, char *err, size_t errlen)
 {
-    FileStore *s = drv;
+    FileStore *s = (FileStore *)st;
     size_t plen = strlen(s->path);
     char *tmp = malloc(plen + 16);
     char *dircopy = strdup(s->path);
@@ -121,20 +122,20 @@ done:
     return r;
 }
 
-static const char *file_describe(void *drv)
+static const char *file_describe(const Store *st)
 {
-    return ((FileStore *)drv)->describe;
+    return ((const FileStore *)st)->describe;
 }
 
-static bool file_answered(void *drv)
+static bool file_answered(const Store *st)
 {
-    (void)drv;
+    (void)st;
     return true;
 }
 
-static void file_free(void *drv)
+static void file_free(Store *st)
 {
-    FileStore *s = drv;
+    FileStore *s = (FileStore *)st;
     if (!s)
         return;
     free(s->path);
@@ -161,5 +162,6 @@ Store *store_file_new(const char *path)
         return NULL;
     }
     snprintf(s->describe, sizeof(s->describe), "file %s", path);
-    return store_new(&file_interface, s);
+    s->base.iface = &file_interface;
+    return &s->base;
 }

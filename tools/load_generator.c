@@ -2,7 +2,7 @@
  * load-generator: hammers one table of the demo's shape (id bigint identity
  * primary key, name text, data jsonb) with N connections of concurrent,
  * colliding transactions, so that a syncer under test meets every case
- * DESIGN.md lists: commits out of transaction-id order, hot rows with lock
+ * docs/design.md names: commits out of transaction-id order, hot rows with lock
  * waits and deadlocks, transactions far bigger than a batch, long-running
  * transactions, inserts, deletes, delete and re-insert of one key,
  * savepoints rolled back and released, whole rollbacks and serialisation

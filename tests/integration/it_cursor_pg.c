@@ -1,6 +1,6 @@
 /*
  * it_cursor_pg: the snapshot cursor and the pg module against the bed's
- * real PostgreSQL, one case per database-level hard case of DESIGN.md.
+ * real PostgreSQL, one case per database-level hard case of docs/design.md.
  *
  * Each case tracks a table of its own, drives writers on several libpq
  * connections so that the interleavings really happen (a transaction that
@@ -452,7 +452,7 @@ static void check_mirror(Syncer *s)
     }
 }
 
-/* Catches up and compares: the invariant of DESIGN.md at a quiet point. */
+/* Catches up and compares: the invariant of docs/design.md (§4) at a quiet point. */
 static size_t sync_and_check(Syncer *s)
 {
     size_t batches = sync_all(s);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of cursor: cursor_advance on every hard case of DESIGN.md
+ * Unit tests of cursor: cursor_advance on every hard case of docs/design.md
  * that is pure logic (each test names its case and walks it batch by
  * batch with the snapshots Postgres would report), its refusals, and the
  * JSON form — round trips, the exact text written, and a table of bad
@@ -211,7 +211,7 @@ static void test_never_moves_backwards(void **state)
     cursor_free(&c);
 }
 
-/* Out-of-order commit (DESIGN.md, first hard case): T100 starts first,
+/* Out-of-order commit (the first hard case): T100 starts first,
  * T101 commits first; T100 stays in xip and is asked for again in every
  * batch until it commits, then its rows come through branch 2. */
 static void test_out_of_order_commit(void **state)

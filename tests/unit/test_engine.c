@@ -448,22 +448,22 @@ static bool covers(const Cursor *c, int k)
     return true;
 }
 
-static StoreResult mem_prepare(void *drv, char *err, size_t errlen)
+static StoreResult mem_prepare(Store *st, char *err, size_t errlen)
 {
-    (void)drv, (void)err, (void)errlen;
+    (void)st, (void)err, (void)errlen;
     return STORE_OK;
 }
 
-static StoreResult mem_load(void *drv, Buf *text, bool *found, char *err, size_t errlen)
+static StoreResult mem_load(Store *st, Buf *text, bool *found, char *err, size_t errlen)
 {
-    (void)drv, (void)text, (void)err, (void)errlen;
+    (void)st, (void)text, (void)err, (void)errlen;
     *found = false;
     return STORE_OK;
 }
 
-static StoreResult mem_save(void *drv, const char *text, char *err, size_t errlen)
+static StoreResult mem_save(Store *st, const char *text, char *err, size_t errlen)
 {
-    (void)drv, (void)err, (void)errlen;
+    (void)st, (void)err, (void)errlen;
     Cursor c;
     char why[256];
     assert_int_equal(cursor_from_json(&c, text, strlen(text), why, sizeof(why)), 0);
@@ -482,22 +482,25 @@ static StoreResult mem_save(void *drv, const char *text, char *err, size_t errle
     return STORE_OK;
 }
 
-static const char *mem_describe(void *drv)
+static const char *mem_describe(const Store *st)
 {
-    (void)drv;
+    (void)st;
     return "memory";
 }
 
-static bool mem_answered(void *drv)
+static bool mem_answered(const Store *st)
 {
-    (void)drv;
+    (void)st;
     return true;
 }
 
-static void mem_free(void *drv)
+static void mem_free(Store *st)
 {
-    (void)drv;
+    (void)st;
 }
+
+static const StoreInterface mem_interface;
+static Store mem_store = {&mem_interface};
 
 static const StoreInterface mem_interface = {
     .prepare = mem_prepare,
@@ -534,8 +537,8 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
                         .dead_letter = dead_letter,
                         .poll_interval_ms = 1000};
     char err[256];
-    Engine *e = engine_new(&cfg, loop, sink_new(&fake_interface, &fake),
-                           store_new(&mem_interface, NULL), err, sizeof(err));
+    Engine *e =
+        engine_new(&cfg, loop, sink_new(&fake_interface, &fake), &mem_store, err, sizeof(err));
     assert_non_null(e);
     assert_int_equal(engine_start(e), 0);
     double give_up = clock_mono_s() + 60;

@@ -3,9 +3,12 @@
  * in-memory MVCC model of a tracked table is driven through random
  * interleavings of transactions while a model syncer reads it batch by
  * batch with the REAL cursor code, and after every batch the invariant
- * of DESIGN.md is checked against the model.
+ * of docs/design.md (§4) is checked against the model.
  *
- * The model: keys 0..n_keys-1, each with a committed row (txid, version,
+ * The model: keys 0..n_keys-1 (in every other schedule a composite key of
+ * two columns, whose canonical text the cursor carries and branch 1 splits
+ * back into columns, as with a real composite primary key), each with a
+ * committed row (txid, version,
  * deleted) once some transaction has written it.  Transactions take
  * increasing 64-bit ids (from a base above 2^32, sometimes just below 2^63
  * or near 2^64), write rows under row locks (a key written by an open
@@ -18,7 +21,7 @@
  * reports: xmax the next id to hand out, xip the open ids, xmin the
  * smallest of them.
  *
- * The syncer answers the three-branch query of DESIGN.md from the model's
+ * The syncer answers the three-branch query of docs/design.md from the model's
  * committed rows, applies them to its synced view only where the version
  * is higher (external versioning), calls cursor_advance, and persists the
  * cursor as JSON now and then.  It also restarts (JSON round trip of the
@@ -50,7 +53,9 @@
 
 #include <cmocka.h>
 
+#include "buf.h"
 #include "cursor.h"
+#include "keys.h"
 
 #define MAX_KEYS    16
 #define MAX_OPEN    8
@@ -133,6 +138,7 @@ typedef struct Stats {
     unsigned long commits, aborts, big_commits, prepared_ends, older_over_newer, reinserts;
     unsigned long tombstones_synced, lock_waits, sp_rollbacks, crashes, crashes_mid_batch;
     unsigned long restarts, persists, max_xip;
+    unsigned long composite_branch1; /* full batches ending in branch 1 with a composite key */
 } Stats;
 
 /* A ring of the last formatted events, kept only when replaying a
@@ -151,6 +157,7 @@ typedef struct Sim {
     uint64_t base;    /* the first id handed out */
     uint64_t next_id; /* xmax of a snapshot taken now */
     int n_keys, max_open;
+    bool composite; /* keys are (k / 4, COMPONENT[k % 4]), as canonical text */
     Row committed[MAX_KEYS];
     uint64_t lock[MAX_KEYS]; /* id of the open tx holding the key, or 0 */
     Tx open[MAX_OPEN];
@@ -388,10 +395,50 @@ static bool sorted_contains(const uint64_t *a, size_t n, uint64_t id)
     return false;
 }
 
-/* Parses the key text the cursor stores (the decimal form of a model key). */
-static long key_of(const char *text)
+/* The second components of composite model keys, ascending bytewise, with
+ * the separator and the escape character of the canonical text in them. */
+static const char *const COMPONENT[4] = {"a,", "b%", "c%2C,", "d"};
+
+/* Writes the text the cursor stores for model key k: its decimal form, or
+ * for a composite schedule the canonical text (keys_join) of
+ * (k / 4, COMPONENT[k % 4]), whose column-by-column order is k's. */
+static void key_text(const Sim *s, int k, char *out, size_t outlen)
 {
-    return strtol(text, NULL, 10);
+    if (!s->composite) {
+        snprintf(out, outlen, "%d", k);
+        return;
+    }
+    char first[16];
+    snprintf(first, sizeof first, "%d", k / 4);
+    const char *parts[2] = {first, COMPONENT[k % 4]};
+    Buf b;
+    buf_init(&b, outlen - 1);
+    if (keys_join(&b, parts, 2) != 0)
+        fail_msg("keys_join failed for key %d", k);
+    snprintf(out, outlen, "%s", buf_str(&b));
+    buf_free(&b);
+}
+
+/* The model key of the text the cursor stores: a composite text is split
+ * into its columns (keys_split), as pg does for branch 1's parameters, and
+ * compared column by column; an unknown second column fails the test. */
+static long key_of(const Sim *s, const char *text)
+{
+    if (!s->composite)
+        return strtol(text, NULL, 10);
+    Buf b;
+    buf_init(&b, 1024);
+    size_t starts[2];
+    if (keys_split(text, 2, &b, starts) != 0)
+        fail_msg("keys_split cannot split the cursor's key '%s'", text);
+    long k = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(b.data + starts[1], COMPONENT[i]) == 0)
+            k = strtol(b.data + starts[0], NULL, 10) * 4 + i;
+    if (k < 0)
+        fail_msg("the cursor's key '%s' does not decode to a model key", text);
+    buf_free(&b);
+    return k;
 }
 
 /* Answers the batch query for cursor c exactly as the SQL would: the three
@@ -410,7 +457,7 @@ static int answer_query(const Sim *s, const Cursor *c, size_t limit, Out *rows)
             const Row *r = &s->committed[k];
             if (!r->exists)
                 continue;
-            bool hit = b == 1   ? q.has_xid_at && r->txid == q.xid_at && k > key_of(q.xid_at_key)
+            bool hit = b == 1   ? q.has_xid_at && r->txid == q.xid_at && k > key_of(s, q.xid_at_key)
                        : b == 2 ? sorted_contains(q.xip, q.n_xip, r->txid)
                                 : r->txid >= q.xid_next;
             if (hit)
@@ -435,12 +482,12 @@ static void deliver(Sim *s, const Out *o)
         s->stats->tombstones_synced++;
 }
 
-/* Checks the invariant of DESIGN.md for the live cursor against the
+/* Checks the invariant of docs/design.md for the live cursor against the
  * committed rows and the synced view; returns 0 or -1 (failure recorded). */
 static int check_invariant(Sim *s)
 {
     const Cursor *c = &s->cursor;
-    long at_key = c->has_xid_at ? key_of(c->xid_at_key) : 0;
+    long at_key = c->has_xid_at ? key_of(s, c->xid_at_key) : 0;
     for (int k = 0; k < s->n_keys; k++) {
         const Row *r = &s->committed[k];
         if (!r->exists || r->txid >= c->xid_next || sorted_contains(c->xip, c->n_xip, r->txid))
@@ -580,8 +627,8 @@ static int sync_batch(Sim *s, size_t batch_size, bool may_crash, int *n_rows)
 
     bool full = (size_t)n == batch_size;
     uint64_t t = full ? rows[n - 1].row.txid : 0;
-    char key[16];
-    snprintf(key, sizeof key, "%d", full ? rows[n - 1].key : 0);
+    char key[64];
+    key_text(s, full ? rows[n - 1].key : 0, key, sizeof key);
     Cursor old;
     if (cursor_copy(&old, &s->cursor) != 0)
         return sim_fail(s, FAIL_OTHER, "out of memory");
@@ -592,6 +639,8 @@ static int sync_batch(Sim *s, size_t batch_size, bool may_crash, int *n_rows)
         apply_break(s, &old, &snap, full, t);
     if (full) {
         s->stats->full_by_branch[rows[n - 1].branch]++;
+        if (s->composite && rows[n - 1].branch == 1)
+            s->stats->composite_branch1++;
         if (rows[n - 1].branch == 1) {
             for (size_t i = 0; i < old.n_xip; i++) {
                 bool running = false;
@@ -701,6 +750,7 @@ static void sim_setup(Sim *s, uint64_t seed)
                            : UINT64_MAX - 100000;
     s->next_id = s->base;
     s->n_keys = 3 + (int)rng_below(&s->rng, MAX_KEYS - 2);
+    s->composite = seed % 2 == 0;
     s->max_open = 1 + (int)rng_below(&s->rng, MAX_OPEN);
     s->w_begin = 10 + rng_below(&s->rng, 30);
     s->w_write = 20 + rng_below(&s->rng, 60);
@@ -867,22 +917,24 @@ static void test_simulation(void **state)
     }
     double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
     printf("simulation: %lu schedules (seeds %llu..%llu) in %.2fs: %lu steps, %lu batches, "
-           "%lu rows; full batches ending in branch 1/2/3: %lu/%lu/%lu; xip carried while "
+           "%lu rows; full batches ending in branch 1/2/3: %lu/%lu/%lu (branch 1 with a composite "
+           "key: %lu); xip carried while "
            "xid_at held: %lu; %lu commits (%lu big), %lu aborts, %lu prepared ended; older tx "
            "over newer row: %lu; re-inserts %lu, tombstones synced %lu; lock waits %lu, "
            "savepoint rollbacks %lu; crashes %lu (%lu mid-batch), restarts %lu, persists %lu; "
            "max xip %lu\n",
            st.schedules, (unsigned long long)seed0, (unsigned long long)(seed0 + n - 1), secs,
            st.steps, st.batches, st.rows, st.full_by_branch[1], st.full_by_branch[2],
-           st.full_by_branch[3], st.carry_mattered, st.commits, st.big_commits, st.aborts,
-           st.prepared_ends, st.older_over_newer, st.reinserts, st.tombstones_synced, st.lock_waits,
-           st.sp_rollbacks, st.crashes, st.crashes_mid_batch, st.restarts, st.persists, st.max_xip);
+           st.full_by_branch[3], st.composite_branch1, st.carry_mattered, st.commits,
+           st.big_commits, st.aborts, st.prepared_ends, st.older_over_newer, st.reinserts,
+           st.tombstones_synced, st.lock_waits, st.sp_rollbacks, st.crashes, st.crashes_mid_batch,
+           st.restarts, st.persists, st.max_xip);
     if (n >= 1000) {
         const unsigned long covered[] = {
             st.full_by_branch[1], st.full_by_branch[2], st.full_by_branch[3], st.carry_mattered,
             st.big_commits,       st.prepared_ends,     st.older_over_newer,  st.reinserts,
             st.tombstones_synced, st.lock_waits,        st.sp_rollbacks,      st.crashes_mid_batch,
-            st.crashes,           st.restarts,
+            st.crashes,           st.restarts,          st.composite_branch1,
         };
         for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
             if (covered[i] == 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark cannot rot: tools/bench --smoke runs every step of make
 # bench at small sizes (a 5,000-row backfill against the raw loader, a few
-# seconds of latency, pgbench, memory, idle CPU and a short crash-loop fuzz
+# seconds of latency, 8 tables in one process, pgbench, memory, idle CPU and a short crash-loop fuzz
 # run with its plots) against this bed, writing its report and PNGs into
 # the scratch directory, never over BENCHMARKS.md.  Speed is not asserted:
 # only that every figure is there and the plots are PNG images.
@@ -23,7 +23,13 @@ for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhe
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
-grep -Eq '^\| 2 \| [0-9]+ \| [0-9]+ \| \*\*[0-9.]+\*\* ' "$out" || fail "no backfill figures: $(grep -A4 '^## 1' "$out")"
+grep -Eq '^\| \*\*txidsync, defaults\*\* \| [0-9]+ \| \*\*[0-9.]+\*\* ' "$out" ||
+    fail "no backfill figures: $(grep -A8 '^## 1' "$out")"
+for size in 1000 5000 10000; do
+    grep -Eq "^\| raw, bulks of $size \| [0-9]+ \| [0-9.]+ " "$out" || fail "no raw ceiling at $size"
+done
+grep -Eq '^\| txidsync, 8 tables of [0-9]+ rows in one process \| [0-9]+ \| [0-9.]+ ' "$out" ||
+    fail "no multi-table figure"
 grep -Eq '^\| lat_quiet \| .* \| [1-9][0-9]* \([0-9]+\) \| [0-9.]+ \| [0-9.]+ \| \*\*[0-9.]+\*\* ' "$out" ||
     fail "no latency figures: $(grep 'lat_quiet' "$out")"
 grep -Eq '^\| pgb_quiet \| .* \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" || fail "no pgbench figures"

@@ -37,11 +37,12 @@
 #include "log.h"
 #include "pg.h"
 
-#define SAVE_EVERY_S      1.0
-#define BACKOFF_MIN_MS    100
-#define BACKOFF_MAX_MS    30000
-#define POLL_MIN_MS       20
-#define START_BUSY_WAIT_S 60.0
+#define SAVE_EVERY_S          1.0
+#define BACKOFF_MIN_MS        100
+#define BACKOFF_MAX_MS        30000
+#define POLL_MIN_MS           20
+#define START_BUSY_WAIT_S     60.0
+#define ONCE_FETCH_ERRORS_MAX 10 /* failures in a row before --once gives up */
 
 /* Every message of an engine names its table. */
 #define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
@@ -124,7 +125,8 @@ static void on_timer(void *ctx);
 /* Asks for a step in the next round of the loop. */
 static void kick(Engine *e)
 {
-    loop_timer_after_ms(e->loop, &e->timer, 0);
+    if (e->state == ENGINE_RUNNING)
+        loop_timer_after_ms(e->loop, &e->timer, 0);
 }
 
 /* Advances the splitmix64 state *s and returns the next 64 random bits. */
@@ -139,12 +141,20 @@ static uint64_t rng_next(uint64_t *s)
 /* The attempt-th exponential backoff with full jitter, in seconds. */
 static double backoff_s(Engine *e, int attempt)
 {
-    long cap = BACKOFF_MIN_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_MAX_MS; i++)
+    long max = e->cfg.backoff_max_ms > 0 ? e->cfg.backoff_max_ms : BACKOFF_MAX_MS;
+    long cap = BACKOFF_MIN_MS < max ? BACKOFF_MIN_MS : max;
+    for (int i = 0; i < attempt && cap < max; i++)
         cap *= 2;
-    if (cap > BACKOFF_MAX_MS)
-        cap = BACKOFF_MAX_MS;
-    return (double)(BACKOFF_MIN_MS / 2 + (long)(rng_next(&e->rng) % (uint64_t)cap)) / 1000.0;
+    if (cap > max)
+        cap = max;
+    long floor = (BACKOFF_MIN_MS < max ? BACKOFF_MIN_MS : max) / 2;
+    return (double)(floor + (long)(rng_next(&e->rng) % (uint64_t)cap)) / 1000.0;
+}
+
+/* How often the moving cursor is saved at most, in seconds. */
+static double save_every_s(const Engine *e)
+{
+    return e->cfg.save_every_ms > 0 ? (double)e->cfg.save_every_ms / 1000.0 : SAVE_EVERY_S;
 }
 
 /* Blocking sleep with backoff, for engine_start only (nothing else runs yet). */
@@ -340,7 +350,8 @@ static int slot_reserve(Slot *sl, size_t n)
 /* Handles a failed batch query: a lost connection is reconnected, any
  * other failure is retried after a backoff that grows with every failure
  * in a row (a dropped table, a revoked privilege: the table backs off on
- * its own, the others go on). */
+ * its own, the others go on).  With --once, which must end, the table
+ * gives up after ONCE_FETCH_ERRORS_MAX failures in a row. */
 static void fetch_failed(Engine *e, int rc, const char *err)
 {
     if (rc == PG_LOST) {
@@ -348,6 +359,11 @@ static void fetch_failed(Engine *e, int rc, const char *err)
         return;
     }
     e->fetch_errors++;
+    if (e->cfg.once && e->fetch_errors > ONCE_FETCH_ERRORS_MAX) {
+        elog(e, LOG_ERROR, "the batch query keeps failing, giving up (--once): %s", err);
+        engine_fail(e);
+        return;
+    }
     elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors, err);
     e->fetch_retry_at = clock_mono_s() + backoff_s(e, e->fetch_errors);
 }
@@ -637,11 +653,19 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
     if (e->state != ENGINE_RUNNING)
         return;
     if (result == SINK_FAIL) {
-        elog(e, LOG_ERROR, "the sink refused a request: %s", err);
-        engine_fail(e);
-        return;
-    }
-    if (result == SINK_RETRY) {
+        /* Refused as a whole (a 4xx): nothing of it is applied.  The table
+         * backs off on its own and tries again, so that an operator can
+         * fix the target meanwhile; --once, which must end, gives up. */
+        if (e->cfg.once && sl->attempt >= ONCE_FETCH_ERRORS_MAX) {
+            elog(e, LOG_ERROR, "the sink keeps refusing a request, giving up (--once): %s", err);
+            engine_fail(e);
+            return;
+        }
+        e->stats.retries++;
+        elog(e, LOG_ERROR, "the sink refused a request (attempt %d), trying again later: %s",
+             sl->attempt + 1, err);
+        slot_retry_later(e, sl);
+    } else if (result == SINK_RETRY) {
         e->stats.retries++;
         elog(e, LOG_WARN, "sink unavailable, retrying (attempt %d): %s", sl->attempt + 1, err);
         slot_retry_later(e, sl);
@@ -654,7 +678,7 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
 /*
  * Moves the acknowledged cursor past every done slot at the head of the
  * ring, and persists it when the engine caught up with rows unsaved, or
- * when SAVE_EVERY_S passed: the stored cursor may lag, never lead.
+ * when save_every_s passed: the stored cursor may lag, never lead.
  * Returns 0, or -1 when the engine failed.
  */
 static int acknowledge(Engine *e)
@@ -676,7 +700,7 @@ static int acknowledge(Engine *e)
     if (e->stopping)
         return 0;
     bool drained = e->used == 0 && e->read_caught_up;
-    bool due = clock_mono_s() - e->last_save >= SAVE_EVERY_S;
+    bool due = clock_mono_s() - e->last_save >= save_every_s(e);
     if ((drained && e->unsaved_rows) || (due && !cursor_same(&e->cursor, &e->saved)))
         return save_cursor(e) < 0 ? -1 : 0;
     return 0;
@@ -838,7 +862,7 @@ static double next_due(Engine *e)
     if (e->save_retry_at > 0)
         EARLIER(e->save_retry_at);
     if (!cursor_same(&e->cursor, &e->saved) || e->unsaved_rows)
-        EARLIER(e->last_save + SAVE_EVERY_S);
+        EARLIER(e->last_save + save_every_s(e));
     if (e->cfg.stats_interval_s > 0)
         EARLIER(e->stats.last_line + (double)e->cfg.stats_interval_s);
     for (size_t i = 0; i < e->used; i++) {
@@ -898,6 +922,8 @@ static void step(Engine *e)
             }
         }
     }
+    if (e->state != ENGINE_RUNNING)
+        return;
     stats_line(e, false);
     loop_timer_at(e->loop, &e->timer, next_due(e));
 }

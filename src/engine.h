@@ -37,6 +37,8 @@ typedef struct EngineConfig {
     long poll_interval_ms;
     long stats_interval_s;     /* 0: no periodic stats lines */
     const char *latency_field; /* NULL or "": no latency measurement */
+    long backoff_max_ms;       /* longest wait between two retries; 0: 30 s */
+    long save_every_ms;        /* save the moving cursor at most this often; 0: 1 s */
 } EngineConfig;
 
 typedef struct Engine Engine;

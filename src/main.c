@@ -14,126 +14,148 @@
 #include "version.h"
 
 static const char summary[] =
-    "Copies tracked PostgreSQL tables into Elasticsearch/OpenSearch and keeps the copies\n"
-    "exact: rows are read in transaction-id order through an MVCC snapshot cursor and\n"
-    "written with external versions, so restarts and replays are harmless.\n"
+    "Copies tracked PostgreSQL tables into Elasticsearch/OpenSearch and keeps the\n"
+    "copies exact: rows are read in transaction-id order through an MVCC\n"
+    "snapshot cursor and written with external versions, so restarts and replays\n"
+    "are harmless.\n"
     "Track a table first: psql -f sql/txidsync.sql; select txidsync.track('TABLE').\n"
-    "One table: --table NAME and the options below.  Many tables in one process: --config\n"
-    "FILE, an INI file with a [txidsync] section (process settings, defaults for every\n"
-    "table) and one section per table named after it; its keys are the option names below\n"
-    "(marked 'per table' where a table section may set them).  With --config, only process\n"
-    "options may be given on the command line, and they win over the file.\n"
-    "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.  SIGUSR1:\n"
-    "print the stats lines and the latency so far (--latency-field), then count it afresh.";
+    "\n"
+    "One table: --table NAME and the options below.  Many tables in one process:\n"
+    "--config FILE, an INI file with a [txidsync] section (process options, and\n"
+    "defaults for every table) and one section per table, named after it.  Its keys\n"
+    "are the option names below; a table's section may set those marked 'per table'.\n"
+    "With --config, only process options may be given on the command line, and they\n"
+    "win over the file.\n"
+    "\n"
+    "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.\n"
+    "SIGUSR1: print each table's stats line and latency so far (--latency-field),\n"
+    "then count latency afresh.  Exit status: 0 done, 1 a table failed, 2 bad usage.";
 
 #define T SETTING_PER_TABLE
 
+/* What the settings fill: one table's settings (the defaults of every
+ * table with a config file), the process's, and the two outside both. */
+static TableConfig tc;
+static DaemonConfig dc;
+static const char *config_path;
+static int log_level = 1;
+
+static const Setting table[] = {
+    {"config", SETTING_STRING, "", "TXIDSYNC_CONFIG", "FILE",
+     "INI file listing the tables to sync (see above); empty: the one --table", NULL, 0, 0,
+     &config_path, 0},
+    {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
+     "per table: libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
+     &tc.conninfo, T},
+    {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
+     "per table: Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0,
+     0, &tc.es_url, T},
+    {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
+     "per table: tracked table to copy (schema-qualified if needed); in a config file, the "
+     "section's name unless set",
+     NULL, 0, 0, &tc.table, T},
+    {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
+     "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
+     &tc.index, T},
+    {"batch-size", SETTING_INT, "5000", "TXIDSYNC_BATCH_SIZE", "N",
+     "per table: rows read per batch and sent per bulk request", NULL, 1, 100000, &tc.batch_size,
+     T},
+    {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
+     "per table: bulk requests in flight at once; the next batch is read while they are", NULL, 1,
+     64, &tc.bulk_concurrency, T},
+    {"once", SETTING_BOOL, "false", NULL, NULL,
+     "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
+    {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
+     "per table: a document the index rejects for good: stop the table naming its key, or "
+     "record it in the dead-letter index and go on",
+     "stop|dead-letter", 0, 0, &tc.on_reject, T},
+    {"dead-letter-index", SETTING_STRING, "txidsync-dead-letter", NULL, "NAME",
+     "per table: index for rejected documents", NULL, 0, 0, &tc.dead_letter_index, T},
+    {"cursor-file", SETTING_STRING, "", "TXIDSYNC_CURSOR_FILE", "PATH",
+     "per table: keep the cursor in this file (written atomically) instead of the sink's "
+     "state index",
+     NULL, 0, 0, &tc.cursor_file, T},
+    {"state-index", SETTING_STRING, "txidsync-state", NULL, "NAME",
+     "per table: index holding the cursor document when no --cursor-file is given", NULL, 0, 0,
+     &tc.state_index, T},
+    {"replicas", SETTING_INT, "1", "TXIDSYNC_REPLICAS", "N",
+     "per table: number_of_replicas of the indices txidsync creates", NULL, 0, 10, &tc.replicas, T},
+    {"poll-interval", SETTING_INT, "1000", "TXIDSYNC_POLL_INTERVAL", "MS",
+     "per table: longest wait between two polls when no notification comes", NULL, 10, 3600000,
+     &tc.poll_interval_ms, T},
+    {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
+     "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
+     &dc.stats_interval_s, 0},
+    {"latency-field", SETTING_STRING, "", NULL, "PATH",
+     "per table: measure commit-to-acknowledgement latency: the dotted path of a number in "
+     "each row's document holding its write time in epoch seconds (e.g. data.ts); quantiles "
+     "go to the stats lines and the exit line; empty for off",
+     NULL, 0, 0, &tc.latency_field, T},
+    {"crash-probability", SETTING_DOUBLE, "0", "TXIDSYNC_CRASH_PROBABILITY", "P",
+     "crash injection: SIGKILL itself with probability P at each crash point (testing only)", NULL,
+     0, 1, &dc.crash_probability, 0},
+    {"crash-seed", SETTING_INT, "0", NULL, "N",
+     "seed of the crash injection; 0 picks one from time and pid", NULL, 0, 9e18, &dc.crash_seed,
+     0},
+    {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
+     "debug|info|warn|error", 0, 0, &log_level, 0},
+};
+#define N_SETTINGS (sizeof(table) / sizeof(table[0]))
+
+/* Reads the config file into *file and makes the table set from it,
+ * after the command line's process options are applied again (they win
+ * over the file).  Returns the set (malloc'd, *n tables), or NULL after
+ * printing why. */
+static TableConfig *tables_from_config(int argc, char **argv, Config *file, size_t *n)
+{
+    char err[1024];
+    const Setting *given = settings_first_given(table, N_SETTINGS, SETTING_PER_TABLE, argc, argv);
+    if (given) {
+        fprintf(stderr, "txidsync: --%s cannot be used with --config: set it in the file\n",
+                given->name);
+        return NULL;
+    }
+    if (config_load(config_path, table, N_SETTINGS, &tc, sizeof(tc), file, err, sizeof(err)) < 0 ||
+        settings_apply_args(table, N_SETTINGS, "txidsync", TXIDSYNC_VERSION, summary, argc, argv,
+                            err, sizeof(err)) != SETTINGS_OK) {
+        fprintf(stderr, "txidsync: %s\n", err);
+        return NULL;
+    }
+    TableConfig *tables = calloc(file->n_tables, sizeof(*tables));
+    if (!tables) {
+        fprintf(stderr, "txidsync: out of memory\n");
+        return NULL;
+    }
+    for (size_t i = 0; i < file->n_tables; i++) {
+        tables[i] = *(TableConfig *)file->tables[i].values;
+        tables[i].name = file->tables[i].name;
+        if (!config_table_sets(file, i, "table"))
+            tables[i].table = file->tables[i].name;
+    }
+    *n = file->n_tables;
+    return tables;
+}
+
 int main(int argc, char **argv)
 {
-    TableConfig tc;
-    memset(&tc, 0, sizeof(tc));
-    DaemonConfig dc;
-    memset(&dc, 0, sizeof(dc));
-    const char *config_path = NULL;
-    int log_level = 1;
-    const Setting table[] = {
-        {"config", SETTING_STRING, "", "TXIDSYNC_CONFIG", "FILE",
-         "INI file listing the tables to sync (see above); empty: the one --table", NULL, 0, 0,
-         &config_path, 0},
-        {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
-         "per table: libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0,
-         0, &tc.conninfo, T},
-        {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
-         "per table: Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL,
-         0, 0, &tc.es_url, T},
-        {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
-         "per table: tracked table to copy (schema-qualified if needed); in a config file, the "
-         "section's name unless set",
-         NULL, 0, 0, &tc.table, T},
-        {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
-         "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
-         &tc.index, T},
-        {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
-         "per table: rows read per batch and sent per bulk request", NULL, 1, 100000,
-         &tc.batch_size, T},
-        {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
-         "per table: bulk requests in flight at once; the next batch is read while they are", NULL,
-         1, 64, &tc.bulk_concurrency, T},
-        {"once", SETTING_BOOL, "false", NULL, NULL,
-         "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
-        {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
-         "per table: a document the index rejects for good: stop the table naming its key, or "
-         "record it in the dead-letter index and go on",
-         "stop|dead-letter", 0, 0, &tc.on_reject, T},
-        {"dead-letter-index", SETTING_STRING, "txidsync-dead-letter", NULL, "NAME",
-         "per table: index for rejected documents", NULL, 0, 0, &tc.dead_letter_index, T},
-        {"cursor-file", SETTING_STRING, "", "TXIDSYNC_CURSOR_FILE", "PATH",
-         "per table: keep the cursor in this file (written atomically) instead of the sink's "
-         "state index",
-         NULL, 0, 0, &tc.cursor_file, T},
-        {"state-index", SETTING_STRING, "txidsync-state", NULL, "NAME",
-         "per table: index holding the cursor document when no --cursor-file is given", NULL, 0, 0,
-         &tc.state_index, T},
-        {"replicas", SETTING_INT, "1", "TXIDSYNC_REPLICAS", "N",
-         "per table: number_of_replicas of the indices txidsync creates", NULL, 0, 10, &tc.replicas,
-         T},
-        {"poll-interval", SETTING_INT, "1000", "TXIDSYNC_POLL_INTERVAL", "MS",
-         "per table: longest wait between two polls when no notification comes", NULL, 10, 3600000,
-         &tc.poll_interval_ms, T},
-        {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
-         "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
-         &dc.stats_interval_s, 0},
-        {"latency-field", SETTING_STRING, "", NULL, "PATH",
-         "per table: measure commit-to-acknowledgement latency: the dotted path of a number in "
-         "each row's document holding its write time in epoch seconds (e.g. data.ts); quantiles "
-         "go to the stats lines and the exit line; empty for off",
-         NULL, 0, 0, &tc.latency_field, T},
-        {"crash-probability", SETTING_DOUBLE, "0", "TXIDSYNC_CRASH_PROBABILITY", "P",
-         "crash injection: SIGKILL itself with probability P at each crash point (testing only)",
-         NULL, 0, 1, &dc.crash_probability, 0},
-        {"crash-seed", SETTING_INT, "0", NULL, "N",
-         "seed of the crash injection; 0 picks one from time and pid", NULL, 0, 9e18,
-         &dc.crash_seed, 0},
-        {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
-         "debug|info|warn|error", 0, 0, &log_level, 0},
-    };
-    const size_t n = sizeof(table) / sizeof(table[0]);
-    int rc = settings_parse_main(table, n, "txidsync", TXIDSYNC_VERSION, summary, argc, argv);
+    int rc =
+        settings_parse_main(table, N_SETTINGS, "txidsync", TXIDSYNC_VERSION, summary, argc, argv);
     if (rc >= 0)
         return rc;
-    char err[1024];
     Config file = {0};
     TableConfig *tables = &tc;
     size_t n_tables = 1;
     tc.name = tc.table;
     if (config_path && *config_path) {
-        const Setting *given = settings_first_given(table, n, SETTING_PER_TABLE, argc, argv);
-        if (given) {
-            fprintf(stderr, "txidsync: --%s cannot be used with --config: set it in the file\n",
-                    given->name);
-            return DAEMON_EXIT_USAGE;
-        }
-        int bad = config_load(config_path, table, n, &tc, sizeof(tc), &file, err, sizeof(err));
-        /* The command line wins over the file's process settings. */
-        if (!bad && settings_apply_args(table, n, "txidsync", TXIDSYNC_VERSION, summary, argc, argv,
-                                        err, sizeof(err)) != SETTINGS_OK)
-            bad = -1;
-        if (bad) {
-            fprintf(stderr, "txidsync: %s\n", err);
+        tables = tables_from_config(argc, argv, &file, &n_tables);
+        if (!tables) {
             config_free(&file);
             return DAEMON_EXIT_USAGE;
         }
-        n_tables = file.n_tables;
-        tables = calloc(n_tables, sizeof(*tables));
-        for (size_t i = 0; tables && i < n_tables; i++) {
-            tables[i] = *(TableConfig *)file.tables[i].values;
-            tables[i].name = file.tables[i].name;
-            if (!config_table_sets(&file, i, "table"))
-                tables[i].table = file.tables[i].name;
-        }
     }
-    if (!tables || daemon_check_tables(tables, n_tables, err, sizeof(err)) < 0) {
-        fprintf(stderr, "txidsync: %s\n", tables ? err : "out of memory");
+    char err[1024];
+    if (daemon_check_tables(tables, n_tables, err, sizeof(err)) < 0) {
+        fprintf(stderr, "txidsync: %s\n", err);
         rc = DAEMON_EXIT_USAGE;
     } else {
         dc.tables = tables;

@@ -257,7 +257,7 @@ typedef struct FakeSink {
     bool target_live[N_KEYS]; /* whether it holds a document */
     uint64_t acked[N_KEYS];   /* highest version acknowledged to the engine */
     int reject_permille;      /* rejected for good, per item */
-    bool fail_once;           /* refuse one request as a whole */
+    int refuse;               /* refuse this many requests as a whole */
     int requests_sent, out_of_order, dead_letters;
 } FakeSink;
 
@@ -338,10 +338,11 @@ static void fake_answer(void *ctx)
     SinkRequest *rq = pick[which];
     rq->in_flight = false;
     f->in_flight--;
-    if (f->fail_once || rnd() % 20 == 0) {
-        bool fail = f->fail_once;
-        f->fail_once = false;
-        f->on_done(f->owner, rq->tag, fail ? SINK_FAIL : SINK_RETRY, "fake: busy");
+    if (f->refuse > 0 || rnd() % 20 == 0) {
+        bool refused = f->refuse > 0;
+        f->refuse -= refused;
+        f->on_done(f->owner, rq->tag, refused ? SINK_FAIL : SINK_RETRY,
+                   refused ? "fake: refused" : "fake: busy");
     } else {
         for (size_t i = 0; i < rq->n; i++) {
             SinkItem *it = &rq->items[i];
@@ -515,7 +516,7 @@ static const StoreInterface mem_interface = {
 
 /* Runs one engine with --once until it ends; returns its end state. */
 static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, bool dead_letter,
-                              int reject_permille, bool fail_once)
+                              int reject_permille, int refuse)
 {
     rng_state = seed;
     make_history();
@@ -524,7 +525,7 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
     fake.loop = loop;
     fake.max_in_flight = in_flight;
     fake.reject_permille = reject_permille;
-    fake.fail_once = fail_once;
+    fake.refuse = refuse;
     loop_timer_init(&fake.timer, fake_answer, &fake);
     saves = 0;
     saved_next = 0;
@@ -535,7 +536,9 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
                         .max_in_flight = in_flight,
                         .once = true,
                         .dead_letter = dead_letter,
-                        .poll_interval_ms = 1000};
+                        .poll_interval_ms = 1000,
+                        .backoff_max_ms = 20,
+                        .save_every_ms = 1};
     char err[256];
     Engine *e =
         engine_new(&cfg, loop, sink_new(&fake_interface, &fake), &mem_store, err, sizeof(err));
@@ -556,7 +559,7 @@ static void test_out_of_order_acknowledgements(void **state)
     int dead_letters = 0, out_of_order = 0, all_saves = 0, requests = 0;
     for (uint64_t seed = 1; seed <= 40; seed++) {
         size_t batch = 3 + seed % 17, in_flight = 1 + seed % 4;
-        assert_int_equal(run_engine(seed, batch, in_flight, true, 20, false), ENGINE_STOPPED);
+        assert_int_equal(run_engine(seed, batch, in_flight, true, 20, 0), ENGINE_STOPPED);
         assert_true(saves >= 1);
         assert_int_equal(saved_next, 100 + N_TX);
         for (int k = 0; k < N_KEYS; k++) {
@@ -584,15 +587,29 @@ static void test_reject_stops_the_table(void **state)
     (void)state;
     for (uint64_t seed = 100; seed < 110; seed++) {
         /* Every save is checked against what was acknowledged (mem_save). */
-        assert_int_equal(run_engine(seed, 7, 3, false, 50, false), ENGINE_FAILED);
+        assert_int_equal(run_engine(seed, 7, 3, false, 50, 0), ENGINE_FAILED);
         assert_true(saved_next < 100 + N_TX);
     }
 }
 
-static void test_refused_request_stops_the_table(void **state)
+/* Checks that the target holds every change of the table. */
+static void assert_all_synced(void)
+{
+    for (int k = 0; k < N_KEYS; k++)
+        if (side[k].version > 0)
+            assert_true(fake.acked[k] >= side[k].version);
+}
+
+static void test_refused_requests_back_off(void **state)
 {
     (void)state;
-    assert_int_equal(run_engine(7, 5, 2, true, 0, true), ENGINE_FAILED);
+    /* Three requests refused as a whole: the table backs off, tries again
+     * and ends caught up, with every save checked. */
+    assert_int_equal(run_engine(7, 5, 2, true, 0, 3), ENGINE_STOPPED);
+    assert_int_equal(saved_next, 100 + N_TX);
+    assert_all_synced();
+    /* Refused for ever: --once gives up, and no save covered a refused row. */
+    assert_int_equal(run_engine(8, 5, 2, true, 0, 1000000), ENGINE_FAILED);
     assert_true(saved_next < 100 + N_TX);
 }
 
@@ -602,7 +619,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_of_order_acknowledgements),
         cmocka_unit_test(test_reject_stops_the_table),
-        cmocka_unit_test(test_refused_request_stops_the_table),
+        cmocka_unit_test(test_refused_requests_back_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

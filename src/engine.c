@@ -196,6 +196,7 @@ static void engine_fail(Engine *e)
 }
 
 static void on_pg_ready(void *ctx, int fd, int events);
+static void end_idle(Engine *e, bool notified);
 
 /* Watches the database socket (again, after a reconnect). */
 static int watch_pg(Engine *e)
@@ -803,6 +804,14 @@ static void begin_idle(Engine *e)
     e->idle = true;
     e->idle_doubles = !e->listening && !flowing;
     e->idle_until = clock_mono_s() + (double)wait_ms / 1000.0;
+    /* A notification libpq read along with the last batch's result is
+     * queued already; the socket will not tell of it again. */
+    bool notified = false;
+    int rc = e->listening ? pg_wait(e->pg, 0, &notified, err, sizeof(err)) : PG_OK;
+    if (rc == PG_LOST)
+        pg_lost(e, err);
+    else if (notified)
+        end_idle(e, true);
 }
 
 /* Ends the wait for changes (notified: a notification came). */
@@ -836,8 +845,10 @@ static void on_pg_ready(void *ctx, int fd, int events)
         int rc = pg_wait(e->pg, 0, &notified, err, sizeof(err));
         if (rc == PG_LOST)
             pg_lost(e, err);
-        else if (notified)
+        else if (notified && e->idle)
             end_idle(e, true);
+        else if (notified)
+            e->read_caught_up = false; /* read again once a slot is free */
     }
     kick(e);
 }

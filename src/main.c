@@ -57,7 +57,7 @@ static const Setting table[] = {
     {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
      "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
      &tc.index, T},
-    {"batch-size", SETTING_INT, "5000", "TXIDSYNC_BATCH_SIZE", "N",
+    {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
      "per table: rows read per batch and sent per bulk request", NULL, 1, 100000, &tc.batch_size,
      T},
     {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",

@@ -161,7 +161,7 @@ static bool all_ended(const Daemon *d, bool *failed)
     return ended;
 }
 
-/* Creates and starts every engine.  Returns 0 or an exit code. */
+/* Creates, opens and starts every engine.  Returns 0 or an exit code. */
 static int start_all(Daemon *d)
 {
     d->engines = calloc(d->cfg->n_tables, sizeof(*d->engines));
@@ -174,7 +174,15 @@ static int start_all(Daemon *d)
         if (!e)
             return DAEMON_EXIT_USAGE;
         d->engines[d->n_engines++] = e;
-        if (engine_start(e) < 0)
+    }
+    /* Every table is checked before any target is prepared: a table that
+     * cannot start leaves nothing behind in the others' sinks. */
+    for (size_t i = 0; i < d->n_engines; i++) {
+        if (engine_open(d->engines[i]) < 0)
+            return DAEMON_EXIT_FAILED;
+    }
+    for (size_t i = 0; i < d->n_engines; i++) {
+        if (engine_start(d->engines[i]) < 0)
             return DAEMON_EXIT_FAILED;
     }
     return 0;

@@ -87,6 +87,7 @@ struct Engine {
     PgConn *pg;
     PgTable table;
     EngineState state;
+    bool resuming; /* a stored cursor was found */
     bool stopping;
     LoopTimer timer; /* the next step */
     int pg_fd;       /* the watched database socket, -1 when none */
@@ -1123,20 +1124,28 @@ static int start_check_xids(Engine *e)
     return 0;
 }
 
+int engine_open(Engine *e)
+{
+    /* The cursor before anything is prepared: when it is corrupt, nothing
+     * at all is written. */
+    if (start_pg(e) < 0 || start_cursor(e, &e->resuming) < 0 || start_check_xids(e) < 0 ||
+        cursor_copy(&e->ahead, &e->cursor) < 0) {
+        e->state = ENGINE_FAILED;
+        return -1;
+    }
+    return 0;
+}
+
 int engine_start(Engine *e)
 {
-    bool found = false;
-    /* The cursor before the sink is prepared: when it is corrupt, nothing
-     * at all is written. */
-    if (start_pg(e) < 0 || start_cursor(e, &found) < 0 || start_sink(e) < 0 ||
-        start_check_xids(e) < 0 || cursor_copy(&e->ahead, &e->cursor) < 0 || watch_pg(e) < 0) {
+    if (e->state != ENGINE_NEW || !e->pg || start_sink(e) < 0 || watch_pg(e) < 0) {
         e->state = ENGINE_FAILED;
         return -1;
     }
     elog(e, LOG_INFO,
          "syncing %s (key %s) into %s/%s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
          e->table.name, e->table.key_columns, sink_describe(e->sink), e->cfg.target,
-         store_describe(e->store), found ? "resuming" : "starting", e->cursor.xid_next,
+         store_describe(e->store), e->resuming ? "resuming" : "starting", e->cursor.xid_next,
          e->cursor.n_xip);
     e->state = ENGINE_RUNNING;
     e->stats.last_line = clock_mono_s();

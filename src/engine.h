@@ -63,12 +63,19 @@ Engine *engine_new(const EngineConfig *cfg, Loop *loop, Sink *sink, Store *store
 void engine_free(Engine *e);
 
 /*
- * Connects, checks everything that can be checked before anything is
- * written (the server is a primary, the table is tracked, the stored
- * cursor reads back, the sink answers, the transaction ids are not behind
- * the cursor) and loads the cursor; then the engine runs in the loop.
- * May block (bounded: a busy sink is waited for up to a minute).  Returns
- * 0, or -1 after printing why (the engine is then ENGINE_FAILED).
+ * Connects and checks everything that can be checked before anything is
+ * written anywhere: the server is a primary, the table is tracked, the
+ * stored cursor reads back, the transaction ids are not behind it.  Loads
+ * the cursor.  May block briefly (a busy store is waited for up to a
+ * minute).  Returns 0, or -1 after printing why (the engine is then
+ * ENGINE_FAILED).
+ */
+int engine_open(Engine *e) __attribute__((warn_unused_result));
+
+/*
+ * After engine_open: prepares the sink's target and the store (creates
+ * the index, waiting up to a minute for a busy sink), then the engine runs
+ * in the loop.  Returns 0, or -1 after printing why (ENGINE_FAILED).
  */
 int engine_start(Engine *e) __attribute__((warn_unused_result));
 

@@ -543,6 +543,7 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
     Engine *e =
         engine_new(&cfg, loop, sink_new(&fake_interface, &fake), &mem_store, err, sizeof(err));
     assert_non_null(e);
+    assert_int_equal(engine_open(e), 0);
     assert_int_equal(engine_start(e), 0);
     double give_up = clock_mono_s() + 60;
     while (engine_state(e) == ENGINE_RUNNING && clock_mono_s() < give_up)

@@ -185,14 +185,26 @@ static void slot_clear(Engine *e, Slot *sl)
     sl->retry_at = 0;
 }
 
-/* Stops the engine for good: nothing more is read, sent or saved. */
-static void engine_fail(Engine *e)
+/* Stops watching the database socket (before it is closed or reopened). */
+static void unwatch_pg(Engine *e)
 {
-    e->state = ENGINE_FAILED;
     if (e->pg_fd >= 0)
         loop_unwatch(e->loop, e->pg_fd);
     e->pg_fd = -1;
+}
+
+/* Ends the engine's run in state st: nothing more is read, sent or saved. */
+static void halt(Engine *e, EngineState st)
+{
+    e->state = st;
+    unwatch_pg(e);
     loop_timer_cancel(e->loop, &e->timer);
+}
+
+/* Stops the engine for good after an error it printed. */
+static void engine_fail(Engine *e)
+{
+    halt(e, ENGINE_FAILED);
     elog(e, LOG_ERROR, "the table stopped syncing");
 }
 
@@ -213,9 +225,7 @@ static int watch_pg(Engine *e)
 static void pg_lost(Engine *e, const char *err)
 {
     elog(e, LOG_WARN, "lost the connection to postgres, reconnecting: %s", err);
-    if (e->pg_fd >= 0)
-        loop_unwatch(e->loop, e->pg_fd);
-    e->pg_fd = -1;
+    unwatch_pg(e);
     e->pg_down = true;
     e->fetching = false;
     e->reconnect_attempt = 0;
@@ -763,11 +773,7 @@ static void finish(Engine *e, const char *why)
     stats_line(e, true);
     latency_summary(e);
     elog(e, LOG_INFO, "%s at xid %" PRIu64, why, e->cursor.xid_next);
-    e->state = ENGINE_STOPPED;
-    if (e->pg_fd >= 0)
-        loop_unwatch(e->loop, e->pg_fd);
-    e->pg_fd = -1;
-    loop_timer_cancel(e->loop, &e->timer);
+    halt(e, ENGINE_STOPPED);
 }
 
 /*
@@ -997,8 +1003,7 @@ void engine_free(Engine *e)
 {
     if (!e)
         return;
-    if (e->pg_fd >= 0)
-        loop_unwatch(e->loop, e->pg_fd);
+    unwatch_pg(e);
     loop_timer_cancel(e->loop, &e->timer);
     sink_free(e->sink); /* abandons requests in flight, which borrow the slots */
     for (size_t i = 0; e->slots && i < e->n_slots; i++) {

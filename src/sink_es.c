@@ -173,8 +173,10 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
                                   size_t errlen)
 {
     EsDriver *d = drv;
-    if (!d->dead_letter_index)
-        return err_printf(err, errlen, "no dead-letter index"), SINK_FAIL;
+    if (!d->dead_letter_index) {
+        err_printf(err, errlen, "no dead-letter index");
+        return SINK_FAIL;
+    }
     if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
         buf_reset(&d->doc);
     Buf body;

@@ -70,12 +70,14 @@ cleanup_syncers() {
 }
 trap cleanup_syncers EXIT
 
-# start_syncer LOGFILE ARGS...: starts txidsync in the background; its pid
-# is in SYNC_PID.
+# start_syncer LOGFILE ARGS...: starts txidsync in the background with
+# --replicas 0 (unless ARGS has --config, whose file says it); its pid is in
+# SYNC_PID.
 start_syncer() {
-    local logfile=$1
+    local logfile=$1 replicas=(--replicas 0) a
     shift
-    "$TXIDSYNC_BIN" --replicas 0 "$@" >>"$logfile" 2>&1 &
+    for a in "$@"; do [ "$a" = --config ] && replicas=(); done
+    "$TXIDSYNC_BIN" "${replicas[@]}" "$@" >>"$logfile" 2>&1 &
     SYNC_PID=$!
     SYNC_PIDS+=("$SYNC_PID")
 }

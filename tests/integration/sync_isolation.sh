@@ -38,9 +38,8 @@ index = $ix-bad
 index = $ix-doomed
 EOF
 log=$TXIDSYNC_TEST_TMP/sync.log
-"$TXIDSYNC_BIN" --config "$conf" >"$log" 2>&1 &
-pid=$!
-SYNC_PIDS+=("$pid")
+start_syncer "$log" --config "$conf"
+pid=$SYNC_PID
 wait_for 60 doc_present "$ix-good" 100
 wait_for 60 doc_present "$ix-doomed" 100
 

@@ -64,9 +64,8 @@ index = $ix-odd
 EOF
 
 log=$TXIDSYNC_TEST_TMP/sync.log
-"$TXIDSYNC_BIN" --config "$conf" >"$log" 2>&1 &
-pid=$!
-SYNC_PIDS+=("$pid")
+start_syncer "$log" --config "$conf"
+pid=$SYNC_PID
 for t in orders items events odd; do
     wait_for 60 curl -sf "$TXIDSYNC_ES_URL/$ix-$t"
 done

@@ -107,6 +107,7 @@ static Engine *table_engine(Daemon *d, const TableConfig *t)
         .table = t->table,
         .replicas = (int)t->replicas,
         .max_in_flight = (size_t)t->bulk_concurrency,
+        .max_bytes = (size_t)t->bulk_max_bytes,
         .dead_letter_index =
             t->on_reject == DAEMON_REJECT_DEAD_LETTER ? t->dead_letter_index : NULL,
     };

@@ -24,6 +24,7 @@ typedef struct TableConfig {
     const char *index; /* NULL or "": the table's name without schema */
     long long batch_size;
     long long bulk_concurrency;
+    long long bulk_max_bytes;
     int on_reject; /* DaemonOnReject */
     const char *dead_letter_index;
     const char *cursor_file; /* NULL or "": the sink's state index */

@@ -70,8 +70,12 @@ typedef struct Slot {
     Cursor after;    /* the cursor once this batch and all before it are acknowledged */
     SinkRequest *rq; /* the request of the rows still pending */
     SinkItem *items; /* per change of the request in flight */
-    size_t *pending; /* rows still to deliver, as indices into batch.rows */
+    size_t *pending; /* rows still to deliver, as indices into batch.rows; the
+                      * first n_sent of them are in the request in flight */
     size_t n_pending;
+    size_t n_sent;
+    size_t split;   /* a refused request is being split: at most this many per
+                     * request (0: as many as the sink takes) */
     size_t cap;     /* of items, pending and keys */
     uint64_t *keys; /* hashes of the batch's keys, sorted */
     size_t n_keys;
@@ -180,6 +184,8 @@ static void slot_clear(Engine *e, Slot *sl)
     if (sl->rq)
         sink_request_reset(e->sink, sl->rq);
     sl->n_pending = 0;
+    sl->n_sent = 0;
+    sl->split = 0;
     sl->n_keys = 0;
     sl->attempt = 0;
     sl->retry_at = 0;
@@ -481,6 +487,44 @@ static SinkChange change_of(const PgRow *row)
     return ch;
 }
 
+static int rejected(Engine *e, const PgRow *row, const char *reason);
+static void slot_retry_later(Engine *e, Slot *sl);
+
+/*
+ * Fills the slot's request with its pending rows, in order, until the
+ * sink says the request is full (by bytes) or the split limit is reached;
+ * those rows move to the front of pending (n_sent of them).  A row the
+ * sink cannot take at all goes by the reject policy and out of pending.
+ * Returns 0, 1 when the dead-letter place is busy and nothing could be
+ * added (the slot waits), -1 when the engine failed.
+ */
+static int fill_request(Engine *e, Slot *sl)
+{
+    char err[1024];
+    size_t w = 0, i = 0;
+    sink_request_reset(e->sink, sl->rq);
+    for (; i < sl->n_pending && (sl->split == 0 || w < sl->split); i++) {
+        const PgRow *row = &sl->batch.rows[sl->pending[i]];
+        SinkChange ch = change_of(row);
+        int rc = sink_add(e->sink, sl->rq, &ch, err, sizeof(err));
+        if (rc == SINK_ADD_FULL)
+            break;
+        if (rc == SINK_ADD_OK) {
+            sl->pending[w++] = sl->pending[i];
+            continue;
+        }
+        rc = rejected(e, row, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            break; /* sent again later, with the rows after it */
+    }
+    sl->n_sent = w;
+    memmove(sl->pending + w, sl->pending + i, (sl->n_pending - i) * sizeof(*sl->pending));
+    sl->n_pending = w + (sl->n_pending - i);
+    return w == 0 && sl->n_pending > 0 ? 1 : 0;
+}
+
 /* Builds the request of a slot's pending rows and starts it.  Returns 0,
  * or -1 when the engine failed. */
 static int send_slot(Engine *e, Slot *sl)
@@ -493,16 +537,17 @@ static int send_slot(Engine *e, Slot *sl)
         engine_fail(e);
         return -1;
     }
-    sink_request_reset(e->sink, sl->rq);
-    for (size_t i = 0; i < sl->n_pending; i++) {
-        const PgRow *row = &sl->batch.rows[sl->pending[i]];
-        SinkChange ch = change_of(row);
-        if (sink_add(e->sink, sl->rq, &ch, err, sizeof(err)) < 0) {
-            elog(e, LOG_ERROR, "cannot build the change of key %s (version %" PRIu64 "): %s",
-                 row->key, row->version, err);
-            engine_fail(e);
-            return -1;
-        }
+    int rc = fill_request(e, sl);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        slot_retry_later(e, sl);
+        return 0;
+    }
+    if (sl->n_sent == 0) {
+        sl->state = SLOT_DONE; /* every row went by the reject policy */
+        e->unsaved_rows = true;
+        return 0;
     }
     if (sink_send(e->sink, sl->rq, sl->items, sl, err, sizeof(err)) < 0) {
         elog(e, LOG_ERROR, "cannot send a request: %s", err);
@@ -614,15 +659,34 @@ static void acked(Engine *e, const PgRow *row, bool conflict, double now)
     note_latency(e, row, now);
 }
 
+/* After the request of a slot ended with keep of its n_sent rows still
+ * to go again (moved to the front of pending): puts the rows never sent
+ * after them and says what the slot does next. */
+static void slot_next(Engine *e, Slot *sl, size_t keep, const char *why)
+{
+    size_t unsent = sl->n_pending - sl->n_sent;
+    memmove(sl->pending + keep, sl->pending + sl->n_sent, unsent * sizeof(*sl->pending));
+    sl->n_pending = keep + unsent;
+    sl->n_sent = 0;
+    e->unsaved_rows = true;
+    if (keep > 0) {
+        e->stats.retries++;
+        elog(e, LOG_WARN, "%zu changes must be retried (%s)", keep, why);
+        slot_retry_later(e, sl);
+    } else {
+        sl->state = sl->n_pending > 0 ? SLOT_READY : SLOT_DONE;
+    }
+}
+
 /* Takes the per-change outcomes of an answered request: rows applied or
  * already applied are done, rejected ones go by the policy, the rest go
- * again after a backoff. */
+ * again after a backoff; rows that did not fit in it go next. */
 static void take_items(Engine *e, Slot *sl)
 {
     double now = wall_s();
     size_t still = 0;
     const char *why = "busy";
-    for (size_t i = 0; i < sl->n_pending && e->state == ENGINE_RUNNING; i++) {
+    for (size_t i = 0; i < sl->n_sent && e->state == ENGINE_RUNNING; i++) {
         const PgRow *row = &sl->batch.rows[sl->pending[i]];
         const SinkItem *it = &sl->items[i];
         int rc = 0;
@@ -645,16 +709,29 @@ static void take_items(Engine *e, Slot *sl)
     }
     if (e->state != ENGINE_RUNNING)
         return;
-    e->unsaved_rows = true;
-    if (still > 0) {
-        e->stats.retries++;
-        elog(e, LOG_WARN, "%zu of %zu changes must be retried (%s)", still, sl->n_pending, why);
-        sl->n_pending = still;
-        slot_retry_later(e, sl);
+    if (sl->split > 0)
+        sl->split = sl->split * 2 >= e->cfg.batch_size ? 0 : sl->split * 2;
+    slot_next(e, sl, still, why);
+}
+
+/* Handles a request the sink refused for what it holds: a request of
+ * several changes goes again in halves, a change refused alone is
+ * rejected for good. */
+static void take_split(Engine *e, Slot *sl, const char *err)
+{
+    if (sl->n_sent > 1) {
+        sl->split = sl->n_sent / 2;
+        elog(e, LOG_WARN,
+             "the sink refused a request of %zu changes for what it holds, sending them in "
+             "parts of %zu to find the change at fault: %s",
+             sl->n_sent, sl->split, err);
+        sl->n_sent = 0;
+        sl->state = SLOT_READY; /* at once: the sink is not busy */
         return;
     }
-    sl->n_pending = 0;
-    sl->state = SLOT_DONE;
+    int rc = rejected(e, &sl->batch.rows[sl->pending[0]], err);
+    if (rc >= 0)
+        slot_next(e, sl, rc == 1 ? 1 : 0, "the dead-letter place is busy");
 }
 
 /* The sink's call for a finished request. */
@@ -676,10 +753,14 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
         e->stats.retries++;
         elog(e, LOG_ERROR, "the sink refused a request (attempt %d), trying again later: %s",
              sl->attempt + 1, err);
+        sl->n_sent = 0;
         slot_retry_later(e, sl);
+    } else if (result == SINK_SPLIT) {
+        take_split(e, sl, err);
     } else if (result == SINK_RETRY) {
         e->stats.retries++;
         elog(e, LOG_WARN, "sink unavailable, retrying (attempt %d): %s", sl->attempt + 1, err);
+        sl->n_sent = 0;
         slot_retry_later(e, sl);
     } else {
         take_items(e, sl);
@@ -1047,6 +1128,11 @@ static int start_pg(Engine *e)
     }
     if (pg_table_resolve(e->pg, e->cfg.table, &e->table, err, sizeof(err)) != PG_OK) {
         elog(e, LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (sink_check_columns(e->sink, (const char *const *)e->table.columns, e->table.n_columns, err,
+                           sizeof(err)) < 0) {
+        elog(e, LOG_ERROR, "%s: %s", e->table.name, err);
         return -1;
     }
     return 0;

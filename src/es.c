@@ -465,6 +465,7 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     l->busy = false;
     p->busy--;
     done->tag = l->tag;
+    done->status = 0;
     done->err[0] = '\0';
     if (rc != CURLE_OK) {
         err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
@@ -476,6 +477,7 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     long status = 0;
     curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
     p->c->last_status = status;
+    done->status = status;
     done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
 }
 

@@ -121,6 +121,7 @@ typedef struct EsPipe EsPipe;
 typedef struct EsPipeDone {
     void *tag;       /* as given to es_pipe_send */
     EsResult result; /* what es_bulk would have returned; items are filled on ES_OK */
+    long status;     /* the HTTP status; 0 when no response came */
     char err[1024];  /* filled unless result is ES_OK */
 } EsPipeDone;
 

@@ -58,11 +58,16 @@ static const Setting table[] = {
      "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
      &tc.index, T},
     {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
-     "per table: rows read per batch and sent per bulk request", NULL, 1, 100000, &tc.batch_size,
-     T},
+     "per table: rows read per batch, sent in bulk requests of at most --bulk-max-bytes", NULL, 1,
+     100000, &tc.batch_size, T},
     {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
      "per table: bulk requests in flight at once; the next batch is read while they are", NULL, 1,
      64, &tc.bulk_concurrency, T},
+    {"bulk-max-bytes", SETTING_INT, "10485760", "TXIDSYNC_BULK_MAX_BYTES", "BYTES",
+     "per table: the most bytes of one bulk request (keep it under the sink's "
+     "http.max_content_length, 100 MB by default); a batch larger goes in several requests, a "
+     "document larger than this alone goes by --on-reject",
+     NULL, 4096, 536870912, &tc.bulk_max_bytes, T},
     {"once", SETTING_BOOL, "false", NULL, NULL,
      "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
     {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,

@@ -105,6 +105,12 @@ static const char SQL_KEY_COLUMNS[] =
     " pg_catalog.unnest(t.key_columns) with ordinality as u(k, i)"
     " where t.relid = pg_catalog.to_regclass($1) order by u.i";
 
+/* The columns of a table, in their order. */
+static const char SQL_COLUMNS[] =
+    "select a.attname from pg_catalog.pg_attribute as a"
+    " where a.attrelid = pg_catalog.to_regclass($1) and a.attnum > 0 and not a.attisdropped"
+    " order by a.attnum";
+
 static const char SQL_SNAPSHOT_XMAX[] = "select xmax from txidsync.snapshot()";
 
 static const char SQL_CONFIGURE_OFFSET[] = "select txidsync.configure_txid_offset($1::bigint)";
@@ -454,6 +460,9 @@ void pg_table_free(PgTable *t)
     free(t->sql_key_text);
     free(t->sql_side_keys);
     free(t->sql_join);
+    for (size_t i = 0; i < t->n_columns; i++)
+        free(t->columns[i]);
+    free(t->columns);
     memset(t, 0, sizeof *t);
 }
 
@@ -509,6 +518,23 @@ static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t er
     return PG_OK;
 }
 
+/* Copies the column names of res (one per row) into t.  Returns PG_OK,
+ * or PG_ERROR with err filled. */
+static int column_names(PgTable *t, const PGresult *res, char *err, size_t errlen)
+{
+    size_t n = (size_t)PQntuples(res);
+    t->columns = calloc(n ? n : 1, sizeof(*t->columns));
+    if (!t->columns)
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        t->columns[i] = strdup(PQgetvalue(res, (int)i, 0));
+        if (!t->columns[i])
+            return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+        t->n_columns++;
+    }
+    return PG_OK;
+}
+
 int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -559,6 +585,13 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     if (rc == PG_OK)
         rc = key_expressions(t, res, err, errlen);
     PQclear(res);
+    if (rc == PG_OK)
+        rc = exec_params(c, SQL_COLUMNS, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err,
+                         errlen);
+    if (rc == PG_OK) {
+        rc = column_names(t, res, err, errlen);
+        PQclear(res);
+    }
     if (rc != PG_OK)
         pg_table_free(t);
     return rc;

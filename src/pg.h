@@ -89,6 +89,8 @@ typedef struct PgTable {
     char *sql_join;      /* the table (alias r) row of side row s: "r.a = s.key1 and ..." */
     bool doc_jsonb;      /* documents come from to_jsonb, not row_to_json: a
                           * column contains the type json */
+    char **columns;      /* the table's column names, unquoted, in their order */
+    size_t n_columns;
 } PgTable;
 
 /* The most key columns a table may have (Postgres's INDEX_MAX_KEYS). */

@@ -41,6 +41,11 @@ SinkResult sink_prepare(Sink *s, char *err, size_t errlen)
     return s->iface->prepare(s->drv, err, errlen);
 }
 
+int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)
+{
+    return s->iface->check_columns ? s->iface->check_columns(s->drv, columns, n, err, errlen) : 0;
+}
+
 SinkRequest *sink_request_new(Sink *s)
 {
     return s->iface->request_new(s->drv);

@@ -21,7 +21,11 @@
  *    applied (the target holds this or a newer version: as good as
  *    applied), retry later (busy, unreachable, a transient error), or
  *    rejected for good (with the target's reason).  A request refused as a
- *    whole is SINK_RETRY or SINK_FAIL for all its changes.
+ *    whole is SINK_RETRY, SINK_SPLIT or SINK_FAIL for all its changes.
+ *  - Requests are capped in bytes by the driver (sink_add says when one is
+ *    full).  A request refused for its content (SINK_SPLIT) is split by
+ *    the engine until the change at fault is alone; a change refused
+ *    alone, or one that fits in no request, is rejected for good.
  *  - Nothing is acknowledged before the target made it durable as far as
  *    the target promises (an index's translog, a broker's acks, a file's
  *    fsync), since the engine persists its cursor on that word.
@@ -39,8 +43,19 @@ typedef struct Loop Loop;
 typedef enum SinkResult {
     SINK_OK = 0,    /* answered; look at each item */
     SINK_RETRY = 1, /* busy, unreachable or timed out: send it all again later */
+    SINK_SPLIT = 2, /* refused for what it holds (too large, malformed): some change
+                     * of it is at fault; send it in smaller parts */
     SINK_FAIL = -1, /* refused for good, or the answer is not understood */
 } SinkResult;
+
+/* What sink_add did with a change. */
+enum {
+    SINK_ADD_OK = 0,    /* added */
+    SINK_ADD_FULL = 1,  /* not added: the request is full (by bytes); send it and
+                         * add the change to the next one */
+    SINK_ADD_FAIL = -1, /* not added: the change cannot be written at all (not a
+                         * JSON object, larger than any request); err says why */
+};
 
 /* The outcome of one change of an answered request. */
 typedef enum SinkOutcome {
@@ -82,13 +97,18 @@ typedef struct SinkInterface {
     /* Makes the target ready (creates the index, topic or file); called
      * at start, may block.  SINK_RETRY when busy or unreachable. */
     SinkResult (*prepare)(void *drv, char *err, size_t errlen);
+    /* Checks, at start, that rows of these columns can be written (none of
+     * them takes the place of the driver's own metadata).  Returns 0, or
+     * -1 with err filled. */
+    int (*check_columns)(void *drv, const char *const *columns, size_t n, char *err, size_t errlen);
     /* A new, empty request, owned by the driver (freed with it); NULL when
      * out of memory. */
     SinkRequest *(*request_new)(void *drv);
     /* Empties rq for reuse (it must not be in flight). */
     void (*request_reset)(void *drv, SinkRequest *rq);
-    /* Appends one change.  Returns 0, or -1 with err filled when the change
-     * cannot be encoded (not a JSON object, too large for any request). */
+    /* Appends one change.  Returns SINK_ADD_OK, SINK_ADD_FULL (only when rq
+     * holds a change already: a change too large for an empty request is
+     * SINK_ADD_FAIL), or SINK_ADD_FAIL with err filled. */
     int (*add)(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen);
     /* Whether another request may go now. */
     bool (*has_room)(void *drv);
@@ -123,6 +143,8 @@ void sink_free(Sink *s);
 void sink_bind(Sink *s, SinkDoneFn on_done, void *owner);
 
 SinkResult sink_prepare(Sink *s, char *err, size_t errlen) __attribute__((warn_unused_result));
+int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* A new request, freed with the sink; NULL when out of memory. */
 SinkRequest *sink_request_new(Sink *s);
 void sink_request_reset(Sink *s, SinkRequest *rq);

@@ -18,6 +18,9 @@
 #include "log.h"
 
 #define BODY_MAX ((size_t)512 << 20)
+/* The most of a rejected document a dead letter keeps: the letter must
+ * not be refused for the size that got the document rejected. */
+#define DEAD_LETTER_DOC_MAX ((size_t)64 << 10)
 
 typedef struct EsDriver {
     EsClient *es;
@@ -26,6 +29,7 @@ typedef struct EsDriver {
     char *table;
     char *dead_letter_index; /* NULL: none */
     int replicas;
+    size_t max_bytes;
     SinkDoneFn on_done;
     void *owner;
     Buf doc;                /* scratch: the document being added */
@@ -65,6 +69,20 @@ static SinkResult drv_prepare(void *drv, char *err, size_t errlen)
     return from_es(r);
 }
 
+static int drv_check_columns(void *drv, const char *const *columns, size_t n, char *err,
+                             size_t errlen)
+{
+    (void)drv;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(columns[i], DOC_META_FIELD) == 0)
+            return err_printf(err, errlen,
+                              "the table has a column named %s, the name of the member txidsync "
+                              "adds to every document for its own use: rename the column",
+                              DOC_META_FIELD);
+    }
+    return 0;
+}
+
 static SinkRequest *drv_request_new(void *drv)
 {
     EsDriver *d = drv;
@@ -75,7 +93,7 @@ static SinkRequest *drv_request_new(void *drv)
     SinkRequest *rq = calloc(1, sizeof(*rq));
     if (!rq)
         return NULL;
-    buf_init(&rq->body, BODY_MAX);
+    buf_init(&rq->body, d->max_bytes);
     d->requests[d->n_requests++] = rq;
     return rq;
 }
@@ -109,10 +127,16 @@ static int drv_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, 
                               BODY_MAX);
         rc = es_bulk_add_index(&rq->body, d->index, id, ch->version, d->doc.data, d->doc.len);
     }
+    /* The body's maximum is the cap: a failed append left it unchanged. */
+    if (rc < 0 && rq->n > 0)
+        return SINK_ADD_FULL;
     if (rc < 0)
-        return err_printf(err, errlen, "the request would be larger than %zu bytes", BODY_MAX);
+        return err_printf(err, errlen,
+                          "the document (%zu bytes) does not fit in a bulk request of at most "
+                          "%zu bytes (--bulk-max-bytes)",
+                          ch->deleted ? (size_t)0 : d->doc.len, d->max_bytes);
     rq->n++;
-    return 0;
+    return SINK_ADD_OK;
 }
 
 static bool drv_has_room(void *drv)
@@ -164,6 +188,8 @@ static void on_pipe_done(void *owner, const EsPipeDone *done)
     EsDriver *d = owner;
     SinkRequest *rq = done->tag;
     SinkResult r = from_es(done->result);
+    if (r == SINK_FAIL && (done->status == 400 || done->status == 413))
+        r = SINK_SPLIT; /* the body is at fault, not the index */
     if (r == SINK_OK)
         copy_items(rq);
     d->on_done(d->owner, rq->tag, r, done->err);
@@ -179,6 +205,12 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
     }
     if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
         buf_reset(&d->doc);
+    size_t doc_bytes = d->doc.len, kept = doc_bytes;
+    if (kept > DEAD_LETTER_DOC_MAX) {
+        kept = DEAD_LETTER_DOC_MAX;
+        while (kept > 0 && ((unsigned char)d->doc.data[kept] & 0xC0) == 0x80)
+            kept--; /* cut between two UTF-8 characters */
+    }
     Buf body;
     buf_init(&body, BODY_MAX);
     JsonGen jg;
@@ -194,7 +226,11 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
         json_gen_cstr(g, "key") && json_gen_cstr(g, ch->key) && json_gen_cstr(g, "txid") &&
         json_gen_u64(g, ch->txid) && json_gen_cstr(g, "version") && json_gen_u64(g, ch->version) &&
         json_gen_cstr(g, "error") && json_gen_cstr(g, reason) && json_gen_cstr(g, "document") &&
-        yajl_gen_string(g, (const unsigned char *)d->doc.data, d->doc.len) == yajl_gen_status_ok &&
+        yajl_gen_string(g, (const unsigned char *)(kept ? d->doc.data : ""), kept) ==
+            yajl_gen_status_ok &&
+        json_gen_cstr(g, "document_bytes") && json_gen_u64(g, doc_bytes) &&
+        json_gen_cstr(g, "document_truncated") &&
+        yajl_gen_bool(g, kept < doc_bytes) == yajl_gen_status_ok &&
         yajl_gen_map_close(g) == yajl_gen_status_ok;
     if (json_gen_close(&jg, ok) != 0) {
         err_printf(err, errlen, "cannot build the dead letter of key %s", ch->key);
@@ -239,6 +275,7 @@ static const SinkInterface es_interface = {
     .name = "opensearch",
     .bind = drv_bind,
     .prepare = drv_prepare,
+    .check_columns = drv_check_columns,
     .request_new = drv_request_new,
     .request_reset = drv_request_reset,
     .add = drv_add,
@@ -259,6 +296,7 @@ Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
     }
     buf_init(&d->doc, BODY_MAX);
     d->replicas = cfg->replicas;
+    d->max_bytes = cfg->max_bytes > 0 && cfg->max_bytes < BODY_MAX ? cfg->max_bytes : BODY_MAX;
     d->es = es_client_new(cfg->url, err, errlen);
     if (!d->es)
         goto fail;

@@ -6,7 +6,10 @@
  * id (keys.h) and whose source is the document (doc.h), or a delete.  A
  * version conflict means the index holds this or a newer version: already
  * applied.  429, 5xx and network errors are retried; other item errors
- * (mapping, parse) are rejected for good.  Requests go through a pipe of
+ * (mapping, parse) are rejected for good.  A bulk body holds at most
+ * max_bytes; a request refused as a whole with 400 or 413 was refused for
+ * what it holds (SINK_SPLIT), any other 4xx for the target's own reasons
+ * (an index closed, a role without the right): SINK_FAIL.  Requests go through a pipe of
  * --bulk-concurrency connections in the event loop.  Dead letters are
  * documents of their own index.
  */
@@ -24,6 +27,7 @@ typedef struct SinkEsConfig {
     const char *table; /* the table's name, for dead letters */
     int replicas;      /* number_of_replicas of the indices it creates */
     size_t max_in_flight;
+    size_t max_bytes;              /* the most bytes of a bulk body (--bulk-max-bytes) */
     const char *dead_letter_index; /* NULL: no dead letters (--on-reject stop) */
 } SinkEsConfig;
 

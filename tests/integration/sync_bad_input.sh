@@ -51,6 +51,12 @@ index_absent
 psql_q "create table untracked (id int primary key)"
 expect 1 "not tracked" "$TXIDSYNC_BIN" "${args[@]}" --table untracked
 expect 1 "does not exist" "$TXIDSYNC_BIN" "${args[@]}" --table no_such_table
+# A column with the name of the metadata member: refused, nothing written.
+psql_q "create table has_meta (id int primary key, txidsync text)"
+psql_q "select txidsync.track('has_meta')" >/dev/null
+expect 1 "has_meta: the table has a column named txidsync.*rename the column" \
+    "$TXIDSYNC_BIN" "${args[@]}" --table has_meta
+index_absent
 
 # A corrupt cursor in the state index: stop, write nothing.
 es PUT "/$index-state" '{"settings":{"number_of_replicas":0},"mappings":{"dynamic":false}}' >/dev/null

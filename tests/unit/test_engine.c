@@ -258,7 +258,11 @@ typedef struct FakeSink {
     uint64_t acked[N_KEYS];   /* highest version acknowledged to the engine */
     int reject_permille;      /* rejected for good, per item */
     int refuse;               /* refuse this many requests as a whole */
-    int requests_sent, out_of_order, dead_letters;
+    size_t cap;               /* the most changes a request takes (its "bytes"); 0: any */
+    int poison_mod;           /* keys k % poison_mod == 1 get their request refused for
+                               * what it holds (SINK_SPLIT); 0: none */
+    int huge_mod;             /* keys k % huge_mod == 2 fit in no request; 0: none */
+    int requests_sent, out_of_order, dead_letters, splits;
 } FakeSink;
 
 static FakeSink fake;
@@ -294,11 +298,17 @@ static void fake_request_reset(void *drv, SinkRequest *rq)
 
 static int fake_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
 {
-    (void)drv, (void)err, (void)errlen;
+    FakeSink *f = drv;
     assert_true(rq->n < 1000);
+    assert_false(rq->in_flight);
     assert_int_equal(ch->deleted, ch->row == NULL);
-    rq->changes[rq->n++] = (Change){atoi(ch->key + 1), ch->version, ch->deleted};
-    return 0;
+    int k = atoi(ch->key + 1);
+    if (f->huge_mod && k % f->huge_mod == 2)
+        return err_printf(err, errlen, "fake: too large for any request");
+    if (f->cap && rq->n >= f->cap)
+        return SINK_ADD_FULL;
+    rq->changes[rq->n++] = (Change){k, ch->version, ch->deleted};
+    return SINK_ADD_OK;
 }
 
 static bool fake_has_room(void *drv)
@@ -338,7 +348,13 @@ static void fake_answer(void *ctx)
     SinkRequest *rq = pick[which];
     rq->in_flight = false;
     f->in_flight--;
-    if (f->refuse > 0 || rnd() % 20 == 0) {
+    bool poisoned = false;
+    for (size_t i = 0; f->poison_mod && i < rq->n; i++)
+        poisoned |= rq->changes[i].key % f->poison_mod == 1;
+    if (poisoned) {
+        f->splits++;
+        f->on_done(f->owner, rq->tag, SINK_SPLIT, "fake: http 413");
+    } else if (f->refuse > 0 || rnd() % 20 == 0) {
         bool refused = f->refuse > 0;
         f->refuse -= refused;
         f->on_done(f->owner, rq->tag, refused ? SINK_FAIL : SINK_RETRY,
@@ -374,6 +390,8 @@ static int fake_send(void *drv, SinkRequest *rq, SinkItem *items, void *tag, cha
     FakeSink *f = drv;
     assert_true(f->in_flight < f->max_in_flight);
     assert_false(rq->in_flight);
+    assert_true(rq->n > 0);
+    assert_true(f->cap == 0 || rq->n <= f->cap);
     rq->items = items;
     rq->tag = tag;
     rq->in_flight = true;
@@ -392,6 +410,10 @@ static SinkResult fake_dead_letter(void *drv, const SinkChange *ch, const char *
     if (rnd() % 4 == 0)
         return SINK_RETRY;
     int k = atoi(ch->key + 1);
+    /* Only a change at fault may end here, never a neighbour of one. */
+    if (f->reject_permille == 0)
+        assert_true((f->poison_mod && k % f->poison_mod == 1) ||
+                    (f->huge_mod && k % f->huge_mod == 2));
     f->dead_letters++;
     if (ch->version > f->acked[k])
         f->acked[k] = ch->version;
@@ -514,6 +536,12 @@ static const StoreInterface mem_interface = {
 
 /* ---- the runs ------------------------------------------------------- */
 
+/* The shape of the requests the fake sink takes, for the next runs. */
+static struct {
+    size_t cap;
+    int poison_mod, huge_mod;
+} shape;
+
 /* Runs one engine with --once until it ends; returns its end state. */
 static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, bool dead_letter,
                               int reject_permille, int refuse)
@@ -526,6 +554,9 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
     fake.max_in_flight = in_flight;
     fake.reject_permille = reject_permille;
     fake.refuse = refuse;
+    fake.cap = shape.cap;
+    fake.poison_mod = shape.poison_mod;
+    fake.huge_mod = shape.huge_mod;
     loop_timer_init(&fake.timer, fake_answer, &fake);
     saves = 0;
     saved_next = 0;
@@ -614,6 +645,40 @@ static void test_refused_requests_back_off(void **state)
     assert_true(saved_next < 100 + N_TX);
 }
 
+static void test_requests_are_capped_and_split(void **state)
+{
+    (void)state;
+    int splits = 0, dead_letters = 0, requests = 0;
+    for (uint64_t seed = 200; seed < 220; seed++) {
+        shape.cap = 1 + seed % 5;
+        shape.poison_mod = seed % 2 ? 7 : 0;
+        shape.huge_mod = seed % 3 ? 11 : 0;
+        /* Full requests go on in the next one, a refused request is split
+         * until the change at fault is alone and goes to the dead letters,
+         * as does a change no request can take; the rest arrives. */
+        assert_int_equal(run_engine(seed, 4 + seed % 9, 1 + seed % 3, true, 0, 0), ENGINE_STOPPED);
+        assert_int_equal(saved_next, 100 + N_TX);
+        assert_all_synced();
+        splits += fake.splits;
+        dead_letters += fake.dead_letters;
+        requests += fake.requests_sent;
+    }
+    printf("engine: 20 capped runs, %d requests, %d refused for what they held, %d dead letters\n",
+           requests, splits, dead_letters);
+    assert_true(splits > 20);
+    assert_true(dead_letters > 20);
+    /* Under --on-reject stop, the first change at fault stops the table,
+     * and no save covers it (mem_save checks). */
+    shape.cap = 3;
+    shape.poison_mod = 7;
+    shape.huge_mod = 0;
+    assert_int_equal(run_engine(300, 6, 2, false, 0, 0), ENGINE_FAILED);
+    shape.poison_mod = 0;
+    shape.huge_mod = 11;
+    assert_int_equal(run_engine(301, 6, 2, false, 0, 0), ENGINE_FAILED);
+    memset(&shape, 0, sizeof(shape));
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR + 1); /* the engine's messages are expected noise here */
@@ -621,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order_acknowledgements),
         cmocka_unit_test(test_reject_stops_the_table),
         cmocka_unit_test(test_refused_requests_back_off),
+        cmocka_unit_test(test_requests_are_capped_and_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

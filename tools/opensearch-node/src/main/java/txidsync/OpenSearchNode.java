@@ -204,6 +204,11 @@ public final class OpenSearchNode {
                     .put("path.data", home.resolve("data").toString())
                     .put("path.logs", home.resolve("logs").toString())
                     .put("cluster.routing.allocation.disk.threshold_enabled", false)
+                    // A third of the default 100mb: the tests of requests too
+                    // large for the node need rows of tens of MB, not hundreds,
+                    // and txidsync's default --bulk-max-bytes (10 MiB) stays
+                    // well under it.
+                    .put("http.max_content_length", "32mb")
                     .build();
             org.opensearch.env.Environment env = org.opensearch.node.InternalSettingsPreparer.prepareEnvironment(
                     settings, Collections.emptyMap(), home.resolve("config"), () -> NODE_NAME);

@@ -46,8 +46,10 @@
 -- syncer's batch query.
 --
 -- Notification channel: when tracked with notify => true, every statement
--- that writes T sends NOTIFY on the channel "txidsync_<T>" (the table name
--- without schema, cut to 63 bytes; stored in txidsync.tracked.channel),
+-- that writes T sends NOTIFY on the channel "txidsync_<T>" (the table name,
+-- with its schema unless public, cut to 63 bytes; made unique by the
+-- table's oid when another tracked table has it; stored in
+-- txidsync.tracked.channel),
 -- with an empty payload.  NOTIFY serialises committing writers, so it is
 -- optional per table and off by default: BENCHMARKS.md measured writers of
 -- a notifying table at less than half the throughput of a quiet one, while
@@ -313,7 +315,14 @@ begin
         if to_regclass(format('txidsync.%I', side)) is not null then
             side := 'rows_' || txidsync._ident_cut(rel.relname, 40) || '_' || tbl::oid;
         end if;
-        chan := txidsync._ident_cut('txidsync_' || rel.relname, 63);
+        chan := txidsync._ident_cut('txidsync_' || case when rel.nspname = 'public' then ''
+                                         else rel.nspname || '.' end || rel.relname, 63);
+    end if;
+    -- One channel per table: a name another tracked table has (a table of
+    -- the same name in another schema, tracked by an older release, or a
+    -- cut name) becomes one made unique by the table's oid.
+    if exists (select from txidsync.tracked as o where o.channel = chan and o.relid <> tbl) then
+        chan := txidsync._ident_cut('txidsync_' || rel.relname, 50) || '_' || tbl::oid;
     end if;
 
     fn := side || '_trg';
@@ -343,7 +352,7 @@ begin
         insert into txidsync.tracked (relid, side_table, key_columns, key_types, notify, channel)
         values (tbl, side, pk.names, pk.types, notify, chan);
     else
-        update txidsync.tracked set notify = track.notify where relid = tbl;
+        update txidsync.tracked set notify = track.notify, channel = chan where relid = tbl;
     end if;
 
     -- The row trigger, with the side table baked in.  It runs after the

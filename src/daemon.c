@@ -7,6 +7,7 @@
  */
 #include "daemon.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,6 +27,9 @@
 
 static int signal_pipe[2] = {-1, -1};
 
+/* What start_all returns when there is nothing left to run (reset). */
+#define START_DONE (-1)
+
 /* SIGTERM, SIGINT: 's'; SIGUSR1: 'r'. */
 static void on_signal(int sig)
 {
@@ -42,6 +46,7 @@ typedef struct Daemon {
     Loop *loop;
     Engine **engines;
     size_t n_engines;
+    char (*hints)[1024]; /* per table: the command that resets it */
 } Daemon;
 
 /* The loop's call for the signal pipe. */
@@ -96,9 +101,20 @@ static void state_id(const TableConfig *t, char *out, size_t outlen)
     snprintf(out, outlen, "%s:%s", t->table, t->index);
 }
 
+/* The command that starts table t over, for messages (no connection
+ * string: it may hold a password). */
+static void reset_hint(const Daemon *d, const TableConfig *t, char *out, size_t outlen)
+{
+    if (d->cfg->config_path)
+        snprintf(out, outlen, "txidsync reset --config %s --only %s", d->cfg->config_path, t->name);
+    else
+        snprintf(out, outlen, "txidsync reset --table %s --index %s (and this run's other options)",
+                 t->table, t->index);
+}
+
 /* Creates the engine of table t with its sink and store.  Returns it, or
  * NULL after printing why. */
-static Engine *table_engine(Daemon *d, const TableConfig *t)
+static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t hintlen)
 {
     char err[1024];
     SinkEsConfig sc = {
@@ -140,7 +156,9 @@ static Engine *table_engine(Daemon *d, const TableConfig *t)
         .poll_interval_ms = (long)t->poll_interval_ms,
         .stats_interval_s = (long)d->cfg->stats_interval_s,
         .latency_field = t->latency_field,
+        .reset_hint = hint,
     };
+    reset_hint(d, t, hint, hintlen);
     Engine *e = engine_new(&ec, d->loop, sink, store, err, sizeof(err));
     if (!e)
         log_error("%s: %s", t->name, err);
@@ -162,19 +180,28 @@ static bool all_ended(const Daemon *d, bool *failed)
     return ended;
 }
 
-/* Creates, opens and starts every engine.  Returns 0 or an exit code. */
+/* Creates, opens and starts every engine (or resets each, with reset).
+ * Returns 0 or an exit code. */
 static int start_all(Daemon *d)
 {
     d->engines = calloc(d->cfg->n_tables, sizeof(*d->engines));
-    if (!d->engines) {
+    d->hints = calloc(d->cfg->n_tables, sizeof(*d->hints));
+    if (!d->engines || !d->hints) {
         log_error("out of memory");
         return DAEMON_EXIT_FAILED;
     }
     for (size_t i = 0; i < d->cfg->n_tables; i++) {
-        Engine *e = table_engine(d, &d->cfg->tables[i]);
+        Engine *e = table_engine(d, &d->cfg->tables[i], d->hints[i], sizeof(d->hints[i]));
         if (!e)
             return DAEMON_EXIT_USAGE;
         d->engines[d->n_engines++] = e;
+    }
+    if (d->cfg->reset) {
+        int code = START_DONE;
+        for (size_t i = 0; i < d->n_engines; i++)
+            if (engine_reset(d->engines[i]) < 0)
+                code = DAEMON_EXIT_FAILED;
+        return code;
     }
     /* Every table is checked before any target is prepared: a table that
      * cannot start leaves nothing behind in the others' sinks. */
@@ -224,12 +251,15 @@ int daemon_run(const DaemonConfig *cfg)
         log_info("crash injection on: probability %g per crash point", cfg->crash_probability);
     }
     code = start_all(&d);
-    if (code == 0)
+    if (code == START_DONE)
+        code = DAEMON_EXIT_OK;
+    else if (code == 0)
         code = run_all(&d);
 done:
     for (size_t i = 0; i < d.n_engines; i++)
         engine_free(d.engines[i]);
     free(d.engines);
+    free(d.hints);
     if (d.loop && signal_pipe[0] >= 0)
         loop_unwatch(d.loop, signal_pipe[0]);
     signals_off();
@@ -243,6 +273,21 @@ static bool same_text(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* The index of a table named table when none is given (see daemon.h). */
+static void default_index(const char *table, char *out, size_t outlen)
+{
+    if (strncmp(table, "public.", 7) == 0)
+        table += 7;
+    else if (strncmp(table, "\"public\".", 9) == 0)
+        table += 9;
+    size_t w = 0;
+    for (const char *p = table; *p && w + 1 < outlen; p++) {
+        if (*p != '"')
+            out[w++] = (char)tolower((unsigned char)*p);
+    }
+    out[w] = '\0';
+}
+
 int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
@@ -250,8 +295,8 @@ int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
         if (!t->table || !*t->table)
             return err_printf(err, errlen, "%s: the table name must not be empty", t->name);
         if (!t->index || !*t->index) {
-            const char *dot = strrchr(t->table, '.');
-            t->index = dot ? dot + 1 : t->table;
+            default_index(t->table, t->default_index, sizeof(t->default_index));
+            t->index = t->default_index;
         }
     }
     for (size_t i = 0; i < n; i++) {

@@ -32,6 +32,7 @@ typedef struct TableConfig {
     long long replicas;
     long long poll_interval_ms;
     const char *latency_field;
+    char default_index[256]; /* what index points at when none was given */
 } TableConfig;
 
 typedef struct DaemonConfig {
@@ -40,7 +41,9 @@ typedef struct DaemonConfig {
     bool once;
     long long stats_interval_s;
     double crash_probability;
-    long long crash_seed; /* 0: from time and pid */
+    long long crash_seed;    /* 0: from time and pid */
+    bool reset;              /* txidsync reset: start every table over, then exit */
+    const char *config_path; /* the --config file, for messages; NULL: none */
 } DaemonConfig;
 
 /* Exit codes of daemon_run, also the program's. */
@@ -55,12 +58,15 @@ enum {
  * would share), starts every table (a table that cannot start fails the
  * whole start: exit 1 before anything is written elsewhere), then runs
  * until every table stopped: --once caught up, a signal, or a table's
- * failure, which leaves the others running.  Returns an exit code above.
+ * failure, which leaves the others running.  With reset, starts every
+ * table over instead (engine_reset) and returns.  Returns an exit code
+ * above.
  */
 int daemon_run(const DaemonConfig *cfg);
 
-/* Fills in the index of each table that has none (its name without the
- * schema) and checks that no two tables share a table, an index on one
+/* Fills in the index of each table that has none (its name, with the
+ * schema unless public, quotes removed, in lower case: sales.orders,
+ * orders for public.orders) and checks that no two tables share a table, an index on one
  * sink, a state document or a cursor file.  Returns 0, or -1 with err
  * filled. */
 int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)

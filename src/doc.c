@@ -17,7 +17,7 @@ static bool json_blank(char c)
 }
 
 int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64_t txid,
-              uint64_t version)
+              uint64_t version, const char *table)
 {
     buf_reset(out);
     size_t len = row_len;
@@ -41,7 +41,12 @@ int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64
                             : ",\"" DOC_META_FIELD "\":{\"key\":") < 0 ||
         json_append_string(out, key, strlen(key)) < 0 || buf_puts(out, ",\"txid\":") < 0 ||
         json_append_u64(out, txid) < 0 || buf_puts(out, ",\"version\":") < 0 ||
-        json_append_u64(out, version) < 0 || buf_puts(out, "}}") < 0)
+        json_append_u64(out, version) < 0)
+        return -1;
+    if (table &&
+        (buf_puts(out, ",\"table\":") < 0 || json_append_string(out, table, strlen(table)) < 0))
+        return -1;
+    if (buf_puts(out, "}}") < 0)
         return -1;
     return 0;
 }

@@ -3,7 +3,8 @@
  * JSON object (row_to_json or to_jsonb, from pg) with the metadata the
  * checker compares added as one more member,
  *
- *     "txidsync": {"key": <the key's canonical text>, "txid": N, "version": N}
+ *     "txidsync": {"key": <the key's canonical text>, "txid": N, "version": N,
+ *                  "table": <the table that feeds the target: "database/schema.table">}
  *
  * on one line.  The module knows nothing of Postgres or of any target.
  */
@@ -21,13 +22,12 @@
 /*
  * Puts into out (reset first) the document of a live row: row (row_len
  * bytes, one JSON object, possibly followed by blanks) with the metadata
- * member appended.  A line break can only be whitespace between tokens of
- * valid JSON (inside a string it is escaped), so the ones a json value or
- * a cast may bring become blanks and the document fits on one line.
- * Returns 0, or -1 when row is not a JSON object or out's maximum is
- * reached.
+ * member appended (without "table" when table is NULL).  A line break can only be whitespace
+ * between tokens of valid JSON (inside a string it is escaped), so the ones a json value or a cast
+ * may bring become blanks and the document fits on one line. Returns 0, or -1 when row is not a
+ * JSON object or out's maximum is reached.
  */
 int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64_t txid,
-              uint64_t version) __attribute__((warn_unused_result));
+              uint64_t version, const char *table) __attribute__((warn_unused_result));
 
 #endif

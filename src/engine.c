@@ -37,98 +37,12 @@
 #include "log.h"
 #include "pg.h"
 
-#define SAVE_EVERY_S          1.0
-#define BACKOFF_MIN_MS        100
-#define BACKOFF_MAX_MS        30000
-#define POLL_MIN_MS           20
-#define START_BUSY_WAIT_S     60.0
-#define ONCE_FETCH_ERRORS_MAX 10 /* failures in a row before --once gives up */
-
-/* Every message of an engine names its table. */
-#define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
-
-typedef struct Stats {
-    uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
-    uint64_t rows_at_last_line;
-    double last_line;
-    double behind_since; /* when the engine was last caught up; 0 = it is */
-    uint64_t last_xmax;
-} Stats;
-
-/* Where a slot of the pipeline is. */
-typedef enum SlotState {
-    SLOT_READY,   /* read, its request not sent yet */
-    SLOT_SENT,    /* its request is in flight */
-    SLOT_WAITING, /* some of its rows must be sent again after retry_at */
-    SLOT_DONE,    /* every row acknowledged; waits for the batches before it */
-} SlotState;
-
-/* One batch on its way through the pipeline. */
-typedef struct Slot {
-    SlotState state;
-    PgBatch batch;   /* the rows; requests and retries read them */
-    Cursor after;    /* the cursor once this batch and all before it are acknowledged */
-    SinkRequest *rq; /* the request of the rows still pending */
-    SinkItem *items; /* per change of the request in flight */
-    size_t *pending; /* rows still to deliver, as indices into batch.rows; the
-                      * first n_sent of them are in the request in flight */
-    size_t n_pending;
-    size_t n_sent;
-    size_t split;   /* a refused request is being split: at most this many per
-                     * request (0: as many as the sink takes) */
-    size_t cap;     /* of items, pending and keys */
-    uint64_t *keys; /* hashes of the batch's keys, sorted */
-    size_t n_keys;
-    int attempt;
-    double retry_at;
-} Slot;
-
-struct Engine {
-    EngineConfig cfg;
-    Loop *loop;
-    Sink *sink;
-    Store *store;
-    PgConn *pg;
-    PgTable table;
-    EngineState state;
-    bool resuming; /* a stored cursor was found */
-    bool stopping;
-    LoopTimer timer; /* the next step */
-    int pg_fd;       /* the watched database socket, -1 when none */
-    bool pg_down;    /* the connection is lost: reconnect at reconnect_at */
-    int reconnect_attempt;
-    double reconnect_at;
-    Cursor cursor;       /* acknowledged: everything before it is in the sink */
-    Cursor saved;        /* what the store holds */
-    Cursor ahead;        /* read: where the next batch starts */
-    bool read_caught_up; /* the last batch read was short: wait before reading on */
-    bool fetching;       /* the next batch's query is outstanding */
-    int fetch_errors;    /* failed batch queries in a row */
-    double fetch_retry_at;
-    uint64_t rows_read; /* rows read since the last wait for changes */
-    Slot *slots;        /* a ring of n_slots in reading order */
-    size_t n_slots, head, used;
-    double last_save;
-    bool unsaved_rows; /* rows were delivered since the last save */
-    int save_attempt;
-    double save_retry_at;
-    bool listening;
-    long poll_ms; /* current adaptive poll interval */
-    bool idle;    /* caught up, waiting for changes until idle_until */
-    double idle_until;
-    bool idle_doubles; /* the poll interval doubles when this wait ends quietly */
-    bool latency_on;
-    JsonPath latency_path;
-    LatencyHist latency_interval; /* since the last stats line */
-    LatencyHist latency_total;
-    uint64_t rng;
-    Stats stats;
-};
+#include "engine_impl.h"
 
 static void on_timer(void *ctx);
 
 /* Asks for a step in the next round of the loop. */
-static void kick(Engine *e)
+void engine_kick(Engine *e)
 {
     if (e->state == ENGINE_RUNNING)
         loop_timer_after_ms(e->loop, &e->timer, 0);
@@ -144,7 +58,7 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 /* The attempt-th exponential backoff with full jitter, in seconds. */
-static double backoff_s(Engine *e, int attempt)
+double engine_backoff_s(Engine *e, int attempt)
 {
     long max = e->cfg.backoff_max_ms > 0 ? e->cfg.backoff_max_ms : BACKOFF_MAX_MS;
     long cap = BACKOFF_MIN_MS < max ? BACKOFF_MIN_MS : max;
@@ -160,14 +74,6 @@ static double backoff_s(Engine *e, int attempt)
 static double save_every_s(const Engine *e)
 {
     return e->cfg.save_every_ms > 0 ? (double)e->cfg.save_every_ms / 1000.0 : SAVE_EVERY_S;
-}
-
-/* Blocking sleep with backoff, for engine_start only (nothing else runs yet). */
-static void start_backoff(Engine *e, int attempt)
-{
-    double s = backoff_s(e, attempt);
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
 }
 
 /* The slot at position i of the ring, 0 being the oldest. */
@@ -192,7 +98,7 @@ static void slot_clear(Engine *e, Slot *sl)
 }
 
 /* Stops watching the database socket (before it is closed or reopened). */
-static void unwatch_pg(Engine *e)
+void engine_unwatch_pg(Engine *e)
 {
     if (e->pg_fd >= 0)
         loop_unwatch(e->loop, e->pg_fd);
@@ -203,12 +109,12 @@ static void unwatch_pg(Engine *e)
 static void halt(Engine *e, EngineState st)
 {
     e->state = st;
-    unwatch_pg(e);
+    engine_unwatch_pg(e);
     loop_timer_cancel(e->loop, &e->timer);
 }
 
 /* Stops the engine for good after an error it printed. */
-static void engine_fail(Engine *e)
+void engine_fail(Engine *e)
 {
     halt(e, ENGINE_FAILED);
     elog(e, LOG_ERROR, "the table stopped syncing");
@@ -218,7 +124,7 @@ static void on_pg_ready(void *ctx, int fd, int events);
 static void end_idle(Engine *e, bool notified);
 
 /* Watches the database socket (again, after a reconnect). */
-static int watch_pg(Engine *e)
+int engine_watch_pg(Engine *e)
 {
     int fd = pg_socket(e->pg);
     if (fd < 0 || loop_watch(e->loop, fd, LOOP_READ, on_pg_ready, e) < 0)
@@ -231,11 +137,11 @@ static int watch_pg(Engine *e)
 static void pg_lost(Engine *e, const char *err)
 {
     elog(e, LOG_WARN, "lost the connection to postgres, reconnecting: %s", err);
-    unwatch_pg(e);
+    engine_unwatch_pg(e);
     e->pg_down = true;
     e->fetching = false;
     e->reconnect_attempt = 0;
-    e->reconnect_at = clock_mono_s() + backoff_s(e, 0);
+    e->reconnect_at = clock_mono_s() + engine_backoff_s(e, 0);
 }
 
 /* Tries to reconnect when it is due.  Returns 0 (also while still down),
@@ -248,7 +154,7 @@ static int reconnect_if_due(Engine *e)
     if (pg_reconnect(e->pg, err, sizeof(err)) != PG_OK) {
         elog(e, LOG_WARN, "postgres still unreachable (attempt %d): %s", ++e->reconnect_attempt,
              err);
-        e->reconnect_at = clock_mono_s() + backoff_s(e, e->reconnect_attempt);
+        e->reconnect_at = clock_mono_s() + engine_backoff_s(e, e->reconnect_attempt);
         return 0;
     }
     e->stats.reconnects++;
@@ -261,7 +167,13 @@ static int reconnect_if_due(Engine *e)
         engine_fail(e);
         return -1;
     }
-    if (watch_pg(e) < 0) {
+    /* The lock went with the old session: take it again, or stop when
+     * another syncer took it meanwhile. */
+    if (engine_lock(e) < 0) {
+        engine_fail(e);
+        return -1;
+    }
+    if (engine_watch_pg(e) < 0) {
         elog(e, LOG_ERROR, "cannot watch the database socket");
         engine_fail(e);
         return -1;
@@ -286,7 +198,13 @@ static int save_cursor(Engine *e)
     if (!e->stopping && clock_mono_s() < e->save_retry_at)
         return 1;
     crash_point("before saving the cursor");
-    StoreResult r = store_save(e->store, &e->cursor, err, sizeof(err));
+    /* A target that does not keep what it acknowledged by itself keeps it
+     * once flushed; only then may the cursor cover it. */
+    SinkResult fr = e->target.durable ? SINK_OK : sink_flush(e->sink, err, sizeof(err));
+    StoreResult r = fr == SINK_OK
+                        ? store_save(e->store, &e->cursor, e->table.owner, err, sizeof(err))
+                    : fr == SINK_RETRY ? STORE_RETRY
+                                       : STORE_FAIL;
     if (r == STORE_FAIL) {
         elog(e, LOG_ERROR, "cannot save the cursor: %s", err);
         engine_fail(e);
@@ -295,7 +213,7 @@ static int save_cursor(Engine *e)
     if (r == STORE_RETRY) {
         e->stats.retries++;
         elog(e, LOG_WARN, "cannot save the cursor yet, retrying: %s", err);
-        e->save_retry_at = clock_mono_s() + backoff_s(e, e->save_attempt++);
+        e->save_retry_at = clock_mono_s() + engine_backoff_s(e, e->save_attempt++);
         return 1;
     }
     crash_point("after saving the cursor");
@@ -383,7 +301,7 @@ static void fetch_failed(Engine *e, int rc, const char *err)
         return;
     }
     elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors, err);
-    e->fetch_retry_at = clock_mono_s() + backoff_s(e, e->fetch_errors);
+    e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, e->fetch_errors);
 }
 
 /* Sends the query of the next batch under the read cursor, without
@@ -590,7 +508,7 @@ static int send_due(Engine *e)
 /* Puts a slot whose pending rows must go again into the waiting state. */
 static void slot_retry_later(Engine *e, Slot *sl)
 {
-    sl->retry_at = clock_mono_s() + backoff_s(e, sl->attempt);
+    sl->retry_at = clock_mono_s() + engine_backoff_s(e, sl->attempt);
     sl->attempt++;
     sl->state = SLOT_WAITING;
 }
@@ -765,7 +683,7 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
     } else {
         take_items(e, sl);
     }
-    kick(e);
+    engine_kick(e);
 }
 
 /*
@@ -938,7 +856,7 @@ static void on_pg_ready(void *ctx, int fd, int events)
         else if (notified)
             e->read_caught_up = false; /* read again once a slot is free */
     }
-    kick(e);
+    engine_kick(e);
 }
 
 /* The earliest moment something of the engine is due, given that it is
@@ -1016,7 +934,7 @@ static void step(Engine *e)
         } else {
             begin_idle(e);
             if (!e->idle) {
-                kick(e);
+                engine_kick(e);
                 return;
             }
         }
@@ -1084,7 +1002,7 @@ void engine_free(Engine *e)
 {
     if (!e)
         return;
-    unwatch_pg(e);
+    engine_unwatch_pg(e);
     loop_timer_cancel(e->loop, &e->timer);
     sink_free(e->sink); /* abandons requests in flight, which borrow the slots */
     for (size_t i = 0; e->slots && i < e->n_slots; i++) {
@@ -1105,152 +1023,12 @@ void engine_free(Engine *e)
     free(e);
 }
 
-/* Connects and checks the server and the table.  Returns 0 or -1 (printed). */
-static int start_pg(Engine *e)
-{
-    char err[1024];
-    e->pg = pg_connect(e->cfg.conninfo, err, sizeof(err));
-    if (!e->pg) {
-        elog(e, LOG_ERROR, "cannot connect to postgres: %s", err);
-        return -1;
-    }
-    bool standby = false;
-    if (pg_in_recovery(e->pg, &standby, err, sizeof(err)) != PG_OK) {
-        elog(e, LOG_ERROR, "%s", err);
-        return -1;
-    }
-    if (standby) {
-        elog(e, LOG_ERROR,
-             "the server is in recovery (a hot standby): its snapshots do not list "
-             "running transactions, so txidsync would skip rows; connect it to the "
-             "primary");
-        return -1;
-    }
-    if (pg_table_resolve(e->pg, e->cfg.table, &e->table, err, sizeof(err)) != PG_OK) {
-        elog(e, LOG_ERROR, "%s", err);
-        return -1;
-    }
-    if (sink_check_columns(e->sink, (const char *const *)e->table.columns, e->table.n_columns, err,
-                           sizeof(err)) < 0) {
-        elog(e, LOG_ERROR, "%s: %s", e->table.name, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Loads the cursor, waiting up to START_BUSY_WAIT_S for a store that
- * answers but is busy; one that does not answer fails at once.  Returns
- * 0 with *found set, or -1 (printed). */
-static int start_cursor(Engine *e, bool *found)
-{
-    char err[1024];
-    double give_up = clock_mono_s() + START_BUSY_WAIT_S;
-    StoreResult sr;
-    for (int attempt = 0;; attempt++) {
-        sr = store_load(e->store, &e->cursor, found, err, sizeof(err));
-        if (sr != STORE_RETRY || !store_answered(e->store) || clock_mono_s() > give_up)
-            break;
-        elog(e, LOG_WARN, "the sink is busy, waiting: %s", err);
-        cursor_free(&e->cursor);
-        start_backoff(e, attempt);
-    }
-    if (sr == STORE_RETRY) {
-        elog(e, LOG_ERROR, "cannot reach the sink at %s (cursor in %s): %s", sink_describe(e->sink),
-             store_describe(e->store), err);
-        return -1;
-    }
-    if (sr != STORE_OK) {
-        elog(e, LOG_ERROR, "cannot load the cursor: %s", err);
-        return -1;
-    }
-    if (cursor_copy(&e->saved, &e->cursor) < 0) {
-        elog(e, LOG_ERROR, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* Prepares the sink's target and the store, waiting for a busy sink as
- * start_cursor does.  Returns 0 or -1 (printed). */
-static int start_sink(Engine *e)
-{
-    char err[1024];
-    double give_up = clock_mono_s() + START_BUSY_WAIT_S;
-    for (int attempt = 0;; attempt++) {
-        SinkResult r = sink_prepare(e->sink, err, sizeof(err));
-        StoreResult sr = r == SINK_OK ? store_prepare(e->store, err, sizeof(err)) : STORE_OK;
-        if (r == SINK_OK && sr == STORE_OK)
-            return 0;
-        bool busy =
-            r == SINK_RETRY || (r == SINK_OK && sr == STORE_RETRY && store_answered(e->store));
-        if (!busy || clock_mono_s() > give_up) {
-            elog(e, LOG_ERROR, "cannot prepare the sink at %s: %s", sink_describe(e->sink), err);
-            return -1;
-        }
-        elog(e, LOG_WARN, "the sink is busy, waiting: %s", err);
-        start_backoff(e, attempt);
-    }
-}
-
-/* A database restored into a cluster with a lower xid counter, without a
- * raised txid offset, would hand out ids the cursor believes done.
- * Returns 0 or -1 (printed). */
-static int start_check_xids(Engine *e)
-{
-    char err[1024];
-    uint64_t xmax = 0;
-    if (pg_snapshot_xmax(e->pg, &xmax, err, sizeof(err)) != PG_OK) {
-        elog(e, LOG_ERROR, "%s", err);
-        return -1;
-    }
-    if (xmax < e->cursor.xid_next) {
-        elog(e, LOG_ERROR,
-             "the database's transaction ids (next %" PRIu64 ") are behind the cursor (%" PRIu64
-             "): was it restored into another cluster? raise them with "
-             "select txidsync.configure_txid_offset(%" PRIu64 "); then start again",
-             xmax, e->cursor.xid_next, e->cursor.xid_next);
-        return -1;
-    }
-    e->stats.last_xmax = xmax;
-    return 0;
-}
-
-int engine_open(Engine *e)
-{
-    /* The cursor before anything is prepared: when it is corrupt, nothing
-     * at all is written. */
-    if (start_pg(e) < 0 || start_cursor(e, &e->resuming) < 0 || start_check_xids(e) < 0 ||
-        cursor_copy(&e->ahead, &e->cursor) < 0) {
-        e->state = ENGINE_FAILED;
-        return -1;
-    }
-    return 0;
-}
-
-int engine_start(Engine *e)
-{
-    if (e->state != ENGINE_NEW || !e->pg || start_sink(e) < 0 || watch_pg(e) < 0) {
-        e->state = ENGINE_FAILED;
-        return -1;
-    }
-    elog(e, LOG_INFO,
-         "syncing %s (key %s) into %s/%s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
-         e->table.name, e->table.key_columns, sink_describe(e->sink), e->cfg.target,
-         store_describe(e->store), e->resuming ? "resuming" : "starting", e->cursor.xid_next,
-         e->cursor.n_xip);
-    e->state = ENGINE_RUNNING;
-    e->stats.last_line = clock_mono_s();
-    e->last_save = clock_mono_s();
-    kick(e);
-    return 0;
-}
-
 void engine_stop(Engine *e)
 {
     if (e->state != ENGINE_RUNNING || e->stopping)
         return;
     e->stopping = true;
-    kick(e);
+    engine_kick(e);
 }
 
 void engine_report(Engine *e)

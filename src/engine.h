@@ -39,6 +39,7 @@ typedef struct EngineConfig {
     const char *latency_field; /* NULL or "": no latency measurement */
     long backoff_max_ms;       /* longest wait between two retries; 0: 30 s */
     long save_every_ms;        /* save the moving cursor at most this often; 0: 1 s */
+    const char *reset_hint;    /* the command that starts this table over, for messages */
 } EngineConfig;
 
 typedef struct Engine Engine;
@@ -64,20 +65,33 @@ void engine_free(Engine *e);
 
 /*
  * Connects and checks everything that can be checked before anything is
- * written anywhere: the server is a primary, the table is tracked, the
- * stored cursor reads back, the transaction ids are not behind it.  Loads
- * the cursor.  May block briefly (a busy store is waited for up to a
+ * written anywhere: the server is a primary, the table is tracked and its
+ * columns can be written, no other syncer runs on this table and target
+ * (a Postgres advisory lock, held while the engine lives), the stored
+ * cursor reads back and belongs to this table, the transaction ids are
+ * not behind it.  Loads the cursor.  May block briefly (a busy store is waited for up to a
  * minute).  Returns 0, or -1 after printing why (the engine is then
  * ENGINE_FAILED).
  */
 int engine_open(Engine *e) __attribute__((warn_unused_result));
 
 /*
- * After engine_open: prepares the sink's target and the store (creates
- * the index, waiting up to a minute for a busy sink), then the engine runs
- * in the loop.  Returns 0, or -1 after printing why (ENGINE_FAILED).
+ * After engine_open: looks at the sink's target (refused when another
+ * table feeds it, or when a stored cursor says rows were written there
+ * and it is gone or empty), prepares it and the store (creates the index,
+ * waiting up to a minute for a busy sink), then the engine runs in the
+ * loop.  Returns 0, or -1 after printing why (ENGINE_FAILED).
  */
 int engine_start(Engine *e) __attribute__((warn_unused_result));
+
+/*
+ * Instead of engine_open: connects, checks the table, takes its lock
+ * (no syncer may run on it meanwhile), then deletes the sink's target
+ * and the stored cursor, so that the next start copies the table afresh.
+ * Says what it did.  Returns 0 (the engine is then ENGINE_STOPPED), or -1
+ * after printing why (ENGINE_FAILED).
+ */
+int engine_reset(Engine *e) __attribute__((warn_unused_result));
 
 /* Asks the engine to stop: requests in flight finish, the cursor they
  * allow is saved, then the engine is ENGINE_STOPPED. */

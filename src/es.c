@@ -199,9 +199,8 @@ static void describe_error(yajl_val error, char *out, size_t outlen)
         snprintf(out, outlen, "unknown error");
 }
 
-/* Sends a request whose body is JSON, expects 2xx, describes the rest. */
-static EsResult simple(EsClient *c, const char *method, const char *path, const char *body,
-                       long *status_out, Buf *resp, char *err, size_t errlen)
+EsResult es_call(EsClient *c, const char *method, const char *path, const char *body,
+                 long *status_out, Buf *resp, char *err, size_t errlen)
 {
     long status = 0;
     EsResult r = es_request(c, method, path, body, body ? strlen(body) : 0, "application/json",
@@ -226,8 +225,7 @@ static EsResult simple(EsClient *c, const char *method, const char *path, const 
     return r;
 }
 
-/* Escapes s for use as one path segment into a malloc'd string. */
-static char *escape(EsClient *c, const char *s)
+char *es_escape(EsClient *c, const char *s)
 {
     char *e = curl_easy_escape(c->curl, s, 0);
     if (!e)
@@ -237,52 +235,9 @@ static char *escape(EsClient *c, const char *s)
     return copy;
 }
 
-EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state, char *err,
-                         size_t errlen)
-{
-    char *ix = escape(c, index);
-    char path[1024];
-    char body[1024];
-    Buf resp;
-    buf_init(&resp, 1 << 20);
-    if (!ix) {
-        err_printf(err, errlen, "out of memory");
-        return ES_FAIL;
-    }
-    snprintf(path, sizeof(path), "/%s", ix);
-    long status = 0;
-    EsResult r = es_request(c, "HEAD", path, NULL, 0, NULL, &status, &resp, err, errlen);
-    if (r == ES_OK && status == 200)
-        goto done;
-    if (r != ES_OK)
-        goto done;
-    if (state)
-        snprintf(body, sizeof(body),
-                 "{\"settings\":{\"number_of_shards\":1,\"number_of_replicas\":%d},"
-                 "\"mappings\":{\"dynamic\":false,\"properties\":{}}}",
-                 replicas);
-    else
-        snprintf(body, sizeof(body),
-                 "{\"settings\":{\"number_of_replicas\":%d},"
-                 "\"mappings\":{\"properties\":{\"txidsync\":{\"properties\":{"
-                 "\"key\":{\"type\":\"keyword\"},"
-                 "\"txid\":{\"type\":\"long\"},"
-                 "\"version\":{\"type\":\"long\"}}}}}}",
-                 replicas);
-    r = simple(c, "PUT", path, body, &status, &resp, err, errlen);
-    /* Another process may have created it in between. */
-    if (r == ES_FAIL && status == 400 &&
-        strstr(buf_str(&resp), "resource_already_exists_exception"))
-        r = ES_OK;
-done:
-    buf_free(&resp);
-    free(ix);
-    return r;
-}
-
 EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
 {
-    char *ix = escape(c, index);
+    char *ix = es_escape(c, index);
     if (!ix) {
         err_printf(err, errlen, "out of memory");
         return ES_FAIL;
@@ -292,7 +247,7 @@ EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
     free(ix);
     Buf resp;
     buf_init(&resp, 1 << 20);
-    EsResult r = simple(c, "POST", path, NULL, NULL, &resp, err, errlen);
+    EsResult r = es_call(c, "POST", path, NULL, NULL, &resp, err, errlen);
     buf_free(&resp);
     return r;
 }
@@ -655,8 +610,8 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
 EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *found, Buf *doc,
                        char *err, size_t errlen)
 {
-    char *ix = escape(c, index);
-    char *eid = escape(c, id);
+    char *ix = es_escape(c, index);
+    char *eid = es_escape(c, id);
     EsResult r = ES_FAIL;
     *found = false;
     if (!ix || !eid) {
@@ -688,11 +643,13 @@ done:
     return r;
 }
 
-EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc, char *err,
-                    size_t errlen)
+/* PUT (doc given) or DELETE (doc NULL) of document id in index; *status
+ * gets the HTTP status. */
+static EsResult doc_call(EsClient *c, const char *index, const char *id, const char *doc,
+                         long *status, char *err, size_t errlen)
 {
-    char *ix = escape(c, index);
-    char *eid = escape(c, id);
+    char *ix = es_escape(c, index);
+    char *eid = es_escape(c, id);
     EsResult r = ES_FAIL;
     Buf resp;
     buf_init(&resp, 1 << 20);
@@ -702,7 +659,7 @@ EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *
     }
     char path[2048];
     snprintf(path, sizeof(path), "/%s/_doc/%s", ix, eid);
-    r = simple(c, "PUT", path, doc, NULL, &resp, err, errlen);
+    r = es_call(c, doc ? "PUT" : "DELETE", path, doc, status, &resp, err, errlen);
 done:
     buf_free(&resp);
     free(ix);
@@ -710,10 +667,26 @@ done:
     return r;
 }
 
+EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc, char *err,
+                    size_t errlen)
+{
+    long status = 0;
+    return doc_call(c, index, id, doc, &status, err, errlen);
+}
+
+EsResult es_delete_doc(EsClient *c, const char *index, const char *id, bool *existed, char *err,
+                       size_t errlen)
+{
+    long status = 0;
+    EsResult r = doc_call(c, index, id, NULL, &status, err, errlen);
+    *existed = r == ES_OK;
+    return r != ES_OK && status == 404 ? ES_OK : r;
+}
+
 EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err, size_t errlen)
 {
     *exists = false;
-    char *ix = escape(c, index);
+    char *ix = es_escape(c, index);
     if (!ix) {
         err_printf(err, errlen, "out of memory");
         return ES_FAIL;
@@ -813,7 +786,7 @@ EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
     s->n_fields = n_fields;
     s->page_size = page_size;
     buf_init(&s->resp, ES_RESPONSE_MAX);
-    s->index = escape(c, index);
+    s->index = es_escape(c, index);
     s->values = calloc(n_fields ? n_fields : 1, sizeof *s->values);
     if (!s->index || !s->values || scroll_paths(s) != 0)
         goto oom;
@@ -999,7 +972,7 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
         }
     }
     s->started = true;
-    r = simple(s->c, "POST", path, buf_str(&body), NULL, &s->resp, err, errlen);
+    r = es_call(s->c, "POST", path, buf_str(&body), NULL, &s->resp, err, errlen);
     if (r == ES_FAIL)
         append_root_cause(&s->resp, err, errlen);
     if (r != ES_OK)

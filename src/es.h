@@ -53,13 +53,57 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
                     size_t errlen) __attribute__((warn_unused_result));
 
 /*
- * Creates index with the mapping of txidsync's metadata fields
- * (txidsync.key keyword, txidsync.txid and txidsync.version long) and the
- * given number of replicas, unless it exists already.  With state true the
- * index holds cursors instead: its documents are stored, not indexed.
+ * Sends method path with a JSON body (NULL: none), expecting 2xx: ES_OK,
+ * else ES_RETRY/ES_FAIL with err saying "METHOD URL/PATH: http N: type:
+ * reason".  *status (when not NULL) gets the HTTP status.  For the es_*
+ * files.
  */
-EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state, char *err,
-                         size_t errlen) __attribute__((warn_unused_result));
+EsResult es_call(EsClient *c, const char *method, const char *path, const char *body, long *status,
+                 Buf *resp, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* s escaped as one URL path segment, malloc'd; NULL when out of memory. */
+char *es_escape(EsClient *c, const char *s);
+
+/* An index as es_index_info found it. */
+typedef struct EsIndexInfo {
+    bool exists;
+    long long documents; /* how many it holds, refreshed first when 0 */
+    char owner[512];     /* _meta.txidsync.owner of its mapping; "" for none */
+    char durability[16]; /* index.translog.durability: "request" or "async" */
+} EsIndexInfo;
+
+/* Looks index up (its document count, owner and translog durability).
+ * Returns ES_OK with *info filled (info->exists false for a missing
+ * index), or ES_RETRY/ES_FAIL with err filled. */
+EsResult es_index_info(EsClient *c, const char *index, EsIndexInfo *info, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Creates index with the mapping of txidsync's metadata fields
+ * (txidsync.key and txidsync.table keyword, txidsync.txid and
+ * txidsync.version long), owner recorded as _meta.txidsync.owner (NULL:
+ * none) and the given number of replicas, unless it exists already.  With
+ * state true the index holds cursors instead: its documents are stored,
+ * not indexed.
+ */
+EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state,
+                         const char *owner, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Records owner as _meta.txidsync.owner of index's mapping, keeping the
+ * other members of its _meta, and adds the mapping of the metadata fields
+ * (refused when the index mapped them otherwise already). */
+EsResult es_claim_index(EsClient *c, const char *index, const char *owner, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Deletes index; *existed tells whether there was one. */
+EsResult es_delete_index(EsClient *c, const char *index, bool *existed, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Makes every write acknowledged so far durable in index's shards
+ * (_flush), whatever their translog durability. */
+EsResult es_flush(EsClient *c, const char *index, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Makes recent writes to index visible to searches (_refresh). */
 EsResult es_refresh(EsClient *c, const char *index, char *err, size_t errlen)
@@ -168,6 +212,11 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
 /* Writes document doc (JSON) as id in index, replacing it, without versioning. */
 EsResult es_put_doc(EsClient *c, const char *index, const char *id, const char *doc, char *err,
                     size_t errlen) __attribute__((warn_unused_result));
+
+/* Deletes document id of index; *existed tells whether there was one (a
+ * missing document or index is ES_OK). */
+EsResult es_delete_doc(EsClient *c, const char *index, const char *id, bool *existed, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
 
 /* Sets *exists to whether index (or an alias of that name) exists.
  * Returns ES_OK, or ES_RETRY/ES_FAIL with err filled. */

@@ -48,6 +48,34 @@ bool json_gen_u64(yajl_gen g, uint64_t v)
     return yajl_gen_number(g, num, (size_t)n) == yajl_gen_status_ok;
 }
 
+bool json_gen_tree(yajl_gen g, yajl_val v, int depth)
+{
+    if (!v || depth > JSON_TREE_DEPTH_MAX)
+        return false;
+    if (YAJL_IS_STRING(v))
+        return json_gen_cstr(g, YAJL_GET_STRING(v));
+    if (YAJL_IS_NUMBER(v)) {
+        const char *n = YAJL_GET_NUMBER(v);
+        return yajl_gen_number(g, n, strlen(n)) == yajl_gen_status_ok;
+    }
+    if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+        return yajl_gen_bool(g, YAJL_IS_TRUE(v)) == yajl_gen_status_ok;
+    if (YAJL_IS_NULL(v))
+        return yajl_gen_null(g) == yajl_gen_status_ok;
+    bool ok;
+    if (YAJL_IS_ARRAY(v)) {
+        ok = yajl_gen_array_open(g) == yajl_gen_status_ok;
+        for (size_t i = 0; ok && i < YAJL_GET_ARRAY(v)->len; i++)
+            ok = json_gen_tree(g, YAJL_GET_ARRAY(v)->values[i], depth + 1);
+        return ok && yajl_gen_array_close(g) == yajl_gen_status_ok;
+    }
+    ok = yajl_gen_map_open(g) == yajl_gen_status_ok;
+    for (size_t i = 0; ok && i < YAJL_GET_OBJECT(v)->len; i++)
+        ok = json_gen_cstr(g, YAJL_GET_OBJECT(v)->keys[i]) &&
+             json_gen_tree(g, YAJL_GET_OBJECT(v)->values[i], depth + 1);
+    return ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+}
+
 int json_append_string(Buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";

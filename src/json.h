@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "buf.h"
 
@@ -57,6 +58,13 @@ bool json_gen_cstr(yajl_gen g, const char *s);
 
 /* Writes v as a number; true on success. */
 bool json_gen_u64(yajl_gen g, uint64_t v);
+
+/* How deep json_gen_tree follows a tree. */
+#define JSON_TREE_DEPTH_MAX 64
+
+/* Writes the parsed value v (yajl_tree) again, depth being how deep v is
+ * already; false on failure or below JSON_TREE_DEPTH_MAX levels. */
+bool json_gen_tree(yajl_gen g, yajl_val v, int depth);
 
 /*
  * A compiled dotted path ("data.ts"): object member names from the root,

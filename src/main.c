@@ -3,6 +3,7 @@
  * drives flags, environment, the config file and --help) and hands the
  * table set to daemon_run.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@ static const char summary[] =
     "With --config, only process options may be given on the command line, and they\n"
     "win over the file.\n"
     "\n"
+    "txidsync reset [OPTIONS]: start the tables the options name over: delete each one's\n"
+    "target and stored cursor (no syncer may run on it meanwhile), so that the next\n"
+    "start copies the table afresh.\n"
+    "\n"
     "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.\n"
     "SIGUSR1: print each table's stats line and latency so far (--latency-field),\n"
     "then count latency afresh.  Exit status: 0 done, 1 a table failed, 2 bad usage.";
@@ -38,12 +43,16 @@ static const char summary[] =
 static TableConfig tc;
 static DaemonConfig dc;
 static const char *config_path;
+static const char *only;
 static int log_level = 1;
 
 static const Setting table[] = {
     {"config", SETTING_STRING, "", "TXIDSYNC_CONFIG", "FILE",
      "INI file listing the tables to sync (see above); empty: the one --table", NULL, 0, 0,
      &config_path, 0},
+    {"only", SETTING_STRING, "", NULL, "NAMES",
+     "with --config: only these tables of the file (section names, comma-separated)", NULL, 0, 0,
+     &only, 0},
     {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
      "per table: libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
      &tc.conninfo, T},
@@ -55,8 +64,9 @@ static const Setting table[] = {
      "section's name unless set",
      NULL, 0, 0, &tc.table, T},
     {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
-     "per table: index to write to (default: the table's name without schema)", NULL, 0, 0,
-     &tc.index, T},
+     "per table: index to write to (default: the table's name, with its schema unless public, "
+     "in lower case: orders, sales.orders)",
+     NULL, 0, 0, &tc.index, T},
     {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
      "per table: rows read per batch, sent in bulk requests of at most --bulk-max-bytes", NULL, 1,
      100000, &tc.batch_size, T},
@@ -141,8 +151,62 @@ static TableConfig *tables_from_config(int argc, char **argv, Config *file, size
     return tables;
 }
 
+/* Keeps only the tables named in the comma-separated list names, in
+ * their order in the file.  Returns how many are left, or -1 after
+ * printing a name that is not in the file. */
+static long keep_only(TableConfig *tables, size_t n, const char *names)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(tables[i].name);
+        for (const char *p = names; *p;) {
+            size_t word = strcspn(p, ",");
+            if (word == len && strncmp(p, tables[i].name, len) == 0) {
+                tables[kept++] = tables[i];
+                break;
+            }
+            p += word + (p[word] == ',');
+        }
+    }
+    for (const char *p = names; *p;) {
+        size_t word = strcspn(p, ",");
+        bool found = false;
+        for (size_t i = 0; i < kept && !found; i++)
+            found = strlen(tables[i].name) == word && strncmp(p, tables[i].name, word) == 0;
+        if (!found) {
+            fprintf(stderr, "txidsync: --only: %.*s is not a table of %s\n", (int)word, p,
+                    config_path);
+            return -1;
+        }
+        p += word + (p[word] == ',');
+    }
+    return (long)kept;
+}
+
+/* Runs the table set (or resets it).  Returns the exit code. */
+static int run(TableConfig *tables, size_t n_tables)
+{
+    char err[1024];
+    if (daemon_check_tables(tables, n_tables, err, sizeof(err)) < 0) {
+        fprintf(stderr, "txidsync: %s\n", err);
+        return DAEMON_EXIT_USAGE;
+    }
+    dc.tables = tables;
+    dc.n_tables = n_tables;
+    dc.config_path = config_path && *config_path ? config_path : NULL;
+    log_set_level((LogLevel)log_level);
+    return daemon_run(&dc);
+}
+
 int main(int argc, char **argv)
 {
+    /* txidsync reset [OPTIONS]: the same options, another job. */
+    if (argc > 1 && strcmp(argv[1], "reset") == 0) {
+        dc.reset = true;
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     int rc =
         settings_parse_main(table, N_SETTINGS, "txidsync", TXIDSYNC_VERSION, summary, argc, argv);
     if (rc >= 0)
@@ -153,21 +217,18 @@ int main(int argc, char **argv)
     tc.name = tc.table;
     if (config_path && *config_path) {
         tables = tables_from_config(argc, argv, &file, &n_tables);
-        if (!tables) {
+        long kept = tables && *only ? keep_only(tables, n_tables, only) : (long)n_tables;
+        if (!tables || kept < 0) {
+            free(tables);
             config_free(&file);
             return DAEMON_EXIT_USAGE;
         }
+        n_tables = (size_t)kept;
+    } else if (*only) {
+        fprintf(stderr, "txidsync: --only needs --config\n");
+        return DAEMON_EXIT_USAGE;
     }
-    char err[1024];
-    if (daemon_check_tables(tables, n_tables, err, sizeof(err)) < 0) {
-        fprintf(stderr, "txidsync: %s\n", err);
-        rc = DAEMON_EXIT_USAGE;
-    } else {
-        dc.tables = tables;
-        dc.n_tables = n_tables;
-        log_set_level((LogLevel)log_level);
-        rc = daemon_run(&dc);
-    }
+    rc = run(tables, n_tables);
     if (tables != &tc)
         free(tables);
     config_free(&file);

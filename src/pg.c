@@ -93,7 +93,10 @@ static const char SQL_RESOLVE[] =
     " || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
     " 'txidsync.' || pg_catalog.quote_ident(t.side_table),"
     " exists (" SQL_TYPES_OF_COLUMNS " select from ty"
-    " where ty.oid operator(pg_catalog.=) 'pg_catalog.json'::pg_catalog.regtype)"
+    " where ty.oid operator(pg_catalog.=) 'pg_catalog.json'::pg_catalog.regtype),"
+    " pg_catalog.current_database() operator(pg_catalog.||) '/'"
+    " operator(pg_catalog.||) pg_catalog.quote_ident(n.nspname) operator(pg_catalog.||) '.'"
+    " operator(pg_catalog.||) pg_catalog.quote_ident(c.relname)"
     " from txidsync.tracked as t"
     " join pg_catalog.pg_class as c on c.oid = t.relid"
     " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
@@ -110,6 +113,14 @@ static const char SQL_COLUMNS[] =
     "select a.attname from pg_catalog.pg_attribute as a"
     " where a.attrelid = pg_catalog.to_regclass($1) and a.attnum > 0 and not a.attisdropped"
     " order by a.attnum";
+
+/* A session-level advisory lock named by a text, and who holds it. */
+static const char SQL_TRY_LOCK[] =
+    "select pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended($1, 0))";
+static const char SQL_LOCK_HOLDER[] =
+    "select l.pid from pg_catalog.pg_locks as l where l.locktype = 'advisory' and l.granted"
+    " and l.objsubid = 1 and ((l.classid::bigint operator(pg_catalog.<<) 32)"
+    " operator(pg_catalog.|) l.objid::bigint) = pg_catalog.hashtextextended($1, 0) limit 1";
 
 static const char SQL_SNAPSHOT_XMAX[] = "select xmax from txidsync.snapshot()";
 
@@ -447,6 +458,30 @@ int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
     return PG_OK;
 }
 
+int pg_try_lock(PgConn *c, const char *name, bool *got, int *holder, char *err, size_t errlen)
+{
+    const char *params[] = {name};
+    PGresult *res;
+    *got = false;
+    *holder = 0;
+    int rc = exec_params(c, SQL_TRY_LOCK, 1, params, PGRES_TUPLES_OK, "advisory lock", &res, err,
+                         errlen);
+    if (rc != PG_OK)
+        return rc;
+    *got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (*got)
+        return PG_OK;
+    rc = exec_params(c, SQL_LOCK_HOLDER, 1, params, PGRES_TUPLES_OK, "advisory lock", &res, err,
+                     errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) == 1)
+        *holder = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return PG_OK;
+}
+
 void pg_table_free(PgTable *t)
 {
     if (!t)
@@ -460,6 +495,7 @@ void pg_table_free(PgTable *t)
     free(t->sql_key_text);
     free(t->sql_side_keys);
     free(t->sql_join);
+    free(t->owner);
     for (size_t i = 0; i < t->n_columns; i++)
         free(t->columns[i]);
     free(t->columns);
@@ -574,9 +610,10 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     t->sql_table = strdup(PQgetvalue(res, 0, 5));
     t->sql_side = strdup(PQgetvalue(res, 0, 6));
     t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
+    t->owner = strdup(PQgetvalue(res, 0, 8));
     PQclear(res);
     if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
-        !t->sql_side) {
+        !t->sql_side || !t->owner) {
         pg_table_free(t);
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     }
@@ -1046,6 +1083,42 @@ int pg_snapshot_xmax(PgConn *c, uint64_t *xmax, char *err, size_t errlen)
     }
     PQclear(res);
     return PG_OK;
+}
+
+int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *any, char *err,
+                        size_t errlen)
+{
+    *any = false;
+    Buf sql, xip;
+    buf_init(&sql, PG_TEXT_MAX);
+    buf_init(&xip, PG_TEXT_MAX);
+    char next[24];
+    snprintf(next, sizeof(next), "%" PRIu64, cur->xid_next);
+    int bad = buf_puts(&xip, "{");
+    for (size_t i = 0; !bad && i < cur->n_xip; i++)
+        bad = buf_printf(&xip, i ? ",%" PRIu64 : "%" PRIu64, cur->xip[i]);
+    bad |= buf_puts(&xip, "}");
+    bad |= buf_printf(&sql,
+                      "select exists (select from %s as s where not s.deleted"
+                      " and s.txid < $1::bigint and s.txid <> all($2::bigint[]))",
+                      t->sql_side);
+    int rc = PG_ERROR;
+    if (bad) {
+        fail(err, errlen, PG_ERROR, "pg: synced rows: the cursor's xip list is too long");
+        goto done;
+    }
+    const char *params[] = {next, buf_str(&xip)};
+    PGresult *res;
+    rc =
+        exec_params(c, buf_str(&sql), 2, params, PGRES_TUPLES_OK, "synced rows", &res, err, errlen);
+    if (rc == PG_OK) {
+        *any = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+    }
+done:
+    buf_free(&sql);
+    buf_free(&xip);
+    return rc;
 }
 
 int pg_listen(PgConn *c, const char *channel, char *err, size_t errlen)

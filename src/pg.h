@@ -89,6 +89,7 @@ typedef struct PgTable {
     char *sql_join;      /* the table (alias r) row of side row s: "r.a = s.key1 and ..." */
     bool doc_jsonb;      /* documents come from to_jsonb, not row_to_json: a
                           * column contains the type json */
+    char *owner;         /* who feeds a target: "database/schema.table", quoted as SQL */
     char **columns;      /* the table's column names, unquoted, in their order */
     size_t n_columns;
 } PgTable;
@@ -108,6 +109,22 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
 
 /* Frees what *t owns and zeroes it. */
 void pg_table_free(PgTable *t);
+
+/* Sets *any to whether t has a live row that the cursor cur covers (one
+ * its target must hold if it is in step with the cursor).  Returns
+ * PG_OK/PG_ERROR/PG_LOST. */
+int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *any, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Tries to take the session-level advisory lock named by the text name
+ * (hashed to a bigint by the server), held until the connection closes.
+ * Sets *got, and when another session holds it, *holder to its pid (0
+ * when not visible).  Assigns no transaction id.  Returns
+ * PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_try_lock(PgConn *c, const char *name, bool *got, int *holder, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* One changed key returned by the batch query or the state scan.  Strings
  * are borrowed from the batch (or the scan callback) that holds the row. */

@@ -5,6 +5,7 @@
 #include "sink.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct Sink {
     const SinkInterface *iface;
@@ -36,9 +37,27 @@ void sink_bind(Sink *s, SinkDoneFn on_done, void *owner)
     s->iface->bind(s->drv, on_done, owner);
 }
 
-SinkResult sink_prepare(Sink *s, char *err, size_t errlen)
+SinkResult sink_inspect(Sink *s, SinkTarget *t, char *err, size_t errlen)
 {
-    return s->iface->prepare(s->drv, err, errlen);
+    memset(t, 0, sizeof(*t));
+    t->documents = -1;
+    t->durable = true;
+    return s->iface->inspect(s->drv, t, err, errlen);
+}
+
+SinkResult sink_prepare(Sink *s, const char *owner, char *err, size_t errlen)
+{
+    return s->iface->prepare(s->drv, owner, err, errlen);
+}
+
+SinkResult sink_drop(Sink *s, bool *existed, char *err, size_t errlen)
+{
+    return s->iface->drop(s->drv, existed, err, errlen);
+}
+
+SinkResult sink_flush(Sink *s, char *err, size_t errlen)
+{
+    return s->iface->flush(s->drv, err, errlen);
 }
 
 int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)

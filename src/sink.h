@@ -80,6 +80,15 @@ typedef struct SinkChange {
     size_t row_len;
 } SinkChange;
 
+/* A target as inspect found it. */
+typedef struct SinkTarget {
+    bool exists;
+    long long documents;  /* how many it holds; -1 when it cannot tell */
+    char owner[512];      /* the table that feeds it, as recorded; "" for none */
+    bool durable;         /* what it acknowledges survives its own crash */
+    char durability[128]; /* when not durable: why, for messages */
+} SinkTarget;
+
 /* A request being built, then in flight; owned by the driver. */
 typedef struct SinkRequest SinkRequest;
 
@@ -94,9 +103,22 @@ typedef struct SinkInterface {
     const char *name; /* "opensearch", ... */
     /* Sets the function the driver calls when a request finished. */
     void (*bind)(void *drv, SinkDoneFn on_done, void *owner);
-    /* Makes the target ready (creates the index, topic or file); called
-     * at start, may block.  SINK_RETRY when busy or unreachable. */
-    SinkResult (*prepare)(void *drv, char *err, size_t errlen);
+    /* Looks at the target at start, before anything is written: whether
+     * it exists, what it holds, who feeds it, whether it keeps what it
+     * acknowledges.  May block.  SINK_RETRY when busy or unreachable. */
+    SinkResult (*inspect)(void *drv, SinkTarget *t, char *err, size_t errlen);
+    /* Makes the target ready (creates the index, topic or file) and
+     * records owner (the table, "database/schema.table") as the one that
+     * feeds it, in the target and in each document.  Called at start, may
+     * block.  SINK_RETRY when busy or unreachable. */
+    SinkResult (*prepare)(void *drv, const char *owner, char *err, size_t errlen);
+    /* Deletes the target and what it holds (txidsync reset); *existed
+     * tells whether there was one.  May block. */
+    SinkResult (*drop)(void *drv, bool *existed, char *err, size_t errlen);
+    /* Makes every write acknowledged so far durable, for a target that
+     * does not by itself (SinkTarget.durable false): called before each
+     * cursor save.  May block. */
+    SinkResult (*flush)(void *drv, char *err, size_t errlen);
     /* Checks, at start, that rows of these columns can be written (none of
      * them takes the place of the driver's own metadata).  Returns 0, or
      * -1 with err filled. */
@@ -142,7 +164,13 @@ void sink_free(Sink *s);
  * from inside the loop.  The engine binds itself before its first send. */
 void sink_bind(Sink *s, SinkDoneFn on_done, void *owner);
 
-SinkResult sink_prepare(Sink *s, char *err, size_t errlen) __attribute__((warn_unused_result));
+SinkResult sink_inspect(Sink *s, SinkTarget *t, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+SinkResult sink_prepare(Sink *s, const char *owner, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+SinkResult sink_drop(Sink *s, bool *existed, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+SinkResult sink_flush(Sink *s, char *err, size_t errlen) __attribute__((warn_unused_result));
 int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* A new request, freed with the sink; NULL when out of memory. */

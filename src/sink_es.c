@@ -28,6 +28,7 @@ typedef struct EsDriver {
     char *index;
     char *table;
     char *dead_letter_index; /* NULL: none */
+    char *feeder;            /* the table that feeds the index, once prepared */
     int replicas;
     size_t max_bytes;
     SinkDoneFn on_done;
@@ -58,15 +59,57 @@ static SinkResult from_es(EsResult r)
     return r == ES_OK ? SINK_OK : r == ES_RETRY ? SINK_RETRY : SINK_FAIL;
 }
 
-static SinkResult drv_prepare(void *drv, char *err, size_t errlen)
+static SinkResult drv_inspect(void *drv, SinkTarget *t, char *err, size_t errlen)
 {
     EsDriver *d = drv;
-    EsResult r = es_ensure_index(d->es, d->index, d->replicas, false, err, errlen);
-    if (r == ES_OK && d->dead_letter_index)
-        r = es_ensure_index(d->es, d->dead_letter_index, d->replicas, true, err, errlen);
+    EsIndexInfo info;
+    EsResult r = es_index_info(d->es, d->index, &info, err, errlen);
     if (r == ES_RETRY && es_client_last_status(d->es) == 0)
         return SINK_FAIL; /* no answer at all at start: a wrong URL fails fast */
+    if (r != ES_OK)
+        return from_es(r);
+    t->exists = info.exists;
+    t->documents = info.documents;
+    snprintf(t->owner, sizeof(t->owner), "%s", info.owner);
+    t->durable = strcmp(info.durability, "async") != 0;
+    if (!t->durable)
+        snprintf(t->durability, sizeof(t->durability),
+                 "index %s has index.translog.durability async", d->index);
+    return SINK_OK;
+}
+
+static SinkResult drv_prepare(void *drv, const char *owner, char *err, size_t errlen)
+{
+    EsDriver *d = drv;
+    free(d->feeder);
+    d->feeder = strdup(owner);
+    if (!d->feeder) {
+        err_printf(err, errlen, "out of memory");
+        return SINK_FAIL;
+    }
+    EsIndexInfo info;
+    EsResult r = es_index_info(d->es, d->index, &info, err, errlen);
+    if (r == ES_OK && !info.exists)
+        r = es_ensure_index(d->es, d->index, d->replicas, false, owner, err, errlen);
+    else if (r == ES_OK && !info.owner[0])
+        r = es_claim_index(d->es, d->index, owner, err, errlen);
+    if (r == ES_OK && d->dead_letter_index)
+        r = es_ensure_index(d->es, d->dead_letter_index, d->replicas, true, NULL, err, errlen);
+    if (r == ES_RETRY && es_client_last_status(d->es) == 0)
+        return SINK_FAIL;
     return from_es(r);
+}
+
+static SinkResult drv_drop(void *drv, bool *existed, char *err, size_t errlen)
+{
+    EsDriver *d = drv;
+    return from_es(es_delete_index(d->es, d->index, existed, err, errlen));
+}
+
+static SinkResult drv_flush(void *drv, char *err, size_t errlen)
+{
+    EsDriver *d = drv;
+    return from_es(es_flush(d->es, d->index, err, errlen));
 }
 
 static int drv_check_columns(void *drv, const char *const *columns, size_t n, char *err,
@@ -122,7 +165,7 @@ static int drv_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, 
     if (ch->deleted) {
         rc = es_bulk_add_delete(&rq->body, d->index, id, ch->version);
     } else {
-        if (doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
+        if (doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder) < 0)
             return err_printf(err, errlen, "the row is not a JSON object, or larger than %zu bytes",
                               BODY_MAX);
         rc = es_bulk_add_index(&rq->body, d->index, id, ch->version, d->doc.data, d->doc.len);
@@ -203,7 +246,8 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
         err_printf(err, errlen, "no dead-letter index");
         return SINK_FAIL;
     }
-    if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version) < 0)
+    if (ch->deleted ||
+        doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder) < 0)
         buf_reset(&d->doc);
     size_t doc_bytes = d->doc.len, kept = doc_bytes;
     if (kept > DEAD_LETTER_DOC_MAX) {
@@ -267,6 +311,7 @@ static void drv_free(void *drv)
     free(d->index);
     free(d->table);
     free(d->dead_letter_index);
+    free(d->feeder);
     buf_free(&d->doc);
     free(d);
 }
@@ -274,7 +319,10 @@ static void drv_free(void *drv)
 static const SinkInterface es_interface = {
     .name = "opensearch",
     .bind = drv_bind,
+    .inspect = drv_inspect,
     .prepare = drv_prepare,
+    .drop = drv_drop,
+    .flush = drv_flush,
     .check_columns = drv_check_columns,
     .request_new = drv_request_new,
     .request_reset = drv_request_reset,

@@ -39,6 +39,9 @@ typedef struct StoreInterface {
     StoreResult (*load)(Store *s, Buf *text, bool *found, char *err, size_t errlen);
     /* Persists text durably, replacing what was stored. */
     StoreResult (*save)(Store *s, const char *text, char *err, size_t errlen);
+    /* Removes what is stored (txidsync reset); *existed tells whether
+     * there was anything. */
+    StoreResult (*clear)(Store *s, bool *existed, char *err, size_t errlen);
     /* Where the cursor is kept, for messages ("file /x", "index i, document d"). */
     const char *(*describe)(const Store *s);
     /* Whether the last failure got an answer from the place (a busy sink)
@@ -64,14 +67,22 @@ bool store_answered(const Store *s);
 
 StoreResult store_prepare(Store *s, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Reads the stored cursor into *c (initialised by the call).  *found is
- * false when nothing was stored yet (then *c is the initial cursor).  A
- * stored text that does not parse is STORE_FAIL naming the place. */
-StoreResult store_load(Store *s, Cursor *c, bool *found, char *err, size_t errlen)
+/* Removes the stored cursor; *existed tells whether there was one. */
+StoreResult store_clear(Store *s, bool *existed, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Persists c durably, replacing what was stored. */
-StoreResult store_save(Store *s, const Cursor *c, char *err, size_t errlen)
+/* Reads the stored cursor into *c (initialised by the call).  *found is
+ * false when nothing was stored yet (then *c is the initial cursor).  A
+ * stored text that does not parse is STORE_FAIL naming the place, and so
+ * is a cursor saved for another owner than owner (the table, "database/
+ * schema.table"; NULL: not checked).  A cursor saved without an owner
+ * (by an older release) is taken as this owner's. */
+StoreResult store_load(Store *s, Cursor *c, const char *owner, bool *found, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
+/* Persists c durably, with its owner (NULL: none), replacing what was
+ * stored. */
+StoreResult store_save(Store *s, const Cursor *c, const char *owner, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

@@ -27,7 +27,7 @@ static StoreResult from_es(EsResult r)
 static StoreResult st_prepare(Store *st, char *err, size_t errlen)
 {
     EsStore *s = (EsStore *)st;
-    return from_es(es_ensure_index(s->es, s->index, s->replicas, true, err, errlen));
+    return from_es(es_ensure_index(s->es, s->index, s->replicas, true, NULL, err, errlen));
 }
 
 static StoreResult st_load(Store *st, Buf *text, bool *found, char *err, size_t errlen)
@@ -40,6 +40,12 @@ static StoreResult st_save(Store *st, const char *text, char *err, size_t errlen
 {
     EsStore *s = (EsStore *)st;
     return from_es(es_put_doc(s->es, s->index, s->id, text, err, errlen));
+}
+
+static StoreResult st_clear(Store *st, bool *existed, char *err, size_t errlen)
+{
+    EsStore *s = (EsStore *)st;
+    return from_es(es_delete_doc(s->es, s->index, s->id, existed, err, errlen));
 }
 
 static const char *st_describe(const Store *st)
@@ -67,6 +73,7 @@ static const StoreInterface st_interface = {
     .prepare = st_prepare,
     .load = st_load,
     .save = st_save,
+    .clear = st_clear,
     .describe = st_describe,
     .answered = st_answered,
     .free = st_free,

@@ -122,6 +122,17 @@ done:
     return r;
 }
 
+static StoreResult file_clear(Store *st, bool *existed, char *err, size_t errlen)
+{
+    FileStore *s = (FileStore *)st;
+    *existed = unlink(s->path) == 0;
+    if (!*existed && errno != ENOENT) {
+        err_printf(err, errlen, "cannot remove %s: %s", s->describe, strerror(errno));
+        return STORE_FAIL;
+    }
+    return STORE_OK;
+}
+
 static const char *file_describe(const Store *st)
 {
     return ((const FileStore *)st)->describe;
@@ -146,6 +157,7 @@ static const StoreInterface file_interface = {
     .prepare = file_prepare,
     .load = file_load,
     .save = file_save,
+    .clear = file_clear,
     .describe = file_describe,
     .answered = file_answered,
     .free = file_free,

@@ -1,0 +1,122 @@
+/*
+ * engine_impl: the engine's state, shared by the files of the engine
+ * (engine.c runs it, engine_start.c opens, starts and resets it) and by no
+ * other file.
+ */
+#ifndef TXIDSYNC_ENGINE_IMPL_H
+#define TXIDSYNC_ENGINE_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cursor.h"
+#include "engine.h"
+#include "json.h"
+#include "latency.h"
+#include "log.h"
+#include "pg.h"
+
+#define SAVE_EVERY_S          1.0
+#define BACKOFF_MIN_MS        100
+#define BACKOFF_MAX_MS        30000
+#define POLL_MIN_MS           20
+#define START_BUSY_WAIT_S     60.0
+#define ONCE_FETCH_ERRORS_MAX 10 /* failures in a row before --once gives up */
+
+/* Every message of an engine names its table. */
+#define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
+
+typedef struct Stats {
+    uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
+    uint64_t rows_at_last_line;
+    double last_line;
+    double behind_since; /* when the engine was last caught up; 0 = it is */
+    uint64_t last_xmax;
+} Stats;
+
+/* Where a slot of the pipeline is. */
+typedef enum SlotState {
+    SLOT_READY,   /* read, its request not sent yet */
+    SLOT_SENT,    /* its request is in flight */
+    SLOT_WAITING, /* some of its rows must be sent again after retry_at */
+    SLOT_DONE,    /* every row acknowledged; waits for the batches before it */
+} SlotState;
+
+/* One batch on its way through the pipeline. */
+typedef struct Slot {
+    SlotState state;
+    PgBatch batch;   /* the rows; requests and retries read them */
+    Cursor after;    /* the cursor once this batch and all before it are acknowledged */
+    SinkRequest *rq; /* the request of the rows still pending */
+    SinkItem *items; /* per change of the request in flight */
+    size_t *pending; /* rows still to deliver, as indices into batch.rows; the
+                      * first n_sent of them are in the request in flight */
+    size_t n_pending;
+    size_t n_sent;
+    size_t split;   /* a refused request is being split: at most this many per
+                     * request (0: as many as the sink takes) */
+    size_t cap;     /* of items, pending and keys */
+    uint64_t *keys; /* hashes of the batch's keys, sorted */
+    size_t n_keys;
+    int attempt;
+    double retry_at;
+} Slot;
+
+struct Engine {
+    EngineConfig cfg;
+    Loop *loop;
+    Sink *sink;
+    Store *store;
+    PgConn *pg;
+    PgTable table;
+    EngineState state;
+    bool resuming;     /* a stored cursor was found */
+    SinkTarget target; /* what the sink's target was at start */
+    bool locked;       /* the advisory lock of table and target is held */
+    bool stopping;
+    LoopTimer timer; /* the next step */
+    int pg_fd;       /* the watched database socket, -1 when none */
+    bool pg_down;    /* the connection is lost: reconnect at reconnect_at */
+    int reconnect_attempt;
+    double reconnect_at;
+    Cursor cursor;       /* acknowledged: everything before it is in the sink */
+    Cursor saved;        /* what the store holds */
+    Cursor ahead;        /* read: where the next batch starts */
+    bool read_caught_up; /* the last batch read was short: wait before reading on */
+    bool fetching;       /* the next batch's query is outstanding */
+    int fetch_errors;    /* failed batch queries in a row */
+    double fetch_retry_at;
+    uint64_t rows_read; /* rows read since the last wait for changes */
+    Slot *slots;        /* a ring of n_slots in reading order */
+    size_t n_slots, head, used;
+    double last_save;
+    bool unsaved_rows; /* rows were delivered since the last save */
+    int save_attempt;
+    double save_retry_at;
+    bool listening;
+    long poll_ms; /* current adaptive poll interval */
+    bool idle;    /* caught up, waiting for changes until idle_until */
+    double idle_until;
+    bool idle_doubles; /* the poll interval doubles when this wait ends quietly */
+    bool latency_on;
+    JsonPath latency_path;
+    LatencyHist latency_interval; /* since the last stats line */
+    LatencyHist latency_total;
+    uint64_t rng;
+    Stats stats;
+};
+
+/* For the files of the engine (engine.c). */
+double engine_backoff_s(Engine *e, int attempt);
+void engine_fail(Engine *e);
+int engine_watch_pg(Engine *e);
+void engine_unwatch_pg(Engine *e);
+void engine_kick(Engine *e);
+
+/* For the files of the engine (engine_start.c): takes the advisory lock
+ * of table and target on the engine's connection (again, after a
+ * reconnect).  Returns 0, or -1 after printing why. */
+int engine_lock(Engine *e);
+
+#endif

@@ -3,6 +3,9 @@
  */
 #include "buf.h"
 
+#include <errno.h>
+#include <stdio.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,4 +85,26 @@ int buf_printf(Buf *b, const char *fmt, ...)
 const char *buf_str(const Buf *b)
 {
     return b->data ? b->data : "";
+}
+
+int buf_read_file(Buf *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (buf_append(b, chunk, n) < 0) {
+            errno = EFBIG;
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = -1;
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return rc;
 }

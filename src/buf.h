@@ -36,6 +36,10 @@ int buf_puts(Buf *b, const char *s) __attribute__((warn_unused_result));
 int buf_printf(Buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
 
+/* Appends the whole file at path.  Returns 0, or -1 with errno set (the
+ * file cannot be read, or is larger than the maximum: EFBIG). */
+int buf_read_file(Buf *b, const char *path) __attribute__((warn_unused_result));
+
 /* The contents as a string ("" when empty); borrowed. */
 const char *buf_str(const Buf *b);
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "crash.h"
 #include "engine.h"
 #include "log.h"
@@ -26,6 +27,8 @@
 #include "store_file.h"
 
 static int signal_pipe[2] = {-1, -1};
+
+#define MAPPING_MAX ((size_t)16 << 20)
 
 /* What start_all returns when there is nothing left to run (reset). */
 #define START_DONE (-1)
@@ -127,9 +130,20 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
         .dead_letter_index =
             t->on_reject == DAEMON_REJECT_DEAD_LETTER ? t->dead_letter_index : NULL,
     };
+    Buf body;
+    buf_init(&body, MAPPING_MAX);
+    if (t->mapping && *t->mapping) {
+        if (buf_read_file(&body, t->mapping) < 0) {
+            log_error("%s: --mapping: cannot read %s: %s", t->name, t->mapping, strerror(errno));
+            buf_free(&body);
+            return NULL;
+        }
+        sc.index_body = buf_str(&body);
+    }
     Sink *sink = sink_es_new(&sc, d->loop, err, sizeof(err));
+    buf_free(&body);
     if (!sink) {
-        log_error("%s: --es-url: %s", t->name, err);
+        log_error("%s: %s", t->name, err);
         return NULL;
     }
     char id[1024];
@@ -157,6 +171,8 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
         .stats_interval_s = (long)d->cfg->stats_interval_s,
         .latency_field = t->latency_field,
         .reset_hint = hint,
+        .columns = t->columns,
+        .exclude_columns = t->exclude_columns,
     };
     reset_hint(d, t, hint, hintlen);
     Engine *e = engine_new(&ec, d->loop, sink, store, err, sizeof(err));

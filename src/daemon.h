@@ -32,7 +32,10 @@ typedef struct TableConfig {
     long long replicas;
     long long poll_interval_ms;
     const char *latency_field;
-    char default_index[256]; /* what index points at when none was given */
+    const char *columns;         /* NULL or "": all */
+    const char *exclude_columns; /* NULL or "": none */
+    const char *mapping;         /* NULL or "": txidsync's own index body; else a file */
+    char default_index[256];     /* what index points at when none was given */
 } TableConfig;
 
 typedef struct DaemonConfig {

@@ -35,11 +35,13 @@ typedef struct EngineConfig {
     bool once;            /* catch up, save the cursor, then stop */
     bool dead_letter;     /* a rejected change goes to sink_dead_letter; else the table stops */
     long poll_interval_ms;
-    long stats_interval_s;     /* 0: no periodic stats lines */
-    const char *latency_field; /* NULL or "": no latency measurement */
-    long backoff_max_ms;       /* longest wait between two retries; 0: 30 s */
-    long save_every_ms;        /* save the moving cursor at most this often; 0: 1 s */
-    const char *reset_hint;    /* the command that starts this table over, for messages */
+    long stats_interval_s;       /* 0: no periodic stats lines */
+    const char *latency_field;   /* NULL or "": no latency measurement */
+    long backoff_max_ms;         /* longest wait between two retries; 0: 30 s */
+    long save_every_ms;          /* save the moving cursor at most this often; 0: 1 s */
+    const char *reset_hint;      /* the command that starts this table over, for messages */
+    const char *columns;         /* NULL or "": every column in the documents; else only these */
+    const char *exclude_columns; /* NULL or "": none; else every column but these */
 } EngineConfig;
 
 typedef struct Engine Engine;

@@ -49,6 +49,11 @@ static int start_pg(Engine *e)
         elog(e, LOG_ERROR, "%s", err);
         return -1;
     }
+    if (pg_table_choose_columns(&e->table, e->cfg.columns, e->cfg.exclude_columns, err,
+                                sizeof(err)) < 0) {
+        elog(e, LOG_ERROR, "%s", err);
+        return -1;
+    }
     if (sink_check_columns(e->sink, (const char *const *)e->table.columns, e->table.n_columns, err,
                            sizeof(err)) < 0) {
         elog(e, LOG_ERROR, "%s: %s", e->table.name, err);

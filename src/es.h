@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <yajl/yajl_tree.h>
+
 #include "buf.h"
 
 typedef struct EsClient EsClient;
@@ -82,12 +84,14 @@ EsResult es_index_info(EsClient *c, const char *index, EsIndexInfo *info, char *
  * Creates index with the mapping of txidsync's metadata fields
  * (txidsync.key and txidsync.table keyword, txidsync.txid and
  * txidsync.version long), owner recorded as _meta.txidsync.owner (NULL:
- * none) and the given number of replicas, unless it exists already.  With
- * state true the index holds cursors instead: its documents are stored,
- * not indexed.
+ * none) and the given number of replicas, unless it exists already.  body
+ * (a parsed {"settings", "mappings", "aliases"} object, or NULL) is the
+ * user's: its members are kept, the metadata mapping and owner added, and
+ * the replicas only set when it does not set them.  With state true the
+ * index holds cursors instead: its documents are stored, not indexed.
  */
 EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state,
-                         const char *owner, char *err, size_t errlen)
+                         const char *owner, yajl_val body, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Records owner as _meta.txidsync.owner of index's mapping, keeping the

@@ -153,59 +153,114 @@ static bool gen_meta_mapping(yajl_gen g)
            yajl_gen_map_close(g) == yajl_gen_status_ok;
 }
 
-/* The body that creates a data index (state false) or a state index. */
-static int create_body(Buf *body, int replicas, bool state, const char *owner)
+/* Writes the members of object obj (NULL: none) but skip and skip2. */
+static bool gen_members(yajl_gen g, yajl_val obj, const char *skip, const char *skip2)
 {
-    JsonGen jg;
-    if (json_gen_open(&jg, body) != 0)
-        return -1;
-    yajl_gen g = jg.g;
+    bool ok = true;
+    for (size_t i = 0; ok && obj && YAJL_IS_OBJECT(obj) && i < YAJL_GET_OBJECT(obj)->len; i++) {
+        const char *k = YAJL_GET_OBJECT(obj)->keys[i];
+        if ((skip && !strcmp(k, skip)) || (skip2 && !strcmp(k, skip2)))
+            continue;
+        ok = json_gen_cstr(g, k) && json_gen_tree(g, YAJL_GET_OBJECT(obj)->values[i], 2);
+    }
+    return ok;
+}
+
+/* Whether the user's settings set the number of replicas (flat, dotted
+ * or nested under "index"). */
+static bool sets_replicas(yajl_val settings)
+{
+    static const char *flat[] = {"number_of_replicas", NULL};
+    static const char *dotted[] = {"index.number_of_replicas", NULL};
+    static const char *nested[] = {"index", "number_of_replicas", NULL};
+    return settings && (yajl_tree_get(settings, flat, yajl_t_any) ||
+                        yajl_tree_get(settings, dotted, yajl_t_any) ||
+                        yajl_tree_get(settings, nested, yajl_t_any));
+}
+
+/* Writes "settings": the user's, plus shards and replicas. */
+static bool gen_settings(yajl_gen g, yajl_val settings, int replicas, bool state)
+{
     char rep[16];
     snprintf(rep, sizeof(rep), "%d", replicas);
-    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "settings") &&
-              yajl_gen_map_open(g) == yajl_gen_status_ok &&
-              (!state || (json_gen_cstr(g, "number_of_shards") &&
-                          yajl_gen_number(g, "1", 1) == yajl_gen_status_ok)) &&
-              json_gen_cstr(g, "number_of_replicas") &&
-              yajl_gen_number(g, rep, strlen(rep)) == yajl_gen_status_ok &&
-              yajl_gen_map_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "mappings") &&
-              yajl_gen_map_open(g) == yajl_gen_status_ok;
+    return json_gen_cstr(g, "settings") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
+           gen_members(g, settings, NULL, NULL) &&
+           (!state || (json_gen_cstr(g, "number_of_shards") &&
+                       yajl_gen_number(g, "1", 1) == yajl_gen_status_ok)) &&
+           (sets_replicas(settings) ||
+            (json_gen_cstr(g, "number_of_replicas") &&
+             yajl_gen_number(g, rep, strlen(rep)) == yajl_gen_status_ok)) &&
+           yajl_gen_map_close(g) == yajl_gen_status_ok;
+}
+
+/* Writes "mappings": the user's, plus the owner and the metadata field. */
+static bool gen_mappings(yajl_gen g, yajl_val mappings, bool state, const char *owner)
+{
+    static const char *meta_path[] = {"_meta", NULL};
+    static const char *props_path[] = {"properties", NULL};
+    yajl_val meta = mappings ? yajl_tree_get(mappings, meta_path, yajl_t_object) : NULL;
+    yajl_val props = mappings ? yajl_tree_get(mappings, props_path, yajl_t_object) : NULL;
+    bool ok = json_gen_cstr(g, "mappings") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
+              gen_members(g, mappings, "_meta", "properties");
     if (ok && state)
         ok = json_gen_cstr(g, "dynamic") && yajl_gen_bool(g, 0) == yajl_gen_status_ok;
-    if (ok && owner)
+    if (ok && (owner || meta))
         ok = json_gen_cstr(g, "_meta") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
-             gen_owner(g, owner) && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    ok = ok && json_gen_cstr(g, "properties") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
-         (state || gen_meta_mapping(g)) && yajl_gen_map_close(g) == yajl_gen_status_ok &&
-         yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+             gen_members(g, meta, "txidsync", NULL) && (!owner || gen_owner(g, owner)) &&
+             yajl_gen_map_close(g) == yajl_gen_status_ok;
+    return ok && json_gen_cstr(g, "properties") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
+           gen_members(g, props, "txidsync", NULL) && (state || gen_meta_mapping(g)) &&
+           yajl_gen_map_close(g) == yajl_gen_status_ok &&
+           yajl_gen_map_close(g) == yajl_gen_status_ok;
+}
+
+/* The body that creates a data index (state false) or a state index,
+ * over the user's body (NULL: none). */
+static int create_body(Buf *out, int replicas, bool state, const char *owner, yajl_val body)
+{
+    static const char *settings_path[] = {"settings", NULL};
+    static const char *mappings_path[] = {"mappings", NULL};
+    static const char *aliases_path[] = {"aliases", NULL};
+    yajl_val settings = body ? yajl_tree_get(body, settings_path, yajl_t_object) : NULL;
+    yajl_val mappings = body ? yajl_tree_get(body, mappings_path, yajl_t_object) : NULL;
+    yajl_val aliases = body ? yajl_tree_get(body, aliases_path, yajl_t_object) : NULL;
+    JsonGen jg;
+    if (json_gen_open(&jg, out) != 0)
+        return -1;
+    yajl_gen g = jg.g;
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok &&
+              gen_settings(g, settings, replicas, state) && gen_mappings(g, mappings, state, owner);
+    if (ok && aliases)
+        ok = json_gen_cstr(g, "aliases") && json_gen_tree(g, aliases, 1);
+    ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
     return json_gen_close(&jg, ok);
 }
 
 EsResult es_ensure_index(EsClient *c, const char *index, int replicas, bool state,
-                         const char *owner, char *err, size_t errlen)
+                         const char *owner, yajl_val body, char *err, size_t errlen)
 {
     bool exists = false;
     EsResult r = es_index_exists(c, index, &exists, err, errlen);
     if (r != ES_OK || exists)
         return r;
     char path[1024];
-    Buf body, resp;
-    buf_init(&body, ADMIN_RESPONSE_MAX);
+    Buf text, resp;
+    buf_init(&text, ADMIN_RESPONSE_MAX);
     buf_init(&resp, ADMIN_RESPONSE_MAX);
     long status = 0;
     if (index_path(c, index, "", path, sizeof(path), err, errlen) < 0) {
         r = ES_FAIL;
-    } else if (create_body(&body, replicas, state, owner) != 0) {
+    } else if (create_body(&text, replicas, state, owner, body) != 0) {
         err_printf(err, errlen, "out of memory");
         r = ES_FAIL;
     } else {
-        r = es_call(c, "PUT", path, buf_str(&body), &status, &resp, err, errlen);
+        r = es_call(c, "PUT", path, buf_str(&text), &status, &resp, err, errlen);
         /* Another process may have created it in between. */
         if (r == ES_FAIL && status == 400 &&
             strstr(buf_str(&resp), "resource_already_exists_exception"))
             r = ES_OK;
     }
-    buf_free(&body);
+    buf_free(&text);
     buf_free(&resp);
     return r;
 }

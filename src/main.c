@@ -67,6 +67,18 @@ static const Setting table[] = {
      "per table: index to write to (default: the table's name, with its schema unless public, "
      "in lower case: orders, sales.orders)",
      NULL, 0, 0, &tc.index, T},
+    {"columns", SETTING_STRING, "", NULL, "NAMES",
+     "per table: only these columns in the documents (comma-separated, in this order); empty "
+     "for all",
+     NULL, 0, 0, &tc.columns, T},
+    {"exclude-columns", SETTING_STRING, "", NULL, "NAMES",
+     "per table: every column but these in the documents (comma-separated)", NULL, 0, 0,
+     &tc.exclude_columns, T},
+    {"mapping", SETTING_STRING, "", NULL, "FILE",
+     "per table: JSON body that creates the index, as for PUT /INDEX ({\"settings\": ..., "
+     "\"mappings\": ...}); txidsync adds its metadata field and owner; used when txidsync "
+     "creates the index",
+     NULL, 0, 0, &tc.mapping, T},
     {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
      "per table: rows read per batch, sent in bulk requests of at most --bulk-max-bytes", NULL, 1,
      100000, &tc.batch_size, T},

@@ -496,6 +496,7 @@ void pg_table_free(PgTable *t)
     free(t->sql_side_keys);
     free(t->sql_join);
     free(t->owner);
+    free(t->sql_doc);
     for (size_t i = 0; i < t->n_columns; i++)
         free(t->columns[i]);
     free(t->columns);
@@ -552,6 +553,20 @@ static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t er
     if (bad || !t->sql_key_text || !t->sql_side_keys || !t->sql_join)
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     return PG_OK;
+}
+
+/*
+ * The function that turns a row into its document.  row_to_json writes the
+ * columns in their order and costs Postgres about a third less CPU than
+ * to_jsonb, which builds a binary jsonb value first and then prints it
+ * (1M rows of the benchmark table: 1.1 s against 1.8 s).  But row_to_json
+ * copies a json value's text as it is, and OpenSearch refuses an object
+ * with a duplicate key, which to_jsonb would have merged: a table with a
+ * json column anywhere in it gets to_jsonb.
+ */
+static const char *doc_function(const PgTable *t)
+{
+    return t->doc_jsonb ? "pg_catalog.to_jsonb" : "pg_catalog.row_to_json";
 }
 
 /* Copies the column names of res (one per row) into t.  Returns PG_OK,
@@ -612,8 +627,11 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
     t->owner = strdup(PQgetvalue(res, 0, 8));
     PQclear(res);
+    char doc[64];
+    snprintf(doc, sizeof(doc), "%s(r.*)", doc_function(t));
+    t->sql_doc = strdup(doc);
     if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
-        !t->sql_side || !t->owner) {
+        !t->sql_side || !t->owner || !t->sql_doc) {
         pg_table_free(t);
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     }
@@ -634,20 +652,6 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     return rc;
 }
 
-/*
- * The function that turns a row into its document.  row_to_json writes the
- * columns in their order and costs Postgres about a third less CPU than
- * to_jsonb, which builds a binary jsonb value first and then prints it
- * (1M rows of the benchmark table: 1.1 s against 1.8 s).  But row_to_json
- * copies a json value's text as it is, and OpenSearch refuses an object
- * with a duplicate key, which to_jsonb would have merged: a table with a
- * json column anywhere in it gets to_jsonb.
- */
-static const char *doc_function(const PgTable *t)
-{
-    return t->doc_jsonb ? "pg_catalog.to_jsonb" : "pg_catalog.row_to_json";
-}
-
 /* Appends one branch of the batch query: the side table rows matching
  * cond, in (txid, key columns...) order, at most $4 of them.  The document
  * of a live row is a scalar subquery, not a join: it runs once per row
@@ -659,13 +663,13 @@ static int append_branch(Buf *sql, const PgTable *t, int branch, const char *con
                       "(select %d as branch, %s as key, s.txid, s.version,"
                       " s.deleted,"
                       " case when s.deleted then null"
-                      " else (select %s(r.*)::pg_catalog.text"
+                      " else (select (%s)::pg_catalog.text"
                       " from %s as r where %s) end as doc"
                       " from %s as s"
                       " where %s"
                       " order by s.txid, %s limit $4::bigint)",
-                      branch, t->sql_key_text, doc_function(t), t->sql_table, t->sql_join,
-                      t->sql_side, cond, t->sql_side_keys);
+                      branch, t->sql_key_text, t->sql_doc, t->sql_table, t->sql_join, t->sql_side,
+                      cond, t->sql_side_keys);
 }
 
 /*
@@ -1261,9 +1265,9 @@ int pg_state_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err,
     if (buf_printf(&sql,
                    "select %s, s.txid, s.version, s.deleted,"
                    " case when s.deleted then null"
-                   " else %s(r.*)::pg_catalog.text end"
+                   " else (%s)::pg_catalog.text end"
                    " from %s as s left join %s as r on %s",
-                   t->sql_key_text, doc_function(t), t->sql_side, t->sql_table, t->sql_join) != 0) {
+                   t->sql_key_text, t->sql_doc, t->sql_side, t->sql_table, t->sql_join) != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: state scan: out of memory");
     }

@@ -90,6 +90,8 @@ typedef struct PgTable {
     bool doc_jsonb;      /* documents come from to_jsonb, not row_to_json: a
                           * column contains the type json */
     char *owner;         /* who feeds a target: "database/schema.table", quoted as SQL */
+    char *sql_doc;       /* the document of table row r: "pg_catalog.row_to_json(r.*)", or
+                          * over the chosen columns (pg_table_choose_columns) */
     char **columns;      /* the table's column names, unquoted, in their order */
     size_t n_columns;
 } PgTable;
@@ -109,6 +111,18 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
 
 /* Frees what *t owns and zeroes it. */
 void pg_table_free(PgTable *t);
+
+/*
+ * Makes the documents of t hold only some columns: those of include, in
+ * its order, or every column but those of exclude, in the table's order
+ * (comma-separated names as the catalog spells them, blanks around a name
+ * ignored; NULL or "" for none; not both).  t->columns becomes the chosen
+ * list.  Returns 0, or -1 with err filled: a name that is not a column of
+ * t, a name given twice, both lists, or no column left.  Pure: no
+ * round trip (pg_columns.c).
+ */
+int pg_table_choose_columns(PgTable *t, const char *include, const char *exclude, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
 
 /* Sets *any to whether t has a live row that the cursor cur covers (one
  * its target must hold if it is in step with the cursor).  Returns

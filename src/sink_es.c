@@ -29,6 +29,7 @@ typedef struct EsDriver {
     char *table;
     char *dead_letter_index; /* NULL: none */
     char *feeder;            /* the table that feeds the index, once prepared */
+    yajl_val body;           /* the user's index body (NULL: none) */
     int replicas;
     size_t max_bytes;
     SinkDoneFn on_done;
@@ -89,12 +90,17 @@ static SinkResult drv_prepare(void *drv, const char *owner, char *err, size_t er
     }
     EsIndexInfo info;
     EsResult r = es_index_info(d->es, d->index, &info, err, errlen);
+    if (r == ES_OK && info.exists && d->body)
+        log_info("index %s exists already: --mapping applies when txidsync creates it (txidsync "
+                 "reset deletes it)",
+                 d->index);
     if (r == ES_OK && !info.exists)
-        r = es_ensure_index(d->es, d->index, d->replicas, false, owner, err, errlen);
+        r = es_ensure_index(d->es, d->index, d->replicas, false, owner, d->body, err, errlen);
     else if (r == ES_OK && !info.owner[0])
         r = es_claim_index(d->es, d->index, owner, err, errlen);
     if (r == ES_OK && d->dead_letter_index)
-        r = es_ensure_index(d->es, d->dead_letter_index, d->replicas, true, NULL, err, errlen);
+        r = es_ensure_index(d->es, d->dead_letter_index, d->replicas, true, NULL, NULL, err,
+                            errlen);
     if (r == ES_RETRY && es_client_last_status(d->es) == 0)
         return SINK_FAIL;
     return from_es(r);
@@ -120,7 +126,8 @@ static int drv_check_columns(void *drv, const char *const *columns, size_t n, ch
         if (strcmp(columns[i], DOC_META_FIELD) == 0)
             return err_printf(err, errlen,
                               "the table has a column named %s, the name of the member txidsync "
-                              "adds to every document for its own use: rename the column",
+                              "adds to every document for its own use: rename the column, or "
+                              "leave it out of the documents (exclude-columns)",
                               DOC_META_FIELD);
     }
     return 0;
@@ -312,8 +319,38 @@ static void drv_free(void *drv)
     free(d->table);
     free(d->dead_letter_index);
     free(d->feeder);
+    yajl_tree_free(d->body);
     buf_free(&d->doc);
     free(d);
+}
+
+/* Parses and checks the user's index body into d->body.  Returns 0, or
+ * -1 with err filled. */
+static int parse_body(EsDriver *d, const char *text, char *err, size_t errlen)
+{
+    static const char *meta_path[] = {"mappings", "properties", DOC_META_FIELD, NULL};
+    char why[256];
+    d->body = yajl_tree_parse(text, why, sizeof(why));
+    if (!d->body)
+        return err_printf(err, errlen, "--mapping: not JSON: %s", why);
+    if (!YAJL_IS_OBJECT(d->body))
+        return err_printf(err, errlen, "--mapping: expected a JSON object");
+    for (size_t i = 0; i < YAJL_GET_OBJECT(d->body)->len; i++) {
+        const char *k = YAJL_GET_OBJECT(d->body)->keys[i];
+        yajl_val v = YAJL_GET_OBJECT(d->body)->values[i];
+        if (strcmp(k, "settings") && strcmp(k, "mappings") && strcmp(k, "aliases"))
+            return err_printf(err, errlen,
+                              "--mapping: unexpected member %s: the file holds the body that "
+                              "creates the index, {\"settings\": ..., \"mappings\": ...}",
+                              k);
+        if (!YAJL_IS_OBJECT(v))
+            return err_printf(err, errlen, "--mapping: %s must be an object", k);
+    }
+    if (yajl_tree_get(d->body, meta_path, yajl_t_any))
+        return err_printf(err, errlen,
+                          "--mapping: it maps %s, the field txidsync maps itself: leave it out",
+                          DOC_META_FIELD);
+    return 0;
 }
 
 static const SinkInterface es_interface = {
@@ -345,8 +382,13 @@ Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
     buf_init(&d->doc, BODY_MAX);
     d->replicas = cfg->replicas;
     d->max_bytes = cfg->max_bytes > 0 && cfg->max_bytes < BODY_MAX ? cfg->max_bytes : BODY_MAX;
-    d->es = es_client_new(cfg->url, err, errlen);
-    if (!d->es)
+    char why[512];
+    d->es = es_client_new(cfg->url, why, sizeof(why));
+    if (!d->es) {
+        err_printf(err, errlen, "--es-url: %s", why);
+        goto fail;
+    }
+    if (cfg->index_body && parse_body(d, cfg->index_body, err, errlen) < 0)
         goto fail;
     d->index = strdup(cfg->index);
     d->table = strdup(cfg->table ? cfg->table : "");

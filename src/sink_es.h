@@ -29,11 +29,14 @@ typedef struct SinkEsConfig {
     size_t max_in_flight;
     size_t max_bytes;              /* the most bytes of a bulk body (--bulk-max-bytes) */
     const char *dead_letter_index; /* NULL: no dead letters (--on-reject stop) */
+    const char *index_body;        /* NULL: txidsync's own; else the JSON that creates the
+                                    * index ({"settings", "mappings", "aliases"}) */
 } SinkEsConfig;
 
 /* Creates the driver, its client and its pipe in loop (borrowed; it must
  * outlive the sink).  Strings of cfg are copied.  Returns the sink, or
- * NULL with err filled (a malformed URL, out of memory). */
+ * NULL with err filled, naming the option (a malformed URL or index body,
+ * out of memory). */
 Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -27,7 +27,7 @@ static StoreResult from_es(EsResult r)
 static StoreResult st_prepare(Store *st, char *err, size_t errlen)
 {
     EsStore *s = (EsStore *)st;
-    return from_es(es_ensure_index(s->es, s->index, s->replicas, true, NULL, err, errlen));
+    return from_es(es_ensure_index(s->es, s->index, s->replicas, true, NULL, NULL, err, errlen));
 }
 
 static StoreResult st_load(Store *st, Buf *text, bool *found, char *err, size_t errlen)

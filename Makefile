@@ -9,6 +9,7 @@
 #   make bench      the benchmarks on a private bed; writes BENCHMARKS.md and
 #                   benchmarks/*.png (tools/bench; about 20 minutes)
 #   make asan       unit tests under AddressSanitizer + UBSan
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make help       every target
 
 BUILD     ?= build
@@ -52,9 +53,18 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # tests/run-integration next to the shell tests.
 IT_SRC    := $(wildcard tests/integration/it_*.c)
 IT_BIN    := $(IT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+# What the unit and fuzz tests share (tests/support/).
+TEST_SUPPORT := $(BUILD)/obj/tests/support/store_mem.o
+# libFuzzer targets (tests/fuzz/fuzz_*.c) of every parser of outside
+# input, built with clang into build/fuzz and run by tools/run-fuzz.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzzers/%)
+FUZZ_SECONDS ?= 60
+FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                 -fno-sanitize-recover=all
 
 .PHONY: all check unit integration demo clean format format-check asan valgrind \
-        deps opensearch bench soak help
+        deps opensearch bench soak help fuzz fuzz-smoke fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -90,7 +100,7 @@ $(BUILD)/bulk-loader: $(BUILD)/obj/tools/bulk_loader.o $(LIB)
 # A unit test links its own file and only the objects it uses from the
 # archive; a test that fakes a libpq or libcurl function defines it in its
 # own file, which comes first on the link line and so wins.
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB) | $(BUILD)/tests
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(TEST_SUPPORT) $(LIB) | $(BUILD)/tests
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
@@ -98,10 +108,15 @@ $(BUILD)/tests/it_%: $(BUILD)/obj/tests/integration/it_%.o $(LIB) | $(BUILD)/tes
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzzers/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_SUPPORT) $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SANITIZE) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(say) CC $<
-	$(Q)$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests -c $< -o $@
 
 $(BUILD)/tests:
 	@mkdir -p $@
@@ -126,7 +141,21 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory integration
+
+# Every fuzz target for FUZZ_SECONDS (default 60) under ASan and UBSan,
+# after replaying its kept crash inputs (tests/fuzz/regressions/).
+fuzz-build:
+	@$(MAKE) -s --no-print-directory BUILD=build/fuzz CC=clang OPT=-O1 SANITIZE="$(FUZZ_SANITIZE)" \
+	    $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/fuzzers/%)
+
+fuzz: fuzz-build
+	@tools/run-fuzz build/fuzz/fuzzers $(FUZZ_SECONDS)
+
+# The short run of every fuzz target that make check does.
+fuzz-smoke: fuzz-build
+	@tools/run-fuzz build/fuzz/fuzzers 10
 
 # Long simulation run of the cursor against the MVCC model.
 SOAK_SCHEDULES ?= 2000000
@@ -149,7 +178,8 @@ asan:
 valgrind: $(UNIT_BIN)
 	@TXIDSYNC_VALGRIND=1 tools/run-unit $(UNIT_BIN)
 
-FORMAT_SRC = $(wildcard src/*.[ch] tools/*.[ch] tests/unit/*.[ch] tests/integration/*.[ch])
+FORMAT_SRC = $(wildcard src/*.[ch] tools/*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] \
+               tests/fuzz/*.[ch] tests/support/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 
@@ -160,7 +190,7 @@ clean:
 	rm -rf build tools/opensearch-node/target
 
 help:
-	@echo "targets: all check unit integration demo bench soak asan valgrind"
+	@echo "targets: all check unit integration demo bench soak asan valgrind fuzz fuzz-smoke"
 	@echo "         deps opensearch format format-check clean"
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

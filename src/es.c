@@ -212,17 +212,22 @@ EsResult es_call(EsClient *c, const char *method, const char *path, const char *
     r = classify(status);
     if (r != ES_OK) {
         char what[512] = "";
-        yajl_val v = yajl_tree_parse(buf_str(resp), NULL, 0);
-        const char *error_path[] = {"error", NULL};
-        yajl_val e = v ? yajl_tree_get(v, error_path, yajl_t_object) : NULL;
-        if (e)
-            describe_error(e, what, sizeof(what));
-        else
-            snprintf(what, sizeof(what), "%.200s", buf_str(resp));
-        yajl_tree_free(v);
+        es_describe_error_body(buf_str(resp), what, sizeof(what));
         err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->display, path, status, what);
     }
     return r;
+}
+
+void es_describe_error_body(const char *body, char *out, size_t outlen)
+{
+    yajl_val v = yajl_tree_parse(body, NULL, 0);
+    const char *error_path[] = {"error", NULL};
+    yajl_val e = v ? yajl_tree_get(v, error_path, yajl_t_object) : NULL;
+    if (e)
+        describe_error(e, out, outlen);
+    else
+        snprintf(out, outlen, "%.200s", body);
+    yajl_tree_free(v);
 }
 
 char *es_escape(EsClient *c, const char *s)
@@ -322,20 +327,16 @@ static void bulk_item(yajl_val op, EsBulkItem *item)
         item->result = ES_ITEM_REJECTED;
 }
 
-/*
- * Reads the response of a _bulk request of n actions (HTTP status, body)
- * into items[0..n-1].  The common case, "errors":false with one status per
+/* The common case of a bulk response, "errors":false with one status per
  * item, is recognised by a scan without building a tree: every item is
  * then written (or a delete of an absent document).  Anything else is
- * parsed item by item.  Returns as es_bulk does.
- */
-static EsResult bulk_parse(const EsClient *c, long status, const Buf *resp, size_t n,
-                           EsBulkItem *items, char *err, size_t errlen)
+ * parsed item by item. */
+EsResult es_bulk_parse(const char *where, long status, const Buf *resp, size_t n, EsBulkItem *items,
+                       char *err, size_t errlen)
 {
     EsResult r = classify(status);
     if (r != ES_OK) {
-        err_printf(err, errlen, "POST %s/_bulk: http %ld: %.300s", c->display, status,
-                   buf_str(resp));
+        err_printf(err, errlen, "POST %s/_bulk: http %ld: %.300s", where, status, buf_str(resp));
         return r;
     }
     const char *text = buf_str(resp);
@@ -359,17 +360,17 @@ static EsResult bulk_parse(const EsClient *c, long status, const Buf *resp, size
     yajl_val arr = v ? yajl_tree_get(v, items_path, yajl_t_array) : NULL;
     r = ES_OK;
     if (!arr) {
-        err_printf(err, errlen, "POST %s/_bulk: response not understood: %.200s", c->display, text);
+        err_printf(err, errlen, "POST %s/_bulk: response not understood: %.200s", where, text);
         r = ES_FAIL;
     } else if (YAJL_GET_ARRAY(arr)->len != n) {
-        err_printf(err, errlen, "POST %s/_bulk: %zu items answered for %zu sent", c->display,
+        err_printf(err, errlen, "POST %s/_bulk: %zu items answered for %zu sent", where,
                    YAJL_GET_ARRAY(arr)->len, n);
         r = ES_FAIL;
     }
     for (size_t i = 0; r == ES_OK && i < n; i++) {
         yajl_val it = YAJL_GET_ARRAY(arr)->values[i];
         if (!YAJL_IS_OBJECT(it) || YAJL_GET_OBJECT(it)->len != 1) {
-            err_printf(err, errlen, "POST %s/_bulk: item %zu not understood", c->display, i);
+            err_printf(err, errlen, "POST %s/_bulk: item %zu not understood", where, i);
             r = ES_FAIL;
             break;
         }
@@ -387,7 +388,7 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
                             "application/x-ndjson", &status, &c->bulk_resp, err, errlen);
     if (r != ES_OK)
         return r;
-    return bulk_parse(c, status, &c->bulk_resp, n, items, err, errlen);
+    return es_bulk_parse(c->display, status, &c->bulk_resp, n, items, err, errlen);
 }
 
 /* One connection of a pipe and the request on it, if any. */
@@ -433,7 +434,8 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
     p->c->last_status = status;
     done->status = status;
-    done->result = bulk_parse(p->c, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
+    done->result = es_bulk_parse(p->c->display, status, &l->resp, l->n, l->items, done->err,
+                                 sizeof(done->err));
 }
 
 /* Hands every finished transfer to the owner. */

@@ -152,6 +152,18 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
                  size_t errlen) __attribute__((warn_unused_result));
 
 /*
+ * Reads the response of a _bulk request of n actions (HTTP status, body
+ * resp) into items[0..n-1]; where names the sink in messages.  Returns as
+ * es_bulk does.  Exposed for the fuzz tests: it parses what the sink sends.
+ */
+EsResult es_bulk_parse(const char *where, long status, const Buf *resp, size_t n, EsBulkItem *items,
+                       char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Puts "type: reason" of an error response body (or the start of a body
+ * that is not one) into out. */
+void es_describe_error_body(const char *body, char *out, size_t outlen);
+
+/*
  * A pipe keeps up to a fixed number of _bulk requests in flight at once,
  * each on a connection of its own that stays open from one request to the
  * next.  Its transfers run in the event loop it is given: the pipe watches

@@ -56,6 +56,17 @@ static EsResult get_tree(EsClient *c, const char *path, yajl_val *out, char *err
     return r;
 }
 
+/* GETs "/<index><suffix>" into a parsed tree (as get_tree); path gets
+ * the request path, for messages and a later PUT. */
+static EsResult get_index(EsClient *c, const char *index, const char *suffix, char *path,
+                          size_t pathlen, yajl_val *out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (index_path(c, index, suffix, path, pathlen, err, errlen) < 0)
+        return ES_FAIL;
+    return get_tree(c, path, out, err, errlen);
+}
+
 /* The document count of an existing index, refreshed first when it
  * looks empty (recent writes are not counted before a refresh). */
 static EsResult count_documents(EsClient *c, const char *index, long long *n, char *err,
@@ -65,9 +76,7 @@ static EsResult count_documents(EsClient *c, const char *index, long long *n, ch
     static const char *count_path[] = {"count", NULL};
     for (int pass = 0; pass < 2; pass++) {
         yajl_val v = NULL;
-        if (index_path(c, index, "/_count", path, sizeof(path), err, errlen) < 0)
-            return ES_FAIL;
-        EsResult r = get_tree(c, path, &v, err, errlen);
+        EsResult r = get_index(c, index, "/_count", path, sizeof(path), &v, err, errlen);
         if (r != ES_OK)
             return r;
         yajl_val cnt = v ? yajl_tree_get(v, count_path, yajl_t_number) : NULL;
@@ -91,18 +100,14 @@ static EsResult read_owner_durability(EsClient *c, const char *index, EsIndexInf
     static const char *set_path[] = {"settings", "index", "translog", "durability", NULL};
     static const char *def_path[] = {"defaults", "index", "translog", "durability", NULL};
     yajl_val v = NULL;
-    if (index_path(c, index, "/_mapping", path, sizeof(path), err, errlen) < 0)
-        return ES_FAIL;
-    EsResult r = get_tree(c, path, &v, err, errlen);
+    EsResult r = get_index(c, index, "/_mapping", path, sizeof(path), &v, err, errlen);
     if (r != ES_OK)
         return r;
     yajl_val o = first_member_at(v, owner_path, yajl_t_string);
     snprintf(info->owner, sizeof(info->owner), "%s", o ? YAJL_GET_STRING(o) : "");
     yajl_tree_free(v);
-    if (index_path(c, index, "/_settings?include_defaults=true", path, sizeof(path), err, errlen) <
-        0)
-        return ES_FAIL;
-    r = get_tree(c, path, &v, err, errlen);
+    r = get_index(c, index, "/_settings?include_defaults=true", path, sizeof(path), &v, err,
+                  errlen);
     if (r != ES_OK)
         return r;
     yajl_val d = first_member_at(v, set_path, yajl_t_string);
@@ -270,9 +275,7 @@ EsResult es_claim_index(EsClient *c, const char *index, const char *owner, char 
     static const char *meta_path[] = {"mappings", "_meta", NULL};
     char path[1024];
     yajl_val v = NULL;
-    if (index_path(c, index, "/_mapping", path, sizeof(path), err, errlen) < 0)
-        return ES_FAIL;
-    EsResult r = get_tree(c, path, &v, err, errlen);
+    EsResult r = get_index(c, index, "/_mapping", path, sizeof(path), &v, err, errlen);
     if (r != ES_OK)
         return r;
     yajl_val meta = first_member_at(v, meta_path, yajl_t_object);

@@ -41,7 +41,7 @@ StoreResult store_clear(Store *s, bool *existed, char *err, size_t errlen)
 
 /* Splits a stored text into the owner it names (copied into owner, ""
  * for none) and the cursor's own text without it (into cursor).  Returns
- * 0, or -1 when the text is not a JSON object. */
+ * 0, or -1 when the text is not a JSON object or the owner not a string. */
 static int split_owner(const char *text, char *owner, size_t ownerlen, Buf *cursor)
 {
     static const char *owner_path[] = {"owner", NULL};
@@ -52,7 +52,11 @@ static int split_owner(const char *text, char *owner, size_t ownerlen, Buf *curs
         return -1;
     }
     yajl_val o = yajl_tree_get(v, owner_path, yajl_t_any);
-    if (o && YAJL_IS_STRING(o))
+    if (o && !YAJL_IS_STRING(o)) {
+        yajl_tree_free(v);
+        return -1;
+    }
+    if (o)
         snprintf(owner, ownerlen, "%s", YAJL_GET_STRING(o));
     JsonGen jg;
     bool ok = json_gen_open(&jg, cursor) == 0;
@@ -82,7 +86,7 @@ StoreResult store_load(Store *s, Cursor *c, const char *owner, bool *found, char
     char why[256], stored_owner[512];
     if (r == STORE_OK && *found) {
         if (split_owner(buf_str(&text), stored_owner, sizeof(stored_owner), &bare) < 0)
-            snprintf(why, sizeof(why), "not a JSON object");
+            snprintf(why, sizeof(why), "not a JSON object with a string owner");
         else if (cursor_from_json(c, buf_str(&bare), bare.len, why, sizeof(why)) == 0)
             why[0] = '\0';
         if (why[0]) {

@@ -27,6 +27,19 @@ expect_status() {
     [ "$got" = "$want" ] || fail "$method $path: expected HTTP $want, got $got: $(cat "$TXIDSYNC_TEST_TMP/last-body")"
 }
 
+# expect CODE PATTERN COMMAND...: runs COMMAND, which must exit CODE with
+# output (stdout and stderr) matching the extended regex PATTERN.
+expect() {
+    local want=$1 pattern=$2 out code
+    shift 2
+    set +e
+    out=$("$@" 2>&1)
+    code=$?
+    set -e
+    [ "$code" = "$want" ] || fail "$*: exit $code, expected $want: $out"
+    grep -qE -- "$pattern" <<<"$out" || fail "$*: output lacks /$pattern/: $out"
+}
+
 # json_get JSON JQ_PATH: one scalar out of a JSON document, e.g. "._version".
 json_get() {
     jq -r "$2" <<<"$1"

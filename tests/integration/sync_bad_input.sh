@@ -10,18 +10,6 @@ index=$(test_index)
 setup_demo
 args=(--index "$index" --state-index "$index-state" --replicas 0 --once)
 
-# expect CODE PATTERN COMMAND...: exit code CODE and output matching PATTERN.
-expect() {
-    local want=$1 pattern=$2 out code
-    shift 2
-    set +e
-    out=$("$@" 2>&1)
-    code=$?
-    set -e
-    [ "$code" = "$want" ] || fail "$*: exit $code, expected $want: $out"
-    grep -qE -- "$pattern" <<<"$out" || fail "$*: output lacks /$pattern/: $out"
-    echo "ok: exit $code: $(tail -n 1 <<<"$out")"
-}
 index_absent() {
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$TXIDSYNC_ES_URL/$index")" = 404 ] ||
         fail "index $index was created"

@@ -20,16 +20,6 @@ psql_q "insert into customers select i, 'name ' || i, 'c' || i || '@example.com'
         from generate_series(1, 500) as i"
 psql_q "select txidsync.track('customers')" >/dev/null
 
-expect() {
-    local want=$1 pattern=$2 out code
-    shift 2
-    set +e
-    out=$("$@" 2>&1)
-    code=$?
-    set -e
-    [ "$code" = "$want" ] || fail "$*: exit $code, expected $want: $out"
-    grep -qE -- "$pattern" <<<"$out" || fail "$*: output lacks /$pattern/: $out"
-}
 base=(--table customers --replicas 0 --once)
 keys_of() { es GET "/$1/_doc/$2" | jq -c '._source | keys_unsorted'; }
 

@@ -22,17 +22,6 @@ done
 psql_q "insert into public.orders select i, 'public ' || i from generate_series(1, 300) as i"
 psql_q "insert into sales.orders select i, 'sales ' || i from generate_series(1, 200) as i"
 
-# expect CODE PATTERN COMMAND...: exit code CODE and output matching PATTERN.
-expect() {
-    local want=$1 pattern=$2 out code
-    shift 2
-    set +e
-    out=$("$@" 2>&1)
-    code=$?
-    set -e
-    [ "$code" = "$want" ] || fail "$*: exit $code, expected $want: $out"
-    grep -qE -- "$pattern" <<<"$out" || fail "$*: output lacks /$pattern/: $out"
-}
 
 conf=$TXIDSYNC_TEST_TMP/two.ini
 printf '[txidsync]\nreplicas = 0\nstate-index = %s\n\n[public.orders]\n\n[sales.orders]\n' \

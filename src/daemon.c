@@ -164,6 +164,7 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
         .table = t->table,
         .target = t->index,
         .batch_size = (size_t)t->batch_size,
+        .batch_max_bytes = (size_t)t->batch_max_bytes,
         .max_in_flight = (size_t)t->bulk_concurrency,
         .once = d->cfg->once,
         .dead_letter = t->on_reject == DAEMON_REJECT_DEAD_LETTER,

@@ -23,6 +23,7 @@ typedef struct TableConfig {
     const char *table;
     const char *index; /* NULL or "": the table's name without schema */
     long long batch_size;
+    long long batch_max_bytes;
     long long bulk_concurrency;
     long long bulk_max_bytes;
     int on_reject; /* DaemonOnReject */

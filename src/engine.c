@@ -304,13 +304,42 @@ static void fetch_failed(Engine *e, int rc, const char *err)
     e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, e->fetch_errors);
 }
 
+/* How many rows the next batch may have: batch_size, or fewer when the
+ * rows are so large that batch_size of them would take more memory than
+ * batch_max_bytes (by the size of the rows read last).  Until a row was
+ * read, a small first batch finds out. */
+static size_t batch_limit(const Engine *e)
+{
+    size_t max = e->cfg.batch_size;
+    if (e->cfg.batch_max_bytes == 0)
+        return max;
+    if (e->row_bytes <= 0)
+        return max < FIRST_BATCH_ROWS ? max : FIRST_BATCH_ROWS;
+    double fit = (double)e->cfg.batch_max_bytes / e->row_bytes;
+    if (fit < 1)
+        return 1;
+    return fit < (double)max ? (size_t)fit : max;
+}
+
+/* Remembers the mean size of the rows of batch b (when it has any). */
+static void note_row_bytes(Engine *e, const PgBatch *b)
+{
+    if (b->n_rows == 0)
+        return;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b->n_rows; i++)
+        bytes += b->rows[i].doc_len + strlen(b->rows[i].key) + 64;
+    e->row_bytes = (double)bytes / (double)b->n_rows;
+}
+
 /* Sends the query of the next batch under the read cursor, without
  * waiting for it (there must be a free slot). */
 static void fetch_start(Engine *e)
 {
     char err[1024];
     CursorQuery q;
-    cursor_query(&e->ahead, e->cfg.batch_size, &q);
+    e->fetch_limit = batch_limit(e);
+    cursor_query(&e->ahead, e->fetch_limit, &q);
     int rc = pg_batch_start(e->pg, &e->table, &q, err, sizeof(err));
     if (rc != PG_OK) {
         fetch_failed(e, rc, err);
@@ -331,7 +360,9 @@ static int slot_fill(Engine *e, Slot *sl)
         elog(e, LOG_ERROR, "out of memory");
         goto fail;
     }
-    if (cursor_advance(&sl->after, &b->snapshot, n, e->cfg.batch_size, last ? last->txid : 0,
+    /* A batch cut short by its byte budget is a batch of a smaller limit
+     * that came back full: any limit keeps the cursor's rule. */
+    if (cursor_advance(&sl->after, &b->snapshot, n, e->fetch_limit, last ? last->txid : 0,
                        last ? last->key : NULL, err, sizeof(err)) < 0) {
         elog(e, LOG_ERROR, "cannot advance the cursor: %s", err);
         goto fail;
@@ -386,7 +417,8 @@ static void fetch_poll(Engine *e)
     size_t n = sl->batch.n_rows;
     e->used++;
     e->rows_read += n;
-    e->read_caught_up = n < e->cfg.batch_size;
+    e->read_caught_up = n < e->fetch_limit;
+    note_row_bytes(e, &sl->batch);
     if (e->read_caught_up)
         e->stats.behind_since = 0;
     else if (e->stats.behind_since == 0)

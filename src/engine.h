@@ -31,9 +31,11 @@ typedef struct EngineConfig {
     const char *table;    /* the tracked table, any spelling regclass takes */
     const char *target;   /* what the sink writes to, for messages (an index name) */
     size_t batch_size;
-    size_t max_in_flight; /* requests the sink may have in flight (slots = this + 1) */
-    bool once;            /* catch up, save the cursor, then stop */
-    bool dead_letter;     /* a rejected change goes to sink_dead_letter; else the table stops */
+    size_t batch_max_bytes; /* fewer rows per batch when batch_size of them would be larger; 0: no
+                               limit */
+    size_t max_in_flight;   /* requests the sink may have in flight (slots = this + 1) */
+    bool once;              /* catch up, save the cursor, then stop */
+    bool dead_letter;       /* a rejected change goes to sink_dead_letter; else the table stops */
     long poll_interval_ms;
     long stats_interval_s;       /* 0: no periodic stats lines */
     const char *latency_field;   /* NULL or "": no latency measurement */

@@ -23,6 +23,7 @@
 #define POLL_MIN_MS           20
 #define START_BUSY_WAIT_S     60.0
 #define ONCE_FETCH_ERRORS_MAX 10 /* failures in a row before --once gives up */
+#define FIRST_BATCH_ROWS      16 /* with a byte budget: the first batch, before row sizes are known */
 
 /* Every message of an engine names its table. */
 #define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
@@ -85,6 +86,8 @@ struct Engine {
     Cursor ahead;        /* read: where the next batch starts */
     bool read_caught_up; /* the last batch read was short: wait before reading on */
     bool fetching;       /* the next batch's query is outstanding */
+    size_t fetch_limit;  /* the row limit of the batch being read */
+    double row_bytes;    /* the mean size of the rows of the last batch; 0 unknown */
     int fetch_errors;    /* failed batch queries in a row */
     double fetch_retry_at;
     uint64_t rows_read; /* rows read since the last wait for changes */

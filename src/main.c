@@ -82,6 +82,11 @@ static const Setting table[] = {
     {"batch-size", SETTING_INT, "1000", "TXIDSYNC_BATCH_SIZE", "N",
      "per table: rows read per batch, sent in bulk requests of at most --bulk-max-bytes", NULL, 1,
      100000, &tc.batch_size, T},
+    {"batch-max-bytes", SETTING_INT, "67108864", "TXIDSYNC_BATCH_MAX_BYTES", "BYTES",
+     "per table: read fewer rows per batch when --batch-size of them would be larger than this "
+     "(by the size of the rows read last), so that huge rows do not fill the memory; 0 for no "
+     "limit",
+     NULL, 0, 4294967296.0, &tc.batch_max_bytes, T},
     {"bulk-concurrency", SETTING_INT, "2", "TXIDSYNC_BULK_CONCURRENCY", "N",
      "per table: bulk requests in flight at once; the next batch is read while they are", NULL, 1,
      64, &tc.bulk_concurrency, T},

@@ -45,6 +45,7 @@ static Row side[N_KEYS]; /* the side table: the current state of each key */
 static int pipe_fds[2] = {-1, -1};
 static bool started;
 static CursorQuery asked;
+static size_t asked_min, asked_max; /* the smallest and largest batch limit asked for */
 static uint64_t asked_xip[64];
 
 static void key_text(int k, char *out, size_t len)
@@ -151,6 +152,10 @@ int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err,
     (void)c, (void)t, (void)err, (void)errlen;
     assert_false(started);
     asked = *q;
+    if (asked_min == 0 || q->limit < asked_min)
+        asked_min = q->limit;
+    if (q->limit > asked_max)
+        asked_max = q->limit;
     assert_true(q->n_xip <= 64);
     if (q->n_xip > 0)
         memcpy(asked_xip, q->xip, q->n_xip * sizeof(*q->xip));
@@ -530,6 +535,7 @@ static StoreMem mem_store;
 static struct {
     size_t cap;
     int poison_mod, huge_mod;
+    size_t batch_max_bytes;
 } shape;
 
 /* Runs one engine with --once until it ends; returns its end state. */
@@ -559,7 +565,9 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
                         .dead_letter = dead_letter,
                         .poll_interval_ms = 1000,
                         .backoff_max_ms = 20,
-                        .save_every_ms = 1};
+                        .save_every_ms = 1,
+                        .batch_max_bytes = shape.batch_max_bytes};
+    asked_min = asked_max = 0;
     char err[256];
     store_mem_init(&mem_store, NULL, 0);
     mem_store.on_save = check_save;
@@ -671,6 +679,23 @@ static void test_requests_are_capped_and_split(void **state)
     memset(&shape, 0, sizeof(shape));
 }
 
+static void test_byte_budget_shrinks_batches(void **state)
+{
+    (void)state;
+    /* Rows count about 80 bytes each here: a budget of 250 bytes allows 3
+     * rows per batch of 10.  Every limit keeps the cursor's rule (every
+     * save is checked), and the table ends synced. */
+    shape.batch_max_bytes = 250;
+    for (uint64_t seed = 400; seed < 405; seed++) {
+        assert_int_equal(run_engine(seed, 10, 2, true, 0, 0), ENGINE_STOPPED);
+        assert_int_equal(saved_next, 100 + N_TX);
+        assert_all_synced();
+        assert_int_equal(asked_max, 10);
+        assert_int_equal(asked_min, 3);
+    }
+    memset(&shape, 0, sizeof(shape));
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR + 1); /* the engine's messages are expected noise here */
@@ -679,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_reject_stops_the_table),
         cmocka_unit_test(test_refused_requests_back_off),
         cmocka_unit_test(test_requests_are_capped_and_split),
+        cmocka_unit_test(test_byte_budget_shrinks_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,21 +139,26 @@ static bool gen_owner(yajl_gen g, const char *owner)
            yajl_gen_map_close(g) == yajl_gen_status_ok;
 }
 
-/* Writes "name": {"type": type}. */
-static bool gen_field(yajl_gen g, const char *name, const char *type)
+/* Writes "name": {"type": type}, searchable or (indexed false) only kept
+ * in _source. */
+static bool gen_field(yajl_gen g, const char *name, const char *type, bool indexed)
 {
     return json_gen_cstr(g, name) && yajl_gen_map_open(g) == yajl_gen_status_ok &&
            json_gen_cstr(g, "type") && json_gen_cstr(g, type) &&
+           (indexed ||
+            (json_gen_cstr(g, "index") && yajl_gen_bool(g, 0) == yajl_gen_status_ok &&
+             json_gen_cstr(g, "doc_values") && yajl_gen_bool(g, 0) == yajl_gen_status_ok)) &&
            yajl_gen_map_close(g) == yajl_gen_status_ok;
 }
 
-/* Writes the mapping of the metadata member: "txidsync": {...}. */
+/* Writes the mapping of the metadata member: "txidsync": {...}.  The
+ * table is the same in every document of an index: kept, not indexed. */
 static bool gen_meta_mapping(yajl_gen g)
 {
     return json_gen_cstr(g, "txidsync") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
            json_gen_cstr(g, "properties") && yajl_gen_map_open(g) == yajl_gen_status_ok &&
-           gen_field(g, "key", "keyword") && gen_field(g, "table", "keyword") &&
-           gen_field(g, "txid", "long") && gen_field(g, "version", "long") &&
+           gen_field(g, "key", "keyword", true) && gen_field(g, "table", "keyword", false) &&
+           gen_field(g, "txid", "long", true) && gen_field(g, "version", "long", true) &&
            yajl_gen_map_close(g) == yajl_gen_status_ok &&
            yajl_gen_map_close(g) == yajl_gen_status_ok;
 }

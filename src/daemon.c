@@ -23,8 +23,11 @@
 #include "log.h"
 #include "loop.h"
 #include "sink_es.h"
+#include "sink_ndjson.h"
 #include "store_es.h"
 #include "store_file.h"
+#include "store_null.h"
+#include "target_name.h"
 
 static int signal_pipe[2] = {-1, -1};
 
@@ -115,9 +118,9 @@ static void reset_hint(const Daemon *d, const TableConfig *t, char *out, size_t 
                  t->table, t->index);
 }
 
-/* Creates the engine of table t with its sink and store.  Returns it, or
- * NULL after printing why. */
-static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t hintlen)
+/* The search-engine sink of table t.  Returns it, or NULL after printing
+ * why. */
+static Sink *es_sink(Daemon *d, const TableConfig *t)
 {
     char err[1024];
     SinkEsConfig sc = {
@@ -142,31 +145,70 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
     }
     Sink *sink = sink_es_new(&sc, d->loop, err, sizeof(err));
     buf_free(&body);
-    if (!sink) {
+    if (!sink)
         log_error("%s: %s", t->name, err);
-        return NULL;
+    return sink;
+}
+
+/* The sink of table t (its --sink).  Returns it, or NULL after printing
+ * why. */
+static Sink *table_sink(Daemon *d, const TableConfig *t)
+{
+    char err[1024];
+    if (t->sink == DAEMON_SINK_OPENSEARCH && !d->cfg->dry_run)
+        return es_sink(d, t);
+    SinkNdjsonConfig nc = {
+        .path = d->cfg->dry_run ? "-" : t->ndjson_file,
+        .max_bytes = (size_t)t->bulk_max_bytes,
+        .max_file_bytes = (size_t)t->ndjson_rotate_bytes,
+    };
+    Sink *sink = sink_ndjson_new(&nc, d->loop, err, sizeof(err));
+    if (!sink)
+        log_error("%s: %s", t->name, err);
+    return sink;
+}
+
+/* The cursor store of table t.  Returns it, or NULL after printing why. */
+static Store *table_store(Daemon *d, const TableConfig *t)
+{
+    char err[1024] = "out of memory", id[1024], path[1100];
+    Store *store;
+    if (d->cfg->dry_run) {
+        store = store_null_new();
+    } else if (t->cursor_file && *t->cursor_file) {
+        store = store_file_new(t->cursor_file);
+    } else if (t->sink == DAEMON_SINK_NDJSON) {
+        snprintf(path, sizeof(path), "%s.cursor", t->ndjson_file);
+        store = store_file_new(path);
+    } else {
+        state_id(t, id, sizeof(id));
+        store = store_es_new(t->es_url, t->state_index, id, (int)t->replicas, err, sizeof(err));
     }
-    char id[1024];
-    state_id(t, id, sizeof(id));
-    Store *store =
-        t->cursor_file && *t->cursor_file
-            ? store_file_new(t->cursor_file)
-            : store_es_new(t->es_url, t->state_index, id, (int)t->replicas, err, sizeof(err));
+    if (!store)
+        log_error("%s: cannot set up the cursor store: %s", t->name, err);
+    return store;
+}
+
+/* Creates the engine of table t with its sink and store.  Returns it, or
+ * NULL after printing why. */
+static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t hintlen)
+{
+    char err[1024];
+    Sink *sink = table_sink(d, t);
+    Store *store = sink ? table_store(d, t) : NULL;
     if (!store) {
         sink_free(sink);
-        log_error("%s: cannot set up the cursor store: %s", t->name,
-                  t->cursor_file && *t->cursor_file ? "out of memory" : err);
         return NULL;
     }
     EngineConfig ec = {
         .name = t->name,
         .conninfo = t->conninfo,
         .table = t->table,
-        .target = t->index,
+        .target = t->sink == DAEMON_SINK_NDJSON || d->cfg->dry_run ? "" : t->index,
         .batch_size = (size_t)t->batch_size,
         .batch_max_bytes = (size_t)t->batch_max_bytes,
         .max_in_flight = (size_t)t->bulk_concurrency,
-        .once = d->cfg->once,
+        .once = d->cfg->once || d->cfg->dry_run,
         .dead_letter = t->on_reject == DAEMON_REJECT_DEAD_LETTER,
         .poll_interval_ms = (long)t->poll_interval_ms,
         .stats_interval_s = (long)d->cfg->stats_interval_s,
@@ -290,21 +332,6 @@ static bool same_text(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* The index of a table named table when none is given (see daemon.h). */
-static void default_index(const char *table, char *out, size_t outlen)
-{
-    if (strncmp(table, "public.", 7) == 0)
-        table += 7;
-    else if (strncmp(table, "\"public\".", 9) == 0)
-        table += 9;
-    size_t w = 0;
-    for (const char *p = table; *p && w + 1 < outlen; p++) {
-        if (*p != '"')
-            out[w++] = (char)tolower((unsigned char)*p);
-    }
-    out[w] = '\0';
-}
-
 int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
@@ -312,8 +339,14 @@ int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
         if (!t->table || !*t->table)
             return err_printf(err, errlen, "%s: the table name must not be empty", t->name);
         if (!t->index || !*t->index) {
-            default_index(t->table, t->default_index, sizeof(t->default_index));
+            target_default_name(t->table, t->default_index, sizeof(t->default_index));
             t->index = t->default_index;
+        }
+        if (!t->ndjson_file || !*t->ndjson_file) {
+            char name[256];
+            target_default_name(t->table, name, sizeof(name));
+            snprintf(t->default_ndjson, sizeof(t->default_ndjson), "%s.ndjson", name);
+            t->ndjson_file = t->default_ndjson;
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -324,7 +357,14 @@ int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
             if (same_db && same_text(a->table, b->table))
                 return err_printf(err, errlen, "%s: table %s is configured twice (also in %s)",
                                   b->name, b->table, a->name);
-            if (same_sink && same_text(a->index, b->index))
+            if (a->sink == DAEMON_SINK_NDJSON && b->sink == DAEMON_SINK_NDJSON &&
+                same_text(a->ndjson_file, b->ndjson_file))
+                return err_printf(err, errlen,
+                                  "%s: file %s is the target of %s too: give each table a file "
+                                  "of its own",
+                                  b->name, b->ndjson_file, a->name);
+            if (a->sink == DAEMON_SINK_OPENSEARCH && b->sink == DAEMON_SINK_OPENSEARCH &&
+                same_sink && same_text(a->index, b->index))
                 return err_printf(err, errlen,
                                   "%s: index %s is the target of %s too: give each table an "
                                   "index of its own",

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+typedef enum DaemonSink { DAEMON_SINK_OPENSEARCH = 0, DAEMON_SINK_NDJSON = 1 } DaemonSink;
+
 typedef enum DaemonOnReject {
     DAEMON_REJECT_STOP = 0,
     DAEMON_REJECT_DEAD_LETTER = 1
@@ -19,7 +21,10 @@ typedef enum DaemonOnReject {
 typedef struct TableConfig {
     const char *name;     /* for messages: the section, or --table */
     const char *conninfo; /* NULL or "": libpq's PG* environment */
+    int sink;             /* DaemonSink */
     const char *es_url;
+    const char *ndjson_file; /* NULL or "": the table's name with .ndjson */
+    long long ndjson_rotate_bytes;
     const char *table;
     const char *index; /* NULL or "": the table's name without schema */
     long long batch_size;
@@ -37,6 +42,7 @@ typedef struct TableConfig {
     const char *exclude_columns; /* NULL or "": none */
     const char *mapping;         /* NULL or "": txidsync's own index body; else a file */
     char default_index[256];     /* what index points at when none was given */
+    char default_ndjson[300];    /* what ndjson_file points at when none was given */
 } TableConfig;
 
 typedef struct DaemonConfig {
@@ -47,6 +53,7 @@ typedef struct DaemonConfig {
     double crash_probability;
     long long crash_seed;    /* 0: from time and pid */
     bool reset;              /* txidsync reset: start every table over, then exit */
+    bool dry_run;            /* events to standard output, no cursor loaded or saved, --once */
     const char *config_path; /* the --config file, for messages; NULL: none */
 } DaemonConfig;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "log.h"
 
 /* JSON's whitespace: the only place a raw control character may be. */
 static bool json_blank(char c)
@@ -17,7 +18,7 @@ static bool json_blank(char c)
 }
 
 int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64_t txid,
-              uint64_t version, const char *table)
+              uint64_t version, const char *table, const char *op)
 {
     buf_reset(out);
     size_t len = row_len;
@@ -46,7 +47,22 @@ int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64
     if (table &&
         (buf_puts(out, ",\"table\":") < 0 || json_append_string(out, table, strlen(table)) < 0))
         return -1;
+    if (op && (buf_puts(out, ",\"op\":") < 0 || json_append_string(out, op, strlen(op)) < 0))
+        return -1;
     if (buf_puts(out, "}}") < 0)
         return -1;
+    return 0;
+}
+
+int doc_check_columns(const char *const *columns, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(columns[i], DOC_META_FIELD) == 0)
+            return err_printf(err, errlen,
+                              "the table has a column named %s, the name of the member txidsync "
+                              "adds to every document for its own use: rename the column, or "
+                              "leave it out of the documents (exclude-columns)",
+                              DOC_META_FIELD);
+    }
     return 0;
 }

@@ -1017,6 +1017,8 @@ Engine *engine_new(const EngineConfig *cfg, Loop *loop, Sink *sink, Store *store
         }
         e->latency_on = true;
     }
+    snprintf(e->where, sizeof(e->where), "%s%s%s", sink_describe(sink),
+             cfg->target && *cfg->target ? "/" : "", cfg->target ? cfg->target : "");
     sink_bind(sink, on_sink_done, e);
     return e;
 oom:

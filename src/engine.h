@@ -29,7 +29,8 @@ typedef struct EngineConfig {
     const char *name;     /* for messages: the table as configured */
     const char *conninfo; /* NULL or "": libpq's PG* environment */
     const char *table;    /* the tracked table, any spelling regclass takes */
-    const char *target;   /* what the sink writes to, for messages (an index name) */
+    const char *target;   /* what of the sink it writes to, for messages and the lock (an
+                           * index name; "" when the sink names it itself, a file) */
     size_t batch_size;
     size_t batch_max_bytes; /* fewer rows per batch when batch_size of them would be larger; 0: no
                                limit */

@@ -74,6 +74,7 @@ struct Engine {
     EngineState state;
     bool resuming;     /* a stored cursor was found */
     SinkTarget target; /* what the sink's target was at start */
+    char where[1400];  /* the sink and its target, for messages: "URL/index", "FILE" */
     bool locked;       /* the advisory lock of table and target is held */
     bool stopping;
     LoopTimer timer; /* the next step */

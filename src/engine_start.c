@@ -65,8 +65,7 @@ static int start_pg(Engine *e)
 int engine_lock(Engine *e)
 {
     char err[1024], name[2048];
-    snprintf(name, sizeof(name), "txidsync %s -> %s/%s", e->table.owner, sink_describe(e->sink),
-             e->cfg.target);
+    snprintf(name, sizeof(name), "txidsync %s -> %s", e->table.owner, e->where);
     bool got = false;
     int holder = 0;
     /* A syncer killed a moment ago may still hold it: its server process
@@ -87,9 +86,9 @@ int engine_lock(Engine *e)
         if (holder > 0)
             snprintf(pid, sizeof(pid), " (postgres backend pid %d)", holder);
         elog(e, LOG_ERROR,
-             "another txidsync%s is syncing %s into %s/%s: stop it first, or give this one a "
+             "another txidsync%s is syncing %s into %s: stop it first, or give this one a "
              "target of its own",
-             pid, e->table.owner, sink_describe(e->sink), e->cfg.target);
+             pid, e->table.owner, e->where);
         return -1;
     }
     e->locked = true;
@@ -161,9 +160,9 @@ static int check_owner(Engine *e)
     if (!e->target.owner[0] || strcmp(e->target.owner, e->table.owner) == 0)
         return 0;
     elog(e, LOG_ERROR,
-         "%s/%s is fed by table %s, not %s: two tables in one target would overwrite each "
+         "%s is fed by table %s, not %s: two tables in one target would overwrite each "
          "other's documents; give this table a target of its own",
-         sink_describe(e->sink), e->cfg.target, e->target.owner, e->table.owner);
+         e->where, e->target.owner, e->table.owner);
     return -1;
 }
 
@@ -189,10 +188,10 @@ static int check_target_kept(Engine *e)
     if (!what)
         return 0;
     elog(e, LOG_ERROR,
-         "%s/%s %s, but the cursor in %s says rows up to xid %" PRIu64
+         "%s %s, but the cursor in %s says rows up to xid %" PRIu64
          " were written there: the target was deleted or emptied by hand. To copy the table "
          "again from the start, run: %s",
-         sink_describe(e->sink), e->cfg.target, what, store_describe(e->store), e->cursor.xid_next,
+         e->where, what, store_describe(e->store), e->cursor.xid_next,
          e->cfg.reset_hint ? e->cfg.reset_hint : "txidsync reset");
     return -1;
 }
@@ -261,19 +260,19 @@ int engine_reset(Engine *e)
         return -1;
     }
     if (sink_drop(e->sink, &dropped, err, sizeof(err)) != SINK_OK) {
-        elog(e, LOG_ERROR, "cannot delete %s/%s: %s", sink_describe(e->sink), e->cfg.target, err);
+        elog(e, LOG_ERROR, "cannot delete %s: %s", e->where, err);
         e->state = ENGINE_FAILED;
         return -1;
     }
     if (store_clear(e->store, &cleared, err, sizeof(err)) != STORE_OK) {
-        elog(e, LOG_ERROR, "deleted %s/%s, but cannot remove the cursor in %s: %s",
-             sink_describe(e->sink), e->cfg.target, store_describe(e->store), err);
+        elog(e, LOG_ERROR, "deleted %s, but cannot remove the cursor in %s: %s", e->where,
+             store_describe(e->store), err);
         e->state = ENGINE_FAILED;
         return -1;
     }
-    elog(e, LOG_INFO, "reset: %s %s/%s and %s the cursor in %s; the next start copies %s afresh",
-         dropped ? "deleted" : "found no", sink_describe(e->sink), e->cfg.target,
-         cleared ? "removed" : "found no", store_describe(e->store), e->table.name);
+    elog(e, LOG_INFO, "reset: %s %s and %s the cursor in %s; the next start copies %s afresh",
+         dropped ? "deleted" : "found no", e->where, cleared ? "removed" : "found no",
+         store_describe(e->store), e->table.name);
     e->state = ENGINE_STOPPED;
     return 0;
 }
@@ -285,10 +284,9 @@ int engine_start(Engine *e)
         return -1;
     }
     elog(e, LOG_INFO,
-         "syncing %s (key %s) into %s/%s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
-         e->table.name, e->table.key_columns, sink_describe(e->sink), e->cfg.target,
-         store_describe(e->store), e->resuming ? "resuming" : "starting", e->cursor.xid_next,
-         e->cursor.n_xip);
+         "syncing %s (key %s) into %s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
+         e->table.name, e->table.key_columns, e->where, store_describe(e->store),
+         e->resuming ? "resuming" : "starting", e->cursor.xid_next, e->cursor.n_xip);
     e->state = ENGINE_RUNNING;
     e->stats.last_line = clock_mono_s();
     e->last_save = clock_mono_s();

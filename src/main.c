@@ -15,10 +15,10 @@
 #include "version.h"
 
 static const char summary[] =
-    "Copies tracked PostgreSQL tables into Elasticsearch/OpenSearch and keeps the\n"
-    "copies exact: rows are read in transaction-id order through an MVCC\n"
-    "snapshot cursor and written with external versions, so restarts and replays\n"
-    "are harmless.\n"
+    "Copies tracked PostgreSQL tables into Elasticsearch/OpenSearch, or into files\n"
+    "of change events, and keeps the copies exact: rows are read in transaction-id\n"
+    "order through an MVCC snapshot cursor and written with per-key versions, so\n"
+    "restarts and replays are harmless.\n"
     "Track a table first: psql -f sql/txidsync.sql; select txidsync.track('TABLE').\n"
     "\n"
     "One table: --table NAME and the options below.  Many tables in one process:\n"
@@ -56,6 +56,19 @@ static const Setting table[] = {
     {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
      "per table: libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
      &tc.conninfo, T},
+    {"sink", SETTING_ENUM, "opensearch", "TXIDSYNC_SINK", NULL,
+     "per table: where the changes go: an Elasticsearch/OpenSearch index (--es-url, --index), "
+     "or a file of change events, one JSON object a line (--ndjson-file)",
+     "opensearch|ndjson", 0, 0, &tc.sink, T},
+    {"ndjson-file", SETTING_STRING, "", NULL, "PATH",
+     "per table, --sink ndjson: the file events are appended to, fsynced before the cursor "
+     "covers them; the cursor goes to PATH.cursor unless --cursor-file is given (default: the "
+     "table's name, as for --index, with .ndjson)",
+     NULL, 0, 0, &tc.ndjson_file, T},
+    {"ndjson-rotate-bytes", SETTING_INT, "0", NULL, "BYTES",
+     "per table, --sink ndjson: once the file has this many bytes, rename it PATH.1, PATH.2, "
+     "... and begin a new one; 0 for never",
+     NULL, 0, 9e18, &tc.ndjson_rotate_bytes, T},
     {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
      "per table: Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0,
      0, &tc.es_url, T},
@@ -95,6 +108,10 @@ static const Setting table[] = {
      "http.max_content_length, 100 MB by default); a batch larger goes in several requests, a "
      "document larger than this alone goes by --on-reject",
      NULL, 4096, 536870912, &tc.bulk_max_bytes, T},
+    {"dry-run", SETTING_BOOL, "false", NULL, NULL,
+     "write every table's change events to standard output instead of its sink, from the "
+     "start, without loading or saving a cursor, then exit (implies --once)",
+     NULL, 0, 0, &dc.dry_run, 0},
     {"once", SETTING_BOOL, "false", NULL, NULL,
      "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
     {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,

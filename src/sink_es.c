@@ -122,15 +122,7 @@ static int drv_check_columns(void *drv, const char *const *columns, size_t n, ch
                              size_t errlen)
 {
     (void)drv;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(columns[i], DOC_META_FIELD) == 0)
-            return err_printf(err, errlen,
-                              "the table has a column named %s, the name of the member txidsync "
-                              "adds to every document for its own use: rename the column, or "
-                              "leave it out of the documents (exclude-columns)",
-                              DOC_META_FIELD);
-    }
-    return 0;
+    return doc_check_columns(columns, n, err, errlen);
 }
 
 static SinkRequest *drv_request_new(void *drv)
@@ -172,7 +164,8 @@ static int drv_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, 
     if (ch->deleted) {
         rc = es_bulk_add_delete(&rq->body, d->index, id, ch->version);
     } else {
-        if (doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder) < 0)
+        if (doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder,
+                      NULL) < 0)
             return err_printf(err, errlen, "the row is not a JSON object, or larger than %zu bytes",
                               BODY_MAX);
         rc = es_bulk_add_index(&rq->body, d->index, id, ch->version, d->doc.data, d->doc.len);
@@ -253,8 +246,8 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
         err_printf(err, errlen, "no dead-letter index");
         return SINK_FAIL;
     }
-    if (ch->deleted ||
-        doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder) < 0)
+    if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version,
+                                 d->feeder, NULL) < 0)
         buf_reset(&d->doc);
     size_t doc_bytes = d->doc.len, kept = doc_bytes;
     if (kept > DEAD_LETTER_DOC_MAX) {

@@ -53,7 +53,9 @@
 #include "keys.h"
 #include "log.h"
 #include "pg.h"
+#include "replay.h"
 #include "settings.h"
+#include "target_name.h"
 #include "version.h"
 
 enum { CHECK_EQUAL = 0, CHECK_DIFFERENT = 1, CHECK_ERROR = 2 };
@@ -116,6 +118,14 @@ typedef struct Check {
     size_t n_diffs, max_diffs;
     Aside *aside;
     size_t n_aside, cap_aside;
+
+    /* With --ndjson-file: the stream's last word per key, in key order,
+     * read through one EsHit as if it came from an index. */
+    const ReplayEntry **entries;
+    size_t n_entries, next_entry;
+    EsHit hit;
+    EsField hit_fields[N_FIELDS];
+    char hit_id[KEYS_ID_SIZE], hit_txid[24];
 
     char err[1024];
 } Check;
@@ -238,6 +248,29 @@ static int remember(Check *k, Buf *prev, bool *have, const char *key)
     return 0;
 }
 
+/* es_advance over the replayed stream: the next key whose last event is
+ * not a delete. */
+static int stream_advance(Check *k)
+{
+    k->es_started = true;
+    k->head = NULL;
+    while (k->next_entry < k->n_entries && k->entries[k->next_entry]->deleted)
+        k->next_entry++;
+    if (k->next_entry == k->n_entries)
+        return 0;
+    const ReplayEntry *e = k->entries[k->next_entry++];
+    snprintf(k->hit_txid, sizeof(k->hit_txid), "%" PRIu64, e->txid);
+    k->hit_fields[FIELD_KEY] = (EsField){.text = e->key, .is_string = true};
+    k->hit_fields[FIELD_TXID] = (EsField){.text = k->hit_txid, .is_string = false};
+    k->hit = (EsHit){.id = keys_id(e->key, k->hit_id),
+                     .version = e->version,
+                     .has_version = true,
+                     .fields = k->hit_fields};
+    k->head = &k->hit;
+    k->es_docs++;
+    return 0; /* sorted by replay_sorted, keys unique */
+}
+
 /* Moves k->head to the next document of the index that takes part in the
  * merge (opening the scroll on first use), setting aside those that
  * cannot, and checks the index's order.  k->head is NULL at the end.
@@ -245,6 +278,8 @@ static int remember(Check *k, Buf *prev, bool *have, const char *key)
 static int es_advance(Check *k)
 {
     char err[900];
+    if (k->entries)
+        return stream_advance(k);
     if (!k->es_started) {
         k->es_started = true;
         k->scroll = es_scroll_open(k->es, k->index, DOC_FIELDS[FIELD_KEY], DOC_FIELDS, N_FIELDS,
@@ -498,6 +533,7 @@ static void print_report(const Check *k, double seconds)
 static void check_free(Check *k)
 {
     es_scroll_free(k->scroll);
+    free(k->entries);
     buf_free(&k->prev_es);
     buf_free(&k->prev_pg);
     for (size_t i = 0; i < k->n_diffs; i++) {
@@ -534,15 +570,41 @@ fail:
     return CHECK_ERROR;
 }
 
+/* Runs the check against the change events of an NDJSON stream.
+ * Returns as run does. */
+static int check_stream(Check *k, PgConn *pg, const PgTable *table, const char *path)
+{
+    Replay r;
+    replay_init(&r);
+    int rc = CHECK_ERROR;
+    if (replay_ndjson(&r, path, k->err, sizeof(k->err)) < 0 || replay_sorted(&r, &k->entries) < 0) {
+        fprintf(stderr, "consistency-check: %s\n", k->err[0] ? k->err : "out of memory");
+        goto done;
+    }
+    k->n_entries = r.n;
+    k->index = path;
+    log_info("comparing table %s with the events of %s: %" PRIu64 " events, %zu keys, %" PRIu64
+             " of them replays of a version already seen",
+             table->name, path, r.events, r.n, r.ignored);
+    rc = run(k, pg, table);
+done:
+    free(k->entries);
+    k->entries = NULL;
+    replay_free(&r);
+    return rc;
+}
+
 static const char summary[] =
     "Compares a tracked table in PostgreSQL with its Elasticsearch/OpenSearch index key by\n"
     "key, on (key, txid, version), in constant memory (both sides are read in key order and\n"
-    "merged).  Reports rows missing from the index, extra documents (also those of deleted\n"
+    "merged), or with the change events of an NDJSON stream (--ndjson-file; the highest\n"
+    "version per key, held in memory).  Reports rows missing from the index, extra documents (also "
+    "those of deleted\n"
     "rows) and stale ones.  Exit status: 0 equal, 1 different, 2 error.";
 
 int main(int argc, char **argv)
 {
-    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL;
+    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL;
     long long max_report = 20, page_size = 5000;
     int log_level = 1;
     const Setting settings[] = {
@@ -555,7 +617,13 @@ int main(int argc, char **argv)
         {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
          "tracked table to compare (schema-qualified if needed)", NULL, 0, 0, &table_name, 0},
         {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
-         "index to compare with (default: the table's name without schema)", NULL, 0, 0, &index, 0},
+         "index to compare with (default: the table's name, with its schema unless public, in "
+         "lower case, as the syncer's)",
+         NULL, 0, 0, &index, 0},
+        {"ndjson-file", SETTING_STRING, "", NULL, "PATH",
+         "compare with the change events the syncer wrote to this file (PATH.1, PATH.2, ... then "
+         "PATH; the highest version per key wins) instead of an index",
+         NULL, 0, 0, &ndjson, 0},
         {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
          NULL, 0, 1000000, &max_report, 0},
         {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
@@ -572,9 +640,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "consistency-check: --table: must not be empty\n");
         return CHECK_ERROR;
     }
+    char default_index[256];
     if (!index || !*index) {
-        const char *dot = strrchr(table_name, '.');
-        index = dot ? dot + 1 : table_name;
+        target_default_name(table_name, default_index, sizeof(default_index));
+        index = default_index;
     }
     log_set_level((LogLevel)log_level);
 
@@ -607,6 +676,10 @@ int main(int argc, char **argv)
     }
     if (pg_table_resolve(pg, table_name, &table, err, sizeof(err)) != PG_OK) {
         fprintf(stderr, "consistency-check: %s\n", err);
+        goto done;
+    }
+    if (*ndjson) {
+        rc = check_stream(&k, pg, &table, ndjson);
         goto done;
     }
     bool exists = false;

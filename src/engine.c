@@ -388,6 +388,55 @@ fail:
     return -1;
 }
 
+int engine_schema(Engine *e)
+{
+    char err[1024];
+    if (!e->schema_pending)
+        return 0;
+    SinkSchema sc = {.columns = (const char *const *)e->table.columns,
+                     .types = (const char *const *)e->table.column_types,
+                     .nullable = e->table.column_nullable,
+                     .n = e->table.n_columns,
+                     .key = (const char *const *)e->table.key_names,
+                     .n_key = e->table.n_keys};
+    SinkResult r = sink_schema(e->sink, &sc, err, sizeof(err));
+    if (r == SINK_OK) {
+        e->schema_pending = false;
+        return 0;
+    }
+    if (r == SINK_RETRY) {
+        elog(e, LOG_WARN, "cannot record the table's columns in the sink yet, retrying: %s", err);
+        e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, 1);
+        return 1;
+    }
+    elog(e, LOG_ERROR, "cannot record the table's columns in the sink: %s", err);
+    engine_fail(e);
+    return -1;
+}
+
+/* The batch just read saw other columns than the engine knows: looks the
+ * table up again, and has the sink told before the batch is sent.  A
+ * table that cannot be looked up now keeps its old columns (its next
+ * batch tries again). */
+static void columns_changed(Engine *e, const char *hash)
+{
+    char err[1024];
+    PgTable t;
+    if (pg_table_resolve(e->pg, e->cfg.table, &t, err, sizeof(err)) != PG_OK ||
+        pg_table_choose_columns(&t, e->cfg.columns, e->cfg.exclude_columns, err, sizeof(err)) < 0 ||
+        sink_check_columns(e->sink, (const char *const *)t.columns, t.n_columns, err, sizeof(err)) <
+            0) {
+        elog(e, LOG_WARN, "the table's columns changed, and it cannot be looked up again: %s", err);
+        pg_table_free(&t);
+        return;
+    }
+    elog(e, LOG_INFO, "the table's columns changed (%zu now)", t.n_columns);
+    pg_table_free(&e->table);
+    e->table = t;
+    snprintf(e->table.columns_hash, sizeof(e->table.columns_hash), "%s", hash);
+    e->schema_pending = true;
+}
+
 /* Reads what arrived of the outstanding batch query; once it is complete,
  * puts the batch into a new slot at the end of the ring and moves the read
  * cursor past it. */
@@ -414,6 +463,8 @@ static void fetch_poll(Engine *e)
     crash_point("after fetching a batch");
     if (slot_fill(e, sl) < 0)
         return;
+    if (sl->batch.columns_hash[0] && strcmp(sl->batch.columns_hash, e->table.columns_hash) != 0)
+        columns_changed(e, sl->batch.columns_hash);
     size_t n = sl->batch.n_rows;
     e->used++;
     e->rows_read += n;
@@ -516,6 +567,9 @@ static int send_slot(Engine *e, Slot *sl)
  */
 static int send_due(Engine *e)
 {
+    int sc = engine_schema(e);
+    if (sc != 0)
+        return sc < 0 ? -1 : 0; /* nothing is sent before the sink knows the columns */
     double t = clock_mono_s();
     for (size_t i = 0; i < e->used && sink_has_room(e->sink); i++) {
         Slot *sl = slot_at(e, i);

@@ -72,10 +72,11 @@ struct Engine {
     PgConn *pg;
     PgTable table;
     EngineState state;
-    bool resuming;     /* a stored cursor was found */
-    SinkTarget target; /* what the sink's target was at start */
-    char where[1400];  /* the sink and its target, for messages: "URL/index", "FILE" */
-    bool locked;       /* the advisory lock of table and target is held */
+    bool resuming;       /* a stored cursor was found */
+    SinkTarget target;   /* what the sink's target was at start */
+    char where[1400];    /* the sink and its target, for messages: "URL/index", "FILE" */
+    bool locked;         /* the advisory lock of table and target is held */
+    bool schema_pending; /* the sink has not been told the table's columns yet */
     bool stopping;
     LoopTimer timer; /* the next step */
     int pg_fd;       /* the watched database socket, -1 when none */
@@ -117,6 +118,11 @@ void engine_fail(Engine *e);
 int engine_watch_pg(Engine *e);
 void engine_unwatch_pg(Engine *e);
 void engine_kick(Engine *e);
+
+/* Tells the sink the table's columns when it has not been told yet
+ * (schema_pending).  Returns 0 (told, or nothing to tell), 1 when the sink
+ * cannot take it now (sends wait; retried), -1 when the engine failed. */
+int engine_schema(Engine *e);
 
 /* For the files of the engine (engine_start.c): takes the advisory lock
  * of table and target on the engine's connection (again, after a

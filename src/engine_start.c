@@ -213,6 +213,7 @@ static int start_sink(Engine *e)
     if (sink_step(e, e->table.owner) < 0 || sink_step(e, NULL) < 0 || check_owner(e) < 0)
         return -1;
     e->target.durable = durable && e->target.durable;
+    e->schema_pending = true; /* told before the first change */
     return 0;
 }
 

@@ -82,6 +82,16 @@ static const char SQL_INSTALLED[] = "select pg_catalog.to_regclass('txidsync.tra
     " and not a.attisdropped) as x(oid)"                                                           \
     " where x.oid operator(pg_catalog.<>) 0)"
 
+/* A fingerprint of the columns of relation REL (an expression giving its
+ * oid): their names, types and nullability.  A change of it is a change of
+ * the table's column set. */
+#define SQL_COLUMNS_HASH(REL)                                                                      \
+    "(select pg_catalog.md5(pg_catalog.string_agg(a.attname operator(pg_catalog.||) ':'"           \
+    " operator(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)"                     \
+    " operator(pg_catalog.||) ':' operator(pg_catalog.||) a.attnotnull::pg_catalog.text, ','"      \
+    " order by a.attnum)) from pg_catalog.pg_attribute as a"                                       \
+    " where a.attrelid operator(pg_catalog.=) " REL " and a.attnum > 0 and not a.attisdropped)"
+
 /* One row for a tracked table; the quoted forms are built by the server.
  * The last column tells whether a column contains the type json, whose
  * text row_to_json would copy as it is, duplicate keys included (see
@@ -96,21 +106,24 @@ static const char SQL_RESOLVE[] =
     " where ty.oid operator(pg_catalog.=) 'pg_catalog.json'::pg_catalog.regtype),"
     " pg_catalog.current_database() operator(pg_catalog.||) '/'"
     " operator(pg_catalog.||) pg_catalog.quote_ident(n.nspname) operator(pg_catalog.||) '.'"
-    " operator(pg_catalog.||) pg_catalog.quote_ident(c.relname)"
-    " from txidsync.tracked as t"
-    " join pg_catalog.pg_class as c on c.oid = t.relid"
-    " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
-    " where t.relid = pg_catalog.to_regclass($1)";
+    " operator(pg_catalog.||) pg_catalog.quote_ident(c.relname),"
+    " t.relid::pg_catalog.oid::pg_catalog.text, " SQL_COLUMNS_HASH(
+        "t.relid") ""
+                   " from txidsync.tracked as t"
+                   " join pg_catalog.pg_class as c on c.oid = t.relid"
+                   " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+                   " where t.relid = pg_catalog.to_regclass($1)";
 
 /* The primary key's columns of a tracked table, quoted, in index order. */
 static const char SQL_KEY_COLUMNS[] =
-    "select pg_catalog.quote_ident(u.k) from txidsync.tracked as t,"
+    "select pg_catalog.quote_ident(u.k), u.k from txidsync.tracked as t,"
     " pg_catalog.unnest(t.key_columns) with ordinality as u(k, i)"
     " where t.relid = pg_catalog.to_regclass($1) order by u.i";
 
 /* The columns of a table, in their order. */
 static const char SQL_COLUMNS[] =
-    "select a.attname from pg_catalog.pg_attribute as a"
+    "select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), not a.attnotnull"
+    " from pg_catalog.pg_attribute as a"
     " where a.attrelid = pg_catalog.to_regclass($1) and a.attnum > 0 and not a.attisdropped"
     " order by a.attnum";
 
@@ -137,6 +150,7 @@ enum {
     COL_XMIN,
     COL_XMAX,
     COL_XIP,
+    COL_COLUMNS,
     N_BATCH_COLS
 };
 
@@ -496,7 +510,15 @@ void pg_table_free(PgTable *t)
     free(t->sql_side_keys);
     free(t->sql_join);
     free(t->owner);
+    free(t->oid);
     free(t->sql_doc);
+    for (size_t i = 0; i < t->n_columns; i++)
+        free(t->column_types[i]);
+    free(t->column_types);
+    free(t->column_nullable);
+    for (size_t i = 0; i < t->n_keys && t->key_names; i++)
+        free(t->key_names[i]);
+    free(t->key_names);
     for (size_t i = 0; i < t->n_columns; i++)
         free(t->columns[i]);
     free(t->columns);
@@ -522,6 +544,12 @@ static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t er
         return fail(err, errlen, PG_ERROR, "pg: resolve table: %s has %zu key columns recorded",
                     t->name, n);
     t->n_keys = n;
+    t->key_names = calloc(n, sizeof(*t->key_names));
+    if (!t->key_names)
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!(t->key_names[i] = strdup(PQgetvalue(res, (int)i, 1))))
+            return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     Buf text, keys, join;
     buf_init(&text, 64 * 1024);
     buf_init(&keys, 64 * 1024);
@@ -575,13 +603,17 @@ static int column_names(PgTable *t, const PGresult *res, char *err, size_t errle
 {
     size_t n = (size_t)PQntuples(res);
     t->columns = calloc(n ? n : 1, sizeof(*t->columns));
-    if (!t->columns)
+    t->column_types = calloc(n ? n : 1, sizeof(*t->column_types));
+    t->column_nullable = calloc(n ? n : 1, sizeof(*t->column_nullable));
+    if (!t->columns || !t->column_types || !t->column_nullable)
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     for (size_t i = 0; i < n; i++) {
         t->columns[i] = strdup(PQgetvalue(res, (int)i, 0));
-        if (!t->columns[i])
-            return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+        t->column_types[i] = strdup(PQgetvalue(res, (int)i, 1));
+        t->column_nullable[i] = PQgetvalue(res, (int)i, 2)[0] == 't';
         t->n_columns++;
+        if (!t->columns[i] || !t->column_types[i])
+            return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     }
     return PG_OK;
 }
@@ -626,12 +658,14 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     t->sql_side = strdup(PQgetvalue(res, 0, 6));
     t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
     t->owner = strdup(PQgetvalue(res, 0, 8));
+    t->oid = strdup(PQgetvalue(res, 0, 9));
+    snprintf(t->columns_hash, sizeof(t->columns_hash), "%s", PQgetvalue(res, 0, 10));
     PQclear(res);
     char doc[64];
     snprintf(doc, sizeof(doc), "%s(r.*)", doc_function(t));
     t->sql_doc = strdup(doc);
     if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
-        !t->sql_side || !t->owner || !t->sql_doc) {
+        !t->sql_side || !t->owner || !t->sql_doc || !t->oid) {
         pg_table_free(t);
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     }
@@ -698,15 +732,19 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
     for (size_t i = 0; i < t->n_keys; i++)
         bad |= buf_printf(&cond, ", $%zu", 5 + i);
     bad |= buf_puts(&cond, ") and s.txid <= $1::bigint");
+    /* The snapshot row carries the column fingerprint too: a change of
+     * the table's columns is seen with the first batch that may use it. */
     if (bad ||
         buf_puts(sql, "select 0 as branch, null::pg_catalog.text as key, null::bigint as txid,"
                       " null::bigint as version, null::boolean as deleted,"
                       " null::pg_catalog.text as doc,"
-                      " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip"
+                      " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip, ") != 0 ||
+        buf_printf(sql, SQL_COLUMNS_HASH("%s::pg_catalog.oid"), t->oid) != 0 ||
+        buf_puts(sql, " as columns"
                       " from txidsync.snapshot() as sn"
                       " union all"
                       " select b.branch, b.key, b.txid, b.version, b.deleted, b.doc,"
-                      " null, null, null from (") != 0 ||
+                      " null, null, null, null from (") != 0 ||
         append_branch(sql, t, 1, buf_str(&cond)) != 0 || buf_puts(sql, " union all ") != 0 ||
         append_branch(sql, t, 2, "s.txid = any($2::bigint[])") != 0 ||
         buf_puts(sql, " union all ") != 0 ||
@@ -788,6 +826,7 @@ static int read_snapshot(const PGresult *res, int i, PgBatch *b, char *err, size
     b->snapshot.xmin = xmin;
     b->snapshot.xmax = xmax;
     b->snapshot.xip = b->xip;
+    snprintf(b->columns_hash, sizeof(b->columns_hash), "%s", PQgetvalue(res, i, COL_COLUMNS));
     return 0;
 }
 

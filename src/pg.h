@@ -92,8 +92,13 @@ typedef struct PgTable {
     char *owner;         /* who feeds a target: "database/schema.table", quoted as SQL */
     char *sql_doc;       /* the document of table row r: "pg_catalog.row_to_json(r.*)", or
                           * over the chosen columns (pg_table_choose_columns) */
-    char **columns;      /* the table's column names, unquoted, in their order */
+    char **columns;      /* the document's column names, unquoted, in their order */
+    char **column_types; /* their types, as format_type spells them ("numeric(12,2)") */
+    bool *column_nullable;
     size_t n_columns;
+    char **key_names;      /* the primary key's columns, unquoted, in key order (n_keys) */
+    char *oid;             /* the table's oid, as text */
+    char columns_hash[33]; /* a fingerprint of the table's columns (names, types, null) */
 } PgTable;
 
 /* The most key columns a table may have (Postgres's INDEX_MAX_KEYS). */
@@ -161,7 +166,8 @@ typedef struct PgBatch {
     uint64_t *xip;           /* owned, sorted ascending */
     PgRow *rows;             /* owned, in the order the cursor needs */
     size_t n_rows;
-    void *result; /* private: the libpq result the rows borrow from */
+    char columns_hash[33]; /* the table's column fingerprint when it was read (PgTable) */
+    void *result;          /* private: the libpq result the rows borrow from */
 } PgBatch;
 
 /*

@@ -74,23 +74,37 @@ static int use_columns(PgTable *t, const size_t *order, size_t n)
     bad |= buf_puts(&sql, ") as x)");
     char *doc = bad ? NULL : strdup(buf_str(&sql));
     char **columns = calloc(n, sizeof(*columns));
+    char **types = calloc(n, sizeof(*types));
+    bool *nullable = calloc(n, sizeof(*nullable));
     buf_free(&sql);
-    if (!doc || !columns) {
+    if (!doc || !columns || !types || !nullable) {
         free(doc);
         free(columns);
+        free(types);
+        free(nullable);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         columns[i] = t->columns[order[i]];
+        types[i] = t->column_types ? t->column_types[order[i]] : NULL;
+        nullable[i] = t->column_nullable ? t->column_nullable[order[i]] : true;
+    }
     for (size_t i = 0; i < t->n_columns; i++) {
         bool kept = false;
         for (size_t k = 0; k < n && !kept; k++)
             kept = order[k] == i;
-        if (!kept)
+        if (!kept) {
             free(t->columns[i]);
+            if (t->column_types)
+                free(t->column_types[i]);
+        }
     }
     free(t->columns);
+    free(t->column_types);
+    free(t->column_nullable);
     t->columns = columns;
+    t->column_types = types;
+    t->column_nullable = nullable;
     t->n_columns = n;
     free(t->sql_doc);
     t->sql_doc = doc;

@@ -87,6 +87,13 @@ int replay_event(Replay *r, const char *line, size_t len, char *err, size_t errl
     free(text);
     if (!v)
         return err_printf(err, errlen, "not JSON: %s", why);
+    yajl_val schema = yajl_tree_get(v, op_path, yajl_t_string);
+    const char *what = schema ? YAJL_GET_STRING(schema) : NULL;
+    if (what && !strcmp(what, "schema")) {
+        r->schemas++; /* the columns, not a change */
+        yajl_tree_free(v);
+        return 0;
+    }
     yajl_val kv = yajl_tree_get(v, key_path, yajl_t_string);
     yajl_val ov = yajl_tree_get(v, op_path, yajl_t_string);
     const char *key = kv ? YAJL_GET_STRING(kv) : NULL;

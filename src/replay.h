@@ -23,16 +23,18 @@ typedef struct ReplayEntry {
 typedef struct Replay {
     ReplayEntry *slots; /* open addressing, key NULL for a free slot */
     size_t cap, n;
-    uint64_t events;  /* lines taken */
+    uint64_t events;  /* change events taken */
+    uint64_t schemas; /* schema events passed over */
     uint64_t ignored; /* events of a version lower than or equal to one seen */
 } Replay;
 
 void replay_init(Replay *r);
 void replay_free(Replay *r);
 
-/* Takes one event of len bytes (no newline).  Returns 0, or -1 with err
- * filled when it is not an event (not JSON, no txidsync member with a
- * string key, numeric txid and version, op "upsert" or "delete"). */
+/* Takes one event of len bytes (no newline); a schema event (op
+ * "schema") is counted and passed over.  Returns 0, or -1 with err filled
+ * when it is not an event (not JSON, no txidsync member with a string
+ * key, numeric txid and version, op "upsert" or "delete"). */
 int replay_event(Replay *r, const char *line, size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -55,6 +55,11 @@ SinkResult sink_drop(Sink *s, bool *existed, char *err, size_t errlen)
     return s->iface->drop(s->drv, existed, err, errlen);
 }
 
+SinkResult sink_schema(Sink *s, const SinkSchema *schema, char *err, size_t errlen)
+{
+    return s->iface->schema ? s->iface->schema(s->drv, schema, err, errlen) : SINK_OK;
+}
+
 SinkResult sink_flush(Sink *s, char *err, size_t errlen)
 {
     return s->iface->flush(s->drv, err, errlen);

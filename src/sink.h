@@ -89,6 +89,16 @@ typedef struct SinkTarget {
     char durability[128]; /* when not durable: why, for messages */
 } SinkTarget;
 
+/* The columns of a table's documents, for a schema event.  Borrowed. */
+typedef struct SinkSchema {
+    const char *const *columns; /* names, in document order */
+    const char *const *types;   /* Postgres types, as format_type spells them */
+    const bool *nullable;
+    size_t n;
+    const char *const *key; /* the primary key's columns, in key order */
+    size_t n_key;
+} SinkSchema;
+
 /* A request being built, then in flight; owned by the driver. */
 typedef struct SinkRequest SinkRequest;
 
@@ -115,6 +125,12 @@ typedef struct SinkInterface {
     /* Deletes the target and what it holds (txidsync reset); *existed
      * tells whether there was one.  May block. */
     SinkResult (*drop)(void *drv, bool *existed, char *err, size_t errlen);
+    /* Records the table's columns in the stream, ahead of every change
+     * added after this call (a schema event), for sinks whose consumers
+     * build typed targets; NULL for sinks that have no use for it.  Called
+     * at start and whenever the columns change; may block.  SINK_RETRY
+     * when it cannot be written now. */
+    SinkResult (*schema)(void *drv, const SinkSchema *s, char *err, size_t errlen);
     /* Makes every write acknowledged so far durable, for a target that
      * does not by itself (SinkTarget.durable false): called before each
      * cursor save.  May block. */
@@ -171,6 +187,8 @@ SinkResult sink_prepare(Sink *s, const char *owner, char *err, size_t errlen)
 SinkResult sink_drop(Sink *s, bool *existed, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 SinkResult sink_flush(Sink *s, char *err, size_t errlen) __attribute__((warn_unused_result));
+SinkResult sink_schema(Sink *s, const SinkSchema *schema, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* A new request, freed with the sink; NULL when out of memory. */

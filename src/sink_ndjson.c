@@ -362,6 +362,59 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
     return r;
 }
 
+/* Puts the schema event of s into line: {"txidsync": {"op": "schema",
+ * "table", "columns": [{"name", "type", "nullable"}...], "key": [...]}}. */
+static bool schema_line(const NdDriver *d, const SinkSchema *s, Buf *line)
+{
+    JsonGen jg;
+    if (json_gen_open(&jg, line) != 0)
+        return false;
+    yajl_gen g = jg.g;
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, DOC_META_FIELD) &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "op") &&
+              json_gen_cstr(g, "schema") && json_gen_cstr(g, "table") &&
+              json_gen_cstr(g, d->feeder ? d->feeder : "") && json_gen_cstr(g, "columns") &&
+              yajl_gen_array_open(g) == yajl_gen_status_ok;
+    for (size_t i = 0; ok && i < s->n; i++)
+        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "name") &&
+             json_gen_cstr(g, s->columns[i]) && json_gen_cstr(g, "type") &&
+             json_gen_cstr(g, s->types[i] ? s->types[i] : "") && json_gen_cstr(g, "nullable") &&
+             yajl_gen_bool(g, s->nullable[i]) == yajl_gen_status_ok &&
+             yajl_gen_map_close(g) == yajl_gen_status_ok;
+    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "key") &&
+         yajl_gen_array_open(g) == yajl_gen_status_ok;
+    for (size_t i = 0; ok && i < s->n_key; i++)
+        ok = json_gen_cstr(g, s->key[i]);
+    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok &&
+         yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+    return json_gen_close(&jg, ok) == 0 && buf_puts(line, "\n") == 0;
+}
+
+static SinkResult drv_schema(void *drv, const SinkSchema *schema, char *err, size_t errlen)
+{
+    NdDriver *d = drv;
+    Buf line;
+    buf_init(&line, LINE_MAX_BYTES);
+    SinkResult r = SINK_OK;
+    if (!schema_line(d, schema, &line)) {
+        err_printf(err, errlen, "cannot build the schema event: out of memory");
+        r = SINK_FAIL;
+    } else if (d->flying) {
+        err_printf(err, errlen, "a request is in flight");
+        r = SINK_RETRY;
+    } else {
+        /* The same path as a request of one line. */
+        SinkRequest rq = {.body = line, .n = 0};
+        write_request(d, &rq);
+        if (rq.result != SINK_OK) {
+            err_printf(err, errlen, "%s", rq.err);
+            r = rq.result;
+        }
+    }
+    buf_free(&line);
+    return r;
+}
+
 static SinkResult drv_drop(void *drv, bool *existed, char *err, size_t errlen)
 {
     NdDriver *d = drv;
@@ -423,6 +476,7 @@ static const SinkInterface ndjson_interface = {
     .prepare = drv_prepare,
     .drop = drv_drop,
     .flush = drv_flush,
+    .schema = drv_schema,
     .check_columns = drv_check_columns,
     .request_new = drv_request_new,
     .request_reset = drv_request_reset,

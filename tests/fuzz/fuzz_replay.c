@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         p += len + 1;
     }
-    if (r.events != taken || r.n > taken)
+    if (r.events + r.schemas != taken || r.n > r.events)
         abort();
     const ReplayEntry **v = NULL;
     if (replay_sorted(&r, &v) == 0) {

@@ -32,9 +32,14 @@ static void free_table(PgTable *t)
 {
     free(t->name);
     free(t->sql_doc);
-    for (size_t i = 0; i < t->n_columns; i++)
+    for (size_t i = 0; i < t->n_columns; i++) {
         free(t->columns[i]);
+        if (t->column_types)
+            free(t->column_types[i]);
+    }
     free(t->columns);
+    free(t->column_types);
+    free(t->column_nullable);
 }
 
 static void test_none_keeps_the_row(void **state)

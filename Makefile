@@ -64,7 +64,7 @@ FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-poi
                  -fno-sanitize-recover=all
 
 .PHONY: all check unit integration demo clean format format-check asan valgrind \
-        deps opensearch bench soak help fuzz fuzz-smoke fuzz-build
+        deps opensearch kafka bench soak help fuzz fuzz-smoke fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -130,10 +130,14 @@ deps:
 opensearch:
 	@tools/opensearch-node/build
 
+# The Kafka broker of tests/bed up --with-kafka (jars gathered by maven).
+kafka:
+	@tools/kafka-node/build
+
 unit: $(UNIT_BIN)
 	@tools/run-unit $(UNIT_BIN)
 
-integration: all $(IT_BIN) opensearch
+integration: all $(IT_BIN) opensearch kafka
 	@tests/run-integration
 
 check: deps
@@ -187,10 +191,10 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
 
 clean:
-	rm -rf build tools/opensearch-node/target
+	rm -rf build tools/opensearch-node/target tools/kafka-node/target
 
 help:
 	@echo "targets: all check unit integration demo bench soak asan valgrind fuzz fuzz-smoke"
-	@echo "         deps opensearch format format-check clean"
+	@echo "         deps opensearch kafka format format-check clean"
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sink_es.h"
+#include "sink_kafka.h"
 #include "sink_ndjson.h"
 #include "store_es.h"
 #include "store_file.h"
@@ -157,6 +158,22 @@ static Sink *table_sink(Daemon *d, const TableConfig *t)
     char err[1024];
     if (t->sink == DAEMON_SINK_OPENSEARCH && !d->cfg->dry_run)
         return es_sink(d, t);
+    if (t->sink == DAEMON_SINK_KAFKA && !d->cfg->dry_run) {
+        SinkKafkaConfig kc = {
+            .brokers = t->kafka_brokers,
+            .topic = t->kafka_topic,
+            .partitions = (int)t->kafka_partitions,
+            .replicas = (int)(t->replicas > 0 ? t->replicas : 1),
+            .max_in_flight = (size_t)t->bulk_concurrency,
+            .max_bytes = (size_t)t->bulk_max_bytes,
+            .dead_letter_topic =
+                t->on_reject == DAEMON_REJECT_DEAD_LETTER ? t->dead_letter_index : NULL,
+        };
+        Sink *sink = sink_kafka_new(&kc, d->loop, err, sizeof(err));
+        if (!sink)
+            log_error("%s: %s", t->name, err);
+        return sink;
+    }
     SinkNdjsonConfig nc = {
         .path = d->cfg->dry_run ? "-" : t->ndjson_file,
         .max_bytes = (size_t)t->bulk_max_bytes,
@@ -179,6 +196,9 @@ static Store *table_store(Daemon *d, const TableConfig *t)
         store = store_file_new(t->cursor_file);
     } else if (t->sink == DAEMON_SINK_NDJSON) {
         snprintf(path, sizeof(path), "%s.cursor", t->ndjson_file);
+        store = store_file_new(path);
+    } else if (t->sink == DAEMON_SINK_KAFKA) {
+        snprintf(path, sizeof(path), "%s.kafka-cursor", t->kafka_topic);
         store = store_file_new(path);
     } else {
         state_id(t, id, sizeof(id));
@@ -204,7 +224,7 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
         .name = t->name,
         .conninfo = t->conninfo,
         .table = t->table,
-        .target = t->sink == DAEMON_SINK_NDJSON || d->cfg->dry_run ? "" : t->index,
+        .target = t->sink != DAEMON_SINK_OPENSEARCH || d->cfg->dry_run ? "" : t->index,
         .batch_size = (size_t)t->batch_size,
         .batch_max_bytes = (size_t)t->batch_max_bytes,
         .max_in_flight = (size_t)t->bulk_concurrency,
@@ -341,6 +361,10 @@ int daemon_check_tables(TableConfig *tables, size_t n, char *err, size_t errlen)
         if (!t->index || !*t->index) {
             target_default_name(t->table, t->default_index, sizeof(t->default_index));
             t->index = t->default_index;
+        }
+        if (!t->kafka_topic || !*t->kafka_topic) {
+            target_default_name(t->table, t->default_topic, sizeof(t->default_topic));
+            t->kafka_topic = t->default_topic;
         }
         if (!t->ndjson_file || !*t->ndjson_file) {
             char name[256];

@@ -10,7 +10,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum DaemonSink { DAEMON_SINK_OPENSEARCH = 0, DAEMON_SINK_NDJSON = 1 } DaemonSink;
+typedef enum DaemonSink {
+    DAEMON_SINK_OPENSEARCH = 0,
+    DAEMON_SINK_NDJSON = 1,
+    DAEMON_SINK_KAFKA = 2
+} DaemonSink;
 
 typedef enum DaemonOnReject {
     DAEMON_REJECT_STOP = 0,
@@ -25,6 +29,9 @@ typedef struct TableConfig {
     const char *es_url;
     const char *ndjson_file; /* NULL or "": the table's name with .ndjson */
     long long ndjson_rotate_bytes;
+    const char *kafka_brokers;
+    const char *kafka_topic; /* NULL or "": the table's name, as for index */
+    long long kafka_partitions;
     const char *table;
     const char *index; /* NULL or "": the table's name without schema */
     long long batch_size;
@@ -43,6 +50,7 @@ typedef struct TableConfig {
     const char *mapping;         /* NULL or "": txidsync's own index body; else a file */
     char default_index[256];     /* what index points at when none was given */
     char default_ndjson[300];    /* what ndjson_file points at when none was given */
+    char default_topic[256];     /* what kafka_topic points at when none was given */
 } TableConfig;
 
 typedef struct DaemonConfig {

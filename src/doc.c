@@ -66,3 +66,30 @@ int doc_check_columns(const char *const *columns, size_t n, char *err, size_t er
     }
     return 0;
 }
+
+int doc_schema_event(Buf *out, const char *table, const char *const *columns,
+                     const char *const *types, const bool *nullable, size_t n,
+                     const char *const *key, size_t n_key)
+{
+    JsonGen jg;
+    if (json_gen_open(&jg, out) != 0)
+        return -1;
+    yajl_gen g = jg.g;
+    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, DOC_META_FIELD) &&
+              yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "op") &&
+              json_gen_cstr(g, "schema") && json_gen_cstr(g, "table") && json_gen_cstr(g, table) &&
+              json_gen_cstr(g, "columns") && yajl_gen_array_open(g) == yajl_gen_status_ok;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "name") &&
+             json_gen_cstr(g, columns[i]) && json_gen_cstr(g, "type") &&
+             json_gen_cstr(g, types && types[i] ? types[i] : "") && json_gen_cstr(g, "nullable") &&
+             yajl_gen_bool(g, nullable ? nullable[i] : 1) == yajl_gen_status_ok &&
+             yajl_gen_map_close(g) == yajl_gen_status_ok;
+    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "key") &&
+         yajl_gen_array_open(g) == yajl_gen_status_ok;
+    for (size_t i = 0; ok && i < n_key; i++)
+        ok = json_gen_cstr(g, key[i]);
+    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok &&
+         yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+    return json_gen_close(&jg, ok);
+}

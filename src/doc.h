@@ -12,6 +12,7 @@
 #ifndef TXIDSYNC_DOC_H
 #define TXIDSYNC_DOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,16 @@
 int doc_build(Buf *out, const char *row, size_t row_len, const char *key, uint64_t txid,
               uint64_t version, const char *table, const char *op)
     __attribute__((warn_unused_result));
+
+/*
+ * Puts into out (appended) the schema event of a table's documents, one
+ * line: {"txidsync": {"op": "schema", "table": table, "columns": [{"name",
+ * "type", "nullable"}, ...], "key": [...]}}.  Returns 0, or -1 (out of
+ * memory).
+ */
+int doc_schema_event(Buf *out, const char *table, const char *const *columns,
+                     const char *const *types, const bool *nullable, size_t n,
+                     const char *const *key, size_t n_key) __attribute__((warn_unused_result));
 
 /* Checks that none of the n columns takes the name of the metadata
  * member.  Returns 0, or -1 with err filled (what to do about it). */

@@ -58,8 +58,20 @@ static const Setting table[] = {
      &tc.conninfo, T},
     {"sink", SETTING_ENUM, "opensearch", "TXIDSYNC_SINK", NULL,
      "per table: where the changes go: an Elasticsearch/OpenSearch index (--es-url, --index), "
-     "or a file of change events, one JSON object a line (--ndjson-file)",
-     "opensearch|ndjson", 0, 0, &tc.sink, T},
+     "a file of change events, one JSON object a line (--ndjson-file), or a Kafka topic of the "
+     "same events (--kafka-brokers, --kafka-topic)",
+     "opensearch|ndjson|kafka", 0, 0, &tc.sink, T},
+    {"kafka-brokers", SETTING_STRING, "127.0.0.1:9092", "TXIDSYNC_KAFKA_BROKERS", "HOSTS",
+     "per table, --sink kafka: the bootstrap servers, host:port,...", NULL, 0, 0, &tc.kafka_brokers,
+     T},
+    {"kafka-topic", SETTING_STRING, "", NULL, "NAME",
+     "per table, --sink kafka: the topic (created compacted when missing; default: the table's "
+     "name, as for --index); the cursor goes to NAME.kafka-cursor unless --cursor-file is given",
+     NULL, 0, 0, &tc.kafka_topic, T},
+    {"kafka-partitions", SETTING_INT, "1", NULL, "N",
+     "per table, --sink kafka: partitions of the topic txidsync creates (one key always goes to "
+     "one partition)",
+     NULL, 1, 1000, &tc.kafka_partitions, T},
     {"ndjson-file", SETTING_STRING, "", NULL, "PATH",
      "per table, --sink ndjson: the file events are appended to, fsynced before the cursor "
      "covers them; the cursor goes to PATH.cursor unless --cursor-file is given (default: the "

@@ -4,6 +4,8 @@
  */
 #include "sink.h"
 
+#include "doc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,7 +69,28 @@ SinkResult sink_flush(Sink *s, char *err, size_t errlen)
 
 int sink_check_columns(Sink *s, const char *const *columns, size_t n, char *err, size_t errlen)
 {
-    return s->iface->check_columns ? s->iface->check_columns(s->drv, columns, n, err, errlen) : 0;
+    if (!s->iface->check_columns)
+        return doc_check_columns(columns, n, err, errlen);
+    return s->iface->check_columns(s->drv, columns, n, err, errlen);
+}
+
+int sink_event(Buf *out, const SinkChange *ch, const char *owner)
+{
+    if (ch->deleted)
+        return doc_build(out, "{}", 2, ch->key, ch->txid, ch->version, owner, "delete");
+    return doc_build(out, ch->row, ch->row_len, ch->key, ch->txid, ch->version, owner, "upsert");
+}
+
+void *sink_request_track(SinkRequest ***list, size_t *n, size_t size)
+{
+    SinkRequest **grown = realloc(*list, (*n + 1) * sizeof(*grown));
+    if (!grown)
+        return NULL;
+    *list = grown;
+    SinkRequest *rq = calloc(1, size);
+    if (rq)
+        grown[(*n)++] = rq;
+    return rq;
 }
 
 SinkRequest *sink_request_new(Sink *s)

@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 typedef struct Loop Loop;
 
 /* What a request (or a preparation step) came to as a whole. */
@@ -137,7 +139,8 @@ typedef struct SinkInterface {
     SinkResult (*flush)(void *drv, char *err, size_t errlen);
     /* Checks, at start, that rows of these columns can be written (none of
      * them takes the place of the driver's own metadata).  Returns 0, or
-     * -1 with err filled. */
+     * -1 with err filled.  NULL: doc_check_columns, for drivers that
+     * write doc.h's documents. */
     int (*check_columns)(void *drv, const char *const *columns, size_t n, char *err, size_t errlen);
     /* A new, empty request, owned by the driver (freed with it); NULL when
      * out of memory. */
@@ -203,5 +206,16 @@ int sink_send(Sink *s, SinkRequest *rq, SinkItem *items, void *tag, char *err, s
 SinkResult sink_dead_letter(Sink *s, const SinkChange *ch, const char *reason, char *err,
                             size_t errlen) __attribute__((warn_unused_result));
 const char *sink_describe(Sink *s);
+
+/* For drivers of change streams: puts into out (reset first) the event of
+ * ch, the document with "op": "upsert", or only the metadata member with
+ * "op": "delete" (doc.h).  Returns 0, or -1 as doc_build. */
+int sink_event(Buf *out, const SinkChange *ch, const char *owner)
+    __attribute__((warn_unused_result));
+
+/* For drivers: a zeroed request of size bytes (the driver's struct
+ * SinkRequest), appended to the driver's list of *n; NULL when out of
+ * memory. */
+void *sink_request_track(SinkRequest ***list, size_t *n, size_t size);
 
 #endif

@@ -118,25 +118,13 @@ static SinkResult drv_flush(void *drv, char *err, size_t errlen)
     return from_es(es_flush(d->es, d->index, err, errlen));
 }
 
-static int drv_check_columns(void *drv, const char *const *columns, size_t n, char *err,
-                             size_t errlen)
-{
-    (void)drv;
-    return doc_check_columns(columns, n, err, errlen);
-}
-
 static SinkRequest *drv_request_new(void *drv)
 {
     EsDriver *d = drv;
-    SinkRequest **grown = realloc(d->requests, (d->n_requests + 1) * sizeof(*grown));
-    if (!grown)
-        return NULL;
-    d->requests = grown;
-    SinkRequest *rq = calloc(1, sizeof(*rq));
+    SinkRequest *rq = sink_request_track(&d->requests, &d->n_requests, sizeof(*rq));
     if (!rq)
         return NULL;
     buf_init(&rq->body, d->max_bytes);
-    d->requests[d->n_requests++] = rq;
     return rq;
 }
 
@@ -353,7 +341,6 @@ static const SinkInterface es_interface = {
     .prepare = drv_prepare,
     .drop = drv_drop,
     .flush = drv_flush,
-    .check_columns = drv_check_columns,
     .request_new = drv_request_new,
     .request_reset = drv_request_reset,
     .add = drv_add,

@@ -177,25 +177,13 @@ static SinkResult drv_prepare(void *drv, const char *owner, char *err, size_t er
     return open_stream(d, err, errlen) == 0 ? SINK_OK : SINK_FAIL;
 }
 
-static int drv_check_columns(void *drv, const char *const *columns, size_t n, char *err,
-                             size_t errlen)
-{
-    (void)drv;
-    return doc_check_columns(columns, n, err, errlen);
-}
-
 static SinkRequest *drv_request_new(void *drv)
 {
     NdDriver *d = drv;
-    SinkRequest **grown = realloc(d->requests, (d->n_requests + 1) * sizeof(*grown));
-    if (!grown)
-        return NULL;
-    d->requests = grown;
-    SinkRequest *rq = calloc(1, sizeof(*rq));
+    SinkRequest *rq = sink_request_track(&d->requests, &d->n_requests, sizeof(*rq));
     if (!rq)
         return NULL;
     buf_init(&rq->body, d->max_bytes);
-    d->requests[d->n_requests++] = rq;
     return rq;
 }
 
@@ -206,20 +194,10 @@ static void drv_request_reset(void *drv, SinkRequest *rq)
     rq->n = 0;
 }
 
-/* Puts the event of ch into d->doc.  Returns 0, or -1 (not a JSON object,
- * or too large). */
-static int build_event(NdDriver *d, const SinkChange *ch)
-{
-    if (ch->deleted)
-        return doc_build(&d->doc, "{}", 2, ch->key, ch->txid, ch->version, d->feeder, "delete");
-    return doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, d->feeder,
-                     "upsert");
-}
-
 static int drv_add(void *drv, SinkRequest *rq, const SinkChange *ch, char *err, size_t errlen)
 {
     NdDriver *d = drv;
-    if (build_event(d, ch) < 0)
+    if (sink_event(&d->doc, ch, d->feeder) < 0)
         return err_printf(err, errlen, "the row is not a JSON object, or larger than %zu bytes",
                           LINE_MAX_BYTES);
     size_t mark = rq->body.len;
@@ -362,41 +340,15 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
     return r;
 }
 
-/* Puts the schema event of s into line: {"txidsync": {"op": "schema",
- * "table", "columns": [{"name", "type", "nullable"}...], "key": [...]}}. */
-static bool schema_line(const NdDriver *d, const SinkSchema *s, Buf *line)
-{
-    JsonGen jg;
-    if (json_gen_open(&jg, line) != 0)
-        return false;
-    yajl_gen g = jg.g;
-    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, DOC_META_FIELD) &&
-              yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "op") &&
-              json_gen_cstr(g, "schema") && json_gen_cstr(g, "table") &&
-              json_gen_cstr(g, d->feeder ? d->feeder : "") && json_gen_cstr(g, "columns") &&
-              yajl_gen_array_open(g) == yajl_gen_status_ok;
-    for (size_t i = 0; ok && i < s->n; i++)
-        ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "name") &&
-             json_gen_cstr(g, s->columns[i]) && json_gen_cstr(g, "type") &&
-             json_gen_cstr(g, s->types[i] ? s->types[i] : "") && json_gen_cstr(g, "nullable") &&
-             yajl_gen_bool(g, s->nullable[i]) == yajl_gen_status_ok &&
-             yajl_gen_map_close(g) == yajl_gen_status_ok;
-    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "key") &&
-         yajl_gen_array_open(g) == yajl_gen_status_ok;
-    for (size_t i = 0; ok && i < s->n_key; i++)
-        ok = json_gen_cstr(g, s->key[i]);
-    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok &&
-         yajl_gen_map_close(g) == yajl_gen_status_ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    return json_gen_close(&jg, ok) == 0 && buf_puts(line, "\n") == 0;
-}
-
 static SinkResult drv_schema(void *drv, const SinkSchema *schema, char *err, size_t errlen)
 {
     NdDriver *d = drv;
     Buf line;
     buf_init(&line, LINE_MAX_BYTES);
     SinkResult r = SINK_OK;
-    if (!schema_line(d, schema, &line)) {
+    if (doc_schema_event(&line, d->feeder ? d->feeder : "", schema->columns, schema->types,
+                         schema->nullable, schema->n, schema->key, schema->n_key) < 0 ||
+        buf_puts(&line, "\n") < 0) {
         err_printf(err, errlen, "cannot build the schema event: out of memory");
         r = SINK_FAIL;
     } else if (d->flying) {
@@ -477,7 +429,6 @@ static const SinkInterface ndjson_interface = {
     .drop = drv_drop,
     .flush = drv_flush,
     .schema = drv_schema,
-    .check_columns = drv_check_columns,
     .request_new = drv_request_new,
     .request_reset = drv_request_reset,
     .add = drv_add,

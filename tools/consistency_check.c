@@ -54,6 +54,7 @@
 #include "log.h"
 #include "pg.h"
 #include "replay.h"
+#include "replay_kafka.h"
 #include "settings.h"
 #include "target_name.h"
 #include "version.h"
@@ -572,20 +573,24 @@ fail:
 
 /* Runs the check against the change events of an NDJSON stream.
  * Returns as run does. */
-static int check_stream(Check *k, PgConn *pg, const PgTable *table, const char *path)
+static int check_stream(Check *k, PgConn *pg, const PgTable *table, const char *path,
+                        const char *brokers)
 {
     Replay r;
     replay_init(&r);
     int rc = CHECK_ERROR;
-    if (replay_ndjson(&r, path, k->err, sizeof(k->err)) < 0 || replay_sorted(&r, &k->entries) < 0) {
+    uint64_t tombstones = 0;
+    int got = brokers ? replay_kafka(&r, brokers, path, &tombstones, k->err, sizeof(k->err))
+                      : replay_ndjson(&r, path, k->err, sizeof(k->err));
+    if (got < 0 || replay_sorted(&r, &k->entries) < 0) {
         fprintf(stderr, "consistency-check: %s\n", k->err[0] ? k->err : "out of memory");
         goto done;
     }
     k->n_entries = r.n;
     k->index = path;
-    log_info("comparing table %s with the events of %s: %" PRIu64 " events, %zu keys, %" PRIu64
-             " of them replays of a version already seen",
-             table->name, path, r.events, r.n, r.ignored);
+    log_info("comparing table %s with the events of %s%s: %" PRIu64 " events, %zu keys, %" PRIu64
+             " of them replays of a version already seen, %" PRIu64 " tombstones",
+             table->name, brokers ? "topic " : "", path, r.events, r.n, r.ignored, tombstones);
     rc = run(k, pg, table);
 done:
     free(k->entries);
@@ -604,7 +609,8 @@ static const char summary[] =
 
 int main(int argc, char **argv)
 {
-    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL;
+    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL,
+               *topic = NULL, *brokers = NULL;
     long long max_report = 20, page_size = 5000;
     int log_level = 1;
     const Setting settings[] = {
@@ -624,6 +630,12 @@ int main(int argc, char **argv)
          "compare with the change events the syncer wrote to this file (PATH.1, PATH.2, ... then "
          "PATH; the highest version per key wins) instead of an index",
          NULL, 0, 0, &ndjson, 0},
+        {"kafka-topic", SETTING_STRING, "", NULL, "NAME",
+         "compare with the change events of this Kafka topic, read from the beginning of every "
+         "partition (the highest version per key wins) instead of an index",
+         NULL, 0, 0, &topic, 0},
+        {"kafka-brokers", SETTING_STRING, "127.0.0.1:9092", "TXIDSYNC_KAFKA_BROKERS", "HOSTS",
+         "with --kafka-topic: the bootstrap servers", NULL, 0, 0, &brokers, 0},
         {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
          NULL, 0, 1000000, &max_report, 0},
         {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
@@ -678,8 +690,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "consistency-check: %s\n", err);
         goto done;
     }
-    if (*ndjson) {
-        rc = check_stream(&k, pg, &table, ndjson);
+    if (*ndjson || *topic) {
+        rc = *ndjson ? check_stream(&k, pg, &table, ndjson, NULL)
+                     : check_stream(&k, pg, &table, topic, brokers);
         goto done;
     }
     bool exists = false;

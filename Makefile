@@ -167,7 +167,7 @@ soak: $(BUILD)/tests/test_simulation
 	TXIDSYNC_SIM_SCHEDULES=$(SOAK_SCHEDULES) $(BUILD)/tests/test_simulation
 
 demo: deps
-	@$(MAKE) --no-print-directory all opensearch
+	@$(MAKE) --no-print-directory all opensearch kafka
 	@tools/demo
 
 bench: deps

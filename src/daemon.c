@@ -127,7 +127,6 @@ static Sink *es_sink(Daemon *d, const TableConfig *t)
     SinkEsConfig sc = {
         .url = t->es_url,
         .index = t->index,
-        .table = t->table,
         .replicas = (int)t->replicas,
         .max_in_flight = (size_t)t->bulk_concurrency,
         .max_bytes = (size_t)t->bulk_max_bytes,

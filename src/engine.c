@@ -637,8 +637,9 @@ static int rejected(Engine *e, const PgRow *row, const char *reason)
     SinkChange ch = change_of(row);
     SinkResult r = sink_dead_letter(e->sink, &ch, reason, err, sizeof(err));
     if (r == SINK_OK) {
-        elog(e, LOG_WARN, "the sink rejected key %s (version %" PRIu64 "): %s; recorded in %s",
-             row->key, row->version, reason, "the dead-letter index");
+        elog(e, LOG_WARN,
+             "the sink rejected key %s (version %" PRIu64 "): %s; recorded as a dead letter",
+             row->key, row->version, reason);
         return 0;
     }
     if (r == SINK_RETRY) {
@@ -1004,12 +1005,16 @@ static void step(Engine *e)
         step_stopping(e);
         return;
     }
-    if (reconnect_if_due(e) < 0 || acknowledge(e) < 0 || send_due(e) < 0)
+    if (reconnect_if_due(e) < 0 || acknowledge(e) < 0)
         return;
     if (e->idle && clock_mono_s() >= e->idle_until)
         end_idle(e, false);
+    /* The next batch's query first: Postgres works on it while the
+     * batches read are sent. */
     if (may_fetch(e))
         fetch_start(e);
+    if (send_due(e) < 0)
+        return;
     if (e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down) {
         if (e->cfg.once) {
             int sv = save_cursor(e);

@@ -202,7 +202,7 @@ static int start_sink(Engine *e)
 {
     if (sink_step(e, NULL) < 0 || check_owner(e) < 0 || check_target_kept(e) < 0)
         return -1;
-    if (!e->target.durable)
+    if (!e->target.durable && e->target.durability[0])
         elog(e, LOG_WARN,
              "%s: what the sink acknowledges is not durable until it is flushed, so txidsync "
              "flushes it before each cursor save (slower; the default durability needs no flush)",
@@ -271,9 +271,10 @@ int engine_reset(Engine *e)
         e->state = ENGINE_FAILED;
         return -1;
     }
-    elog(e, LOG_INFO, "reset: %s %s and %s the cursor in %s; the next start copies %s afresh",
-         dropped ? "deleted" : "found no", e->where, cleared ? "removed" : "found no",
-         store_describe(e->store), e->table.name);
+    elog(e, LOG_INFO, "reset: %s %s; %s %s; the next start copies %s afresh",
+         dropped ? "deleted" : "nothing to delete at", e->where,
+         cleared ? "removed the cursor in" : "no cursor stored in", store_describe(e->store),
+         e->table.name);
     e->state = ENGINE_STOPPED;
     return 0;
 }

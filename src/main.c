@@ -127,11 +127,13 @@ static const Setting table[] = {
     {"once", SETTING_BOOL, "false", NULL, NULL,
      "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
     {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
-     "per table: a document the index rejects for good: stop the table naming its key, or "
-     "record it in the dead-letter index and go on",
+     "per table: a change the sink rejects for good (too large, refused by the index or "
+     "the broker): stop the table naming its key, or record it as a dead letter and go on",
      "stop|dead-letter", 0, 0, &tc.on_reject, T},
     {"dead-letter-index", SETTING_STRING, "txidsync-dead-letter", NULL, "NAME",
-     "per table: index for rejected documents", NULL, 0, 0, &tc.dead_letter_index, T},
+     "per table: where dead letters go: an index (opensearch), a topic (kafka); ndjson "
+     "writes them to PATH.rejected",
+     NULL, 0, 0, &tc.dead_letter_index, T},
     {"cursor-file", SETTING_STRING, "", "TXIDSYNC_CURSOR_FILE", "PATH",
      "per table: keep the cursor in this file (written atomically) instead of the sink's "
      "state index",

@@ -5,7 +5,9 @@
 #include "sink.h"
 
 #include "doc.h"
+#include "json.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +81,32 @@ int sink_event(Buf *out, const SinkChange *ch, const char *owner)
     if (ch->deleted)
         return doc_build(out, "{}", 2, ch->key, ch->txid, ch->version, owner, "delete");
     return doc_build(out, ch->row, ch->row_len, ch->key, ch->txid, ch->version, owner, "upsert");
+}
+
+int sink_dead_letter_record(Buf *out, Buf *doc, const char *where_name, const char *where,
+                            const char *owner, const SinkChange *ch, const char *reason)
+{
+    if (ch->deleted ||
+        doc_build(doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version, owner, NULL) < 0)
+        buf_reset(doc);
+    size_t kept = doc->len;
+    if (kept > SINK_DEAD_LETTER_DOC_MAX) {
+        kept = SINK_DEAD_LETTER_DOC_MAX;
+        while (kept > 0 && ((unsigned char)doc->data[kept] & 0xC0) == 0x80)
+            kept--; /* cut between two UTF-8 characters */
+    }
+    buf_reset(out);
+    int bad = buf_puts(out, "{") | json_append_string(out, where_name, strlen(where_name)) |
+              buf_puts(out, ":") | json_append_string(out, where, strlen(where)) |
+              buf_puts(out, ",\"table\":") | json_append_string(out, owner, strlen(owner)) |
+              buf_puts(out, ",\"key\":") | json_append_string(out, ch->key, strlen(ch->key)) |
+              buf_printf(out, ",\"txid\":%" PRIu64 ",\"version\":%" PRIu64 ",\"error\":", ch->txid,
+                         ch->version) |
+              json_append_string(out, reason, strlen(reason)) | buf_puts(out, ",\"document\":") |
+              json_append_string(out, kept ? doc->data : "", kept) |
+              buf_printf(out, ",\"document_bytes\":%zu,\"document_truncated\":%s}", doc->len,
+                         kept < doc->len ? "true" : "false");
+    return bad ? -1 : 0;
 }
 
 void *sink_request_track(SinkRequest ***list, size_t *n, size_t size)

@@ -27,8 +27,10 @@
  *    the engine until the change at fault is alone; a change refused
  *    alone, or one that fits in no request, is rejected for good.
  *  - Nothing is acknowledged before the target made it durable as far as
- *    the target promises (an index's translog, a broker's acks, a file's
- *    fsync), since the engine persists its cursor on that word.
+ *    the target promises (an index's translog, a broker's acks), since the
+ *    engine persists its cursor on that word; a target that does not
+ *    (SinkTarget.durable false: an index with an async translog, a file
+ *    before its fsync) is flushed before each cursor save.
  */
 #ifndef TXIDSYNC_SINK_H
 #define TXIDSYNC_SINK_H
@@ -88,7 +90,8 @@ typedef struct SinkTarget {
     long long documents;  /* how many it holds; -1 when it cannot tell */
     char owner[512];      /* the table that feeds it, as recorded; "" for none */
     bool durable;         /* what it acknowledges survives its own crash */
-    char durability[128]; /* when not durable: why, for messages */
+    char durability[128]; /* when not durable by the user's setting: why, for a
+                           * warning; "" when the driver defers by design */
 } SinkTarget;
 
 /* The columns of a table's documents, for a schema event.  Borrowed. */
@@ -211,6 +214,19 @@ const char *sink_describe(Sink *s);
  * ch, the document with "op": "upsert", or only the metadata member with
  * "op": "delete" (doc.h).  Returns 0, or -1 as doc_build. */
 int sink_event(Buf *out, const SinkChange *ch, const char *owner)
+    __attribute__((warn_unused_result));
+
+/* The most bytes of a rejected change's document a dead letter keeps. */
+#define SINK_DEAD_LETTER_DOC_MAX ((size_t)64 << 10)
+
+/* For drivers: puts into out (reset first) the dead letter of change ch,
+ * rejected for reason, as one JSON object: {where_name: where, "table":
+ * owner, "key", "txid", "version", "error", "document" (the document as
+ * text, cut to SINK_DEAD_LETTER_DOC_MAX bytes between two characters; ""
+ * for a delete), "document_bytes", "document_truncated"}.  doc is scratch
+ * space for the document.  Returns 0, or -1 when out of memory. */
+int sink_dead_letter_record(Buf *out, Buf *doc, const char *where_name, const char *where,
+                            const char *owner, const SinkChange *ch, const char *reason)
     __attribute__((warn_unused_result));
 
 /* For drivers: a zeroed request of size bytes (the driver's struct

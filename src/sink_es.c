@@ -20,13 +20,11 @@
 #define BODY_MAX ((size_t)512 << 20)
 /* The most of a rejected document a dead letter keeps: the letter must
  * not be refused for the size that got the document rejected. */
-#define DEAD_LETTER_DOC_MAX ((size_t)64 << 10)
 
 typedef struct EsDriver {
     EsClient *es;
     EsPipe *pipe;
     char *index;
-    char *table;
     char *dead_letter_index; /* NULL: none */
     char *feeder;            /* the table that feeds the index, once prepared */
     yajl_val body;           /* the user's index body (NULL: none) */
@@ -234,46 +232,19 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
         err_printf(err, errlen, "no dead-letter index");
         return SINK_FAIL;
     }
-    if (ch->deleted || doc_build(&d->doc, ch->row, ch->row_len, ch->key, ch->txid, ch->version,
-                                 d->feeder, NULL) < 0)
-        buf_reset(&d->doc);
-    size_t doc_bytes = d->doc.len, kept = doc_bytes;
-    if (kept > DEAD_LETTER_DOC_MAX) {
-        kept = DEAD_LETTER_DOC_MAX;
-        while (kept > 0 && ((unsigned char)d->doc.data[kept] & 0xC0) == 0x80)
-            kept--; /* cut between two UTF-8 characters */
-    }
     Buf body;
     buf_init(&body, BODY_MAX);
-    JsonGen jg;
     SinkResult r = SINK_FAIL;
-    if (json_gen_open(&jg, &body) != 0) {
-        err_printf(err, errlen, "out of memory");
-        goto done;
+    if (sink_dead_letter_record(&body, &d->doc, "index", d->index, d->feeder ? d->feeder : "", ch,
+                                reason) < 0) {
+        err_printf(err, errlen, "cannot build the dead letter of key %s: out of memory", ch->key);
+    } else {
+        /* One record per index, key and version: recording it again after
+         * a replay overwrites the same document. */
+        char key_id[KEYS_ID_SIZE], id[KEYS_ID_SIZE + 1024];
+        snprintf(id, sizeof(id), "%s:%s:%" PRIu64, d->index, keys_id(ch->key, key_id), ch->version);
+        r = from_es(es_put_doc(d->es, d->dead_letter_index, id, buf_str(&body), err, errlen));
     }
-    yajl_gen g = jg.g;
-    bool ok =
-        yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "index") &&
-        json_gen_cstr(g, d->index) && json_gen_cstr(g, "table") && json_gen_cstr(g, d->table) &&
-        json_gen_cstr(g, "key") && json_gen_cstr(g, ch->key) && json_gen_cstr(g, "txid") &&
-        json_gen_u64(g, ch->txid) && json_gen_cstr(g, "version") && json_gen_u64(g, ch->version) &&
-        json_gen_cstr(g, "error") && json_gen_cstr(g, reason) && json_gen_cstr(g, "document") &&
-        yajl_gen_string(g, (const unsigned char *)(kept ? d->doc.data : ""), kept) ==
-            yajl_gen_status_ok &&
-        json_gen_cstr(g, "document_bytes") && json_gen_u64(g, doc_bytes) &&
-        json_gen_cstr(g, "document_truncated") &&
-        yajl_gen_bool(g, kept < doc_bytes) == yajl_gen_status_ok &&
-        yajl_gen_map_close(g) == yajl_gen_status_ok;
-    if (json_gen_close(&jg, ok) != 0) {
-        err_printf(err, errlen, "cannot build the dead letter of key %s", ch->key);
-        goto done;
-    }
-    /* One record per index, key and version: recording it again after a
-     * replay overwrites the same document. */
-    char key_id[KEYS_ID_SIZE], id[KEYS_ID_SIZE + 1024];
-    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, d->index, keys_id(ch->key, key_id), ch->version);
-    r = from_es(es_put_doc(d->es, d->dead_letter_index, id, buf_str(&body), err, errlen));
-done:
     buf_free(&body);
     return r;
 }
@@ -297,7 +268,6 @@ static void drv_free(void *drv)
     free(d->requests);
     es_client_free(d->es);
     free(d->index);
-    free(d->table);
     free(d->dead_letter_index);
     free(d->feeder);
     yajl_tree_free(d->body);
@@ -371,9 +341,8 @@ Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
     if (cfg->index_body && parse_body(d, cfg->index_body, err, errlen) < 0)
         goto fail;
     d->index = strdup(cfg->index);
-    d->table = strdup(cfg->table ? cfg->table : "");
     d->dead_letter_index = cfg->dead_letter_index ? strdup(cfg->dead_letter_index) : NULL;
-    if (!d->index || !d->table || (cfg->dead_letter_index && !d->dead_letter_index)) {
+    if (!d->index || (cfg->dead_letter_index && !d->dead_letter_index)) {
         err_printf(err, errlen, "out of memory");
         goto fail;
     }

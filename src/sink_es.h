@@ -24,7 +24,6 @@
 typedef struct SinkEsConfig {
     const char *url;   /* base URL, credentials allowed */
     const char *index; /* the table's index */
-    const char *table; /* the table's name, for dead letters */
     int replicas;      /* number_of_replicas of the indices it creates */
     size_t max_in_flight;
     size_t max_bytes;              /* the most bytes of a bulk body (--bulk-max-bytes) */

@@ -23,10 +23,16 @@
 #include "log.h"
 #include "loop.h"
 
-#define EVENT_MAX_BYTES  ((size_t)512 << 20)
-#define ADMIN_TIMEOUT_MS 15000
-#define FLUSH_TIMEOUT_MS 30000
-#define SCHEMA_KEY       KEYS_HASH_PREFIX "schema"
+#define EVENT_MAX_BYTES ((size_t)512 << 20)
+/* The producer's message.max.bytes: room for a message's key and framing
+ * above the event, within librdkafka's default bounds (its default, and
+ * under its receive.message.max.bytes). */
+#define KEY_ROOM           ((size_t)64 << 10)
+#define PRODUCER_MIN_BYTES ((size_t)1000000)
+#define PRODUCER_MAX_BYTES ((size_t)99000000)
+#define ADMIN_TIMEOUT_MS   15000
+#define FLUSH_TIMEOUT_MS   30000
+#define SCHEMA_KEY         KEYS_HASH_PREFIX "schema"
 
 /* What a message's opaque points at: a change of a request, or a wait. */
 typedef enum RefKind { REF_CHANGE, REF_WAIT } RefKind;
@@ -180,6 +186,18 @@ static SinkResult drv_inspect(void *drv, SinkTarget *t, char *err, size_t errlen
     if (n < 0)
         return SINK_FAIL;
     t->exists = n > 0;
+    /* How many messages it holds, so that a topic deleted and created
+     * again empty is seen (-1 when a partition cannot tell). */
+    t->documents = t->exists ? 0 : -1;
+    for (int p = 0; p < n; p++) {
+        int64_t low = 0, high = 0;
+        if (rd_kafka_query_watermark_offsets(d->rk, d->topic, p, &low, &high, 5000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            t->documents = -1;
+            break;
+        }
+        t->documents += high - low;
+    }
     return SINK_OK;
 }
 
@@ -468,15 +486,10 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
     }
     Buf line;
     buf_init(&line, 1 << 20);
-    int bad =
-        buf_puts(&line, "{\"topic\":") | json_append_string(&line, d->topic, strlen(d->topic)) |
-        buf_puts(&line, ",\"key\":") | json_append_string(&line, ch->key, strlen(ch->key)) |
-        buf_printf(&line, ",\"txid\":%" PRIu64 ",\"version\":%" PRIu64 ",\"error\":", ch->txid,
-                   ch->version) |
-        json_append_string(&line, reason, strlen(reason)) | buf_puts(&line, "}");
     SinkResult r = SINK_FAIL;
     char kid[KEYS_ID_SIZE];
-    if (bad)
+    if (sink_dead_letter_record(&line, &d->doc, "topic", d->topic, d->feeder ? d->feeder : "", ch,
+                                reason) < 0)
         err_printf(err, errlen, "out of memory");
     else
         r = send_and_wait(d, d->dead_letter_topic, keys_id(ch->key, kid), line.data, line.len, -1,
@@ -549,11 +562,22 @@ static const SinkInterface kafka_interface = {
 static rd_kafka_conf_t *producer_conf(KDriver *d, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* The broker's limit (its message.max.bytes, a topic's
+     * max.message.bytes) decides what is too large, not librdkafka's lower
+     * default: only --bulk-max-bytes, and librdkafka's own bound, are
+     * checked here. */
+    size_t max = d->max_bytes + KEY_ROOM;
+    char max_message[24];
+    snprintf(max_message, sizeof(max_message), "%zu",
+             max < PRODUCER_MIN_BYTES   ? PRODUCER_MIN_BYTES
+             : max > PRODUCER_MAX_BYTES ? PRODUCER_MAX_BYTES
+                                        : max);
     const char *settings[][2] = {
         {"bootstrap.servers", d->brokers},
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "5"},
+        {"message.max.bytes", max_message},
         {"message.timeout.ms", "30000"},
         {"allow.auto.create.topics", "false"},
         {"client.id", "txidsync"},

@@ -1,7 +1,8 @@
 /*
  * sink_ndjson: change events in files (see sink_ndjson.h).  Writes are
- * blocking but short (one write and one fsync per request); the done call
- * still comes from the loop, on a timer of no delay, as the contract asks.
+ * blocking but short (one write per request; the fsync waits for the
+ * engine's flush before a cursor save); the done call still comes from the
+ * loop, on a timer of no delay, as the contract asks.
  */
 #include "sink_ndjson.h"
 
@@ -32,6 +33,8 @@ typedef struct NdDriver {
     size_t max_bytes, max_file_bytes;
     int fd;
     off_t size;         /* of the file being written */
+    bool unsynced;      /* written since its last fsync */
+    int sync_errno;     /* a failed fsync of a rotated file: the flush fails */
     unsigned next_part; /* the suffix the next rotated file gets */
     char *feeder;       /* the table that feeds the stream, once prepared */
     Loop *loop;
@@ -114,6 +117,7 @@ static SinkResult drv_inspect(void *drv, SinkTarget *t, char *err, size_t errlen
     NdDriver *d = drv;
     if (d->to_stdout)
         return SINK_OK;
+    t->durable = false; /* until drv_flush: one fsync per cursor save */
     char first[1100];
     part_path(d, 1, first, sizeof(first));
     bool parts = file_exists(first);
@@ -247,6 +251,13 @@ static void rotate(NdDriver *d)
 {
     char part[1100], err[512];
     part_path(d, d->next_part, part, sizeof(part));
+    /* A rotated part is complete and durable: the flush only syncs the
+     * file being written. */
+    if (d->unsynced && fsync(d->fd) < 0) {
+        d->sync_errno = errno;
+        return;
+    }
+    d->unsynced = false;
     if (rename(d->path, part) < 0) {
         log_warn("cannot rotate %s into %s: %s", d->path, part, strerror(errno));
         return;
@@ -258,7 +269,8 @@ static void rotate(NdDriver *d)
         log_warn("%s", err); /* the next write fails and is retried */
 }
 
-/* Appends the request to the file and makes it durable; fills its result. */
+/* Appends the request to the file; fills its result.  Durable once
+ * flushed (drv_flush). */
 static void write_request(NdDriver *d, SinkRequest *rq)
 {
     rq->result = SINK_OK;
@@ -269,10 +281,7 @@ static void write_request(NdDriver *d, SinkRequest *rq)
         return;
     }
     int fd = d->to_stdout ? STDOUT_FILENO : d->fd;
-    bool ok = write_all(fd, rq->body.data ? rq->body.data : "", rq->body.len) == 0;
-    crash_point("after writing the stream, before fsync");
-    ok = ok && (d->to_stdout || fsync(fd) == 0);
-    if (!ok) {
+    if (write_all(fd, rq->body.data ? rq->body.data : "", rq->body.len) < 0) {
         /* Nothing of it counts: a line cut short would spoil the next. */
         snprintf(rq->err, sizeof(rq->err), "cannot write %s: %s", d->describe, strerror(errno));
         rq->result = SINK_RETRY;
@@ -281,6 +290,7 @@ static void write_request(NdDriver *d, SinkRequest *rq)
         return;
     }
     d->size += (off_t)rq->body.len;
+    d->unsynced = !d->to_stdout;
     for (size_t i = 0; i < rq->n; i++) {
         rq->out[i].outcome = SINK_APPLIED;
         rq->out[i].reason[0] = '\0';
@@ -320,13 +330,9 @@ static SinkResult drv_dead_letter(void *drv, const SinkChange *ch, const char *r
     snprintf(path, sizeof(path), "%s.rejected", d->to_stdout ? "txidsync" : d->path);
     Buf line;
     buf_init(&line, 1 << 20);
-    int bad =
-        buf_puts(&line, "{\"table\":") |
-        json_append_string(&line, d->feeder ? d->feeder : "", d->feeder ? strlen(d->feeder) : 0) |
-        buf_puts(&line, ",\"key\":") | json_append_string(&line, ch->key, strlen(ch->key)) |
-        buf_printf(&line, ",\"txid\":%" PRIu64 ",\"version\":%" PRIu64 ",\"error\":", ch->txid,
-                   ch->version) |
-        json_append_string(&line, reason, strlen(reason)) | buf_puts(&line, "}\n");
+    int bad = sink_dead_letter_record(&line, &d->doc, "file", d->to_stdout ? "-" : d->path,
+                                      d->feeder ? d->feeder : "", ch, reason) < 0 ||
+              buf_puts(&line, "\n") < 0;
     SinkResult r = SINK_OK;
     int fd = bad ? -1 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0 || write_all(fd, line.data, line.len) < 0 || fsync(fd) < 0) {
@@ -390,10 +396,27 @@ static SinkResult drv_drop(void *drv, bool *existed, char *err, size_t errlen)
     return SINK_OK;
 }
 
+/* A failed fsync is not retried: the kernel may have dropped the pages
+ * it could not write and report success the next time.  The table stops
+ * without saving its cursor, and its next start writes the lines again. */
 static SinkResult drv_flush(void *drv, char *err, size_t errlen)
 {
-    (void)drv, (void)err, (void)errlen;
-    return SINK_OK; /* every request was fsynced before its done call */
+    NdDriver *d = drv;
+    if (d->sync_errno == 0 && d->unsynced) {
+        crash_point("after writing the stream, before fsync");
+        if (fsync(d->fd) < 0)
+            d->sync_errno = errno;
+        else
+            d->unsynced = false;
+    }
+    if (d->sync_errno != 0) {
+        err_printf(err, errlen,
+                   "cannot fsync %s: %s; what was written since the last cursor save may be "
+                   "lost, so the table stops (its next start writes it again)",
+                   d->path, strerror(d->sync_errno));
+        return SINK_FAIL;
+    }
+    return SINK_OK;
 }
 
 static const char *drv_describe(void *drv)

@@ -4,9 +4,10 @@
  * Each change is one line of JSON appended to the file: the row's
  * document (doc.h) with "op": "upsert", or for a delete only the
  * metadata member with "op": "delete".  A request is written with one
- * write() and made durable with fsync() before it is acknowledged, so the
- * cursor never covers a line a crash could lose; a line cut short by a
- * crash was never acknowledged and is cut off at the next start.  With
+ * write(); the file is fsynced when the engine flushes the sink, before
+ * each cursor save, so the cursor never covers a line a crash could lose
+ * (one fsync per save, not per request); a line cut short by a crash is
+ * cut off at the next start.  With
  * max_file_bytes, a file that reached that size is renamed PATH.1, PATH.2,
  * ... (oldest first) and a new PATH begun: replaying PATH.1, PATH.2, ...,
  * PATH in that order gives every event in the order written.  A consumer

@@ -44,7 +44,7 @@ grep -q 'rejected key 7 .*does not fit in a bulk request of at most 10485760 byt
     fail "the error does not name key 7 and the cap: $out"
 out=$("$TXIDSYNC_BIN" "${args[@]}" --on-reject dead-letter 2>&1) ||
     fail "--on-reject dead-letter failed: $out"
-grep -q 'rejected key 7 .*recorded in' <<<"$out" || fail "no dead letter for key 7: $out"
+grep -q 'rejected key 7 .*recorded as a dead letter' <<<"$out" || fail "no dead letter for key 7: $out"
 [ "$(doc_version "$index" 6)" = "$(side_version 6 big_rows)" ] || fail "key 6 was not synced"
 [ "$(doc_version "$index" 8)" = "$(side_version 8 big_rows)" ] || fail "key 8 was not synced"
 es POST "/$dead/_refresh" >/dev/null
@@ -60,7 +60,7 @@ out=$("$TXIDSYNC_BIN" "${args[@]}" --on-reject dead-letter --bulk-max-bytes 6710
     fail "the sync with a 64 MiB cap failed: $out"
 grep -q 'refused a request of [0-9]* changes for what it holds' <<<"$out" ||
     fail "no request was split: $out"
-grep -q 'rejected key 100 .*413.*recorded in' <<<"$out" || fail "key 100 was not isolated: $out"
+grep -q 'rejected key 100 .*413.*recorded as a dead letter' <<<"$out" || fail "key 100 was not isolated: $out"
 for k in 90 99 101 110; do
     [ "$(doc_version "$index" $k)" = "$(side_version $k big_rows)" ] || fail "key $k was not synced"
 done

@@ -81,7 +81,7 @@ grep -q 'ended in a line cut short' <<<"$out" || fail "the cut line was not noti
 check_stream
 rm -f "$file" "$file".[0-9]*
 expect 1 "$file does not exist, but the cursor .* run: txidsync reset" "$TXIDSYNC_BIN" "${args[@]}"
-expect 0 "reset: found no $file and removed the cursor" "$TXIDSYNC_BIN" reset "${args[@]}"
+expect 0 "reset: nothing to delete at $file; removed the cursor" "$TXIDSYNC_BIN" reset "${args[@]}"
 "$TXIDSYNC_BIN" "${args[@]}" 2>/dev/null || fail "the sync after reset failed"
 check_stream
 echo "3. a cut line is cut off; a deleted file is refused, and reset starts over"

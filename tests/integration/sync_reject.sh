@@ -33,7 +33,7 @@ set -e
 
 out=$("$TXIDSYNC_BIN" "${args[@]}" --once --on-reject dead-letter 2>&1) ||
     fail "--on-reject dead-letter failed: $out"
-grep -q 'recorded in' <<<"$out" || fail "no dead-letter message: $out"
+grep -q 'recorded as a dead letter' <<<"$out" || fail "no dead-letter message: $out"
 [ "$(doc_version "$index" 8)" = "$want8" ] || fail "key 8 was not synced"
 es POST "/$dead/_refresh" >/dev/null
 body=$(es GET "/$dead/_search?q=*")

@@ -66,7 +66,7 @@ echo "3. a second syncer on the same table and target is refused, the first goes
 es DELETE /orders >/dev/null
 expect 1 "orders does not exist, but the cursor .* To copy the table again from the start, run: txidsync reset --table public.orders" \
     "$TXIDSYNC_BIN" "${one[@]}" --table public.orders
-expect 0 "reset: found no .*/orders and removed the cursor" \
+expect 0 "reset: nothing to delete at .*/orders; removed the cursor" \
     "$TXIDSYNC_BIN" reset "${one[@]}" --table public.orders
 "$TXIDSYNC_BIN" "${one[@]}" --table public.orders 2>/dev/null || fail "the sync after reset failed"
 check_consistent orders public.orders
@@ -77,7 +77,7 @@ es PUT /orders '{"settings":{"number_of_replicas":0}}' >/dev/null
 expect 1 "orders is empty, but the cursor" "$TXIDSYNC_BIN" "${one[@]}" --table public.orders
 expect 1 "run: txidsync reset --config .*two.ini --only public.orders" \
     "$TXIDSYNC_BIN" --config "$conf" --once
-expect 0 "reset: deleted .*/orders and removed the cursor" \
+expect 0 "reset: deleted .*/orders; removed the cursor" \
     "$TXIDSYNC_BIN" reset --config "$conf" --only public.orders
 "$TXIDSYNC_BIN" --config "$conf" --once 2>/dev/null || fail "the sync after the second reset failed"
 check_consistent orders public.orders

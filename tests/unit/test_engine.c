@@ -95,6 +95,11 @@ void pg_free(PgConn *c)
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     pipe_fds[0] = pipe_fds[1] = -1;
+    if (started) { /* a batch query still out, as the real connection drops it */
+        free((char *)asked.xid_at_key);
+        asked.xid_at_key = NULL;
+        started = false;
+    }
 }
 
 int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)

@@ -171,7 +171,7 @@ demo: deps
 	@tools/demo
 
 bench: deps
-	@$(MAKE) --no-print-directory all opensearch
+	@$(MAKE) --no-print-directory all opensearch kafka
 	@tools/bench
 
 # Unit tests under AddressSanitizer and UBSan, in their own build tree.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark cannot rot: tools/bench --smoke runs every step of make
 # bench at small sizes (a 5,000-row backfill against the raw loader, a few
-# seconds of latency, 8 tables in one process, pgbench, memory, idle CPU and a short crash-loop fuzz
-# run with its plots) against this bed, writing its report and PNGs into
+# seconds of latency, 8 tables in one process, pgbench, memory, idle CPU, a short crash-loop fuzz
+# run with its plots, and the backfill into NDJSON and Kafka) against this bed, writing its report and PNGs into
 # the scratch directory, never over BENCHMARKS.md.  Speed is not asserted:
 # only that every figure is there and the plots are PNG images.
 set -euo pipefail
@@ -19,7 +19,7 @@ if ! tools/bench --smoke --no-bed --out "$out" --plots "$plots" --prefix "$(test
 fi
 [ -s "$out" ] || fail "no report at $out"
 for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
-    "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## Decisions"; do
+    "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
@@ -36,6 +36,10 @@ grep -Eq '^\| pgb_quiet \| .* \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" || fail "
 grep -Eq '^\| 5000 \| [0-9.]+ \|$' "$out" || fail "no memory figure for the backfill size"
 grep -Eq '^\| lat_notify \| LISTEN.* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ s \|$' "$out" || fail "no idle figures"
 grep -q 'consistency checker found 0 differences' "$out" || fail "the fuzz run is not reported clean"
+for sink in NDJSON Kafka; do
+    grep -Eq "^\| $sink \| \*\*[0-9.]+\*\* \| [0-9.]+ \|$" "$out" || fail "no $sink ratios: $(grep -A12 '^## 7' "$out")"
+done
+grep -Eq '^\| \*\*Kafka: txidsync --sink kafka\*\* \| [0-9]+ \| ' "$out" || fail "no Kafka backfill figure"
 grep -q 'nan' "$out" && fail "a figure is nan: $(grep nan "$out")"
 for png in backfill fuzz; do
     [ "$(head -c 4 "$plots/$png.png" | tail -c 3)" = PNG ] || fail "$plots/$png.png is not a PNG"

@@ -1,0 +1,95 @@
+# Helpers of tools/bench and tools/bench-streams (sourced, not run).  The
+# caller sets pg_pid and srv_pid (the server under test, for timed) and
+# bench_name (for messages).
+
+say() { echo "${bench_name:-bench}: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# median NUMBER...: the median (mean of the middle two for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1}
+        END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2];
+              else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+# calc EXPR: floating-point arithmetic.
+calc() { awk "BEGIN { print $* }"; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+
+# cpu PID: CPU seconds of a process, with its reaped children (postmaster:
+# every backend that ended); 0 when unknown.
+cpu() {
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+    awk '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13 + $14 + $15) / 100 }' "/proc/$1/stat"
+}
+# own_cpu PID: CPU seconds of the process itself (utime + stime).
+own_cpu() {
+    awk '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$1/stat"
+}
+now() { date +%s.%N; }
+
+# mk_rows_table NAME ROWS: a tracked table (notify off) of ROWS realistic
+# rows: four text fields and a small JSON object, about 300 bytes as a
+# document.
+mk_rows_table() {
+    q -v rows="$2" <<SQL >/dev/null
+drop table if exists public.$1;
+create table public.$1 (
+    id bigint primary key,
+    name text not null,
+    email text not null,
+    city text not null,
+    note text,
+    data jsonb not null
+);
+insert into public.$1
+select i,
+       format('%s %s', (array['Ada','Bela','Chen','Dora','Emil','Fumiko','Goran','Hana'])[1 + i % 8],
+              (array['Novak','Okafor','Petit','Quinn','Rossi','Sato','Tanaka','Ueda','Varga'])[1 + i % 9]),
+       format('user%s@example.org', i),
+       (array['Lisbon','Oslo','Kyoto','Quito','Accra','Perth','Tallinn'])[1 + i % 7],
+       format('customer since %s, tier %s, prefers %s delivery', 2000 + i % 25, 1 + i % 4,
+              (array['morning','evening','weekend'])[1 + i % 3]),
+       jsonb_build_object('sku', format('SKU-%s', lpad(i::text, 7, '0')),
+                          'price', round((1 + (i * 7919) % 50000 / 100.0)::numeric, 2),
+                          'qty', (i * 31) % 97,
+                          'active', i % 5 <> 0,
+                          'tags', jsonb_build_array('t' || i % 13, 't' || i % 17))
+  from generate_series(1::bigint, :rows) as i;
+select txidsync.track('public.$1', notify => false);
+vacuum analyze public.$1;
+SQL
+}
+
+# timed OUT_PREFIX CMD...: runs CMD (stdin inherited) under /usr/bin/time -v
+# and writes OUT_PREFIX.{out,err,time} and OUT_PREFIX.vals: wall seconds,
+# user+sys CPU seconds, peak RSS in KiB, CPU seconds of postgres and of
+# the server under test (srv_pid) during the run.  Fails when CMD fails.
+timed() {
+    local o=$1
+    shift
+    local p0 e0 t0 t1 rc=0
+    p0=$(cpu "$pg_pid")
+    e0=$(cpu "$srv_pid")
+    t0=$(now)
+    /usr/bin/time -v -o "$o.time" "$@" >"$o.out" 2>"$o.err" || rc=$?
+    t1=$(now)
+    sleep 0.5 # let the postmaster reap the run's backend
+    local wall cpu_s rss
+    wall=$(calc "$t1 - $t0")
+    cpu_s=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$o.time")
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$o.time")
+    echo "$wall $cpu_s $rss $(calc "$(cpu "$pg_pid") - $p0") $(calc "$(cpu "$srv_pid") - $e0")" >"$o.vals"
+    if [ $rc -ne 0 ]; then
+        tail -n 20 "$o.err" >&2
+        die "failed ($rc): $*"
+    fi
+}
+
+machine() {
+    local model mem
+    model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    echo "$(nproc) CPUs ($model), $mem memory, Linux $(uname -r)"
+}

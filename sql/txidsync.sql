@@ -22,6 +22,12 @@
 --   txidsync.forget_dropped()    cleans up after tables dropped while tracked
 --                                (an event trigger does it on DROP when the
 --                                installing role is a superuser)
+--   txidsync.refresh_start(tbl, where_sql, reason)
+--   txidsync.refresh_step(id, chunk)
+--                                a refresh: re-sends the current state of a
+--                                table's rows, one short transaction a chunk
+--                                (txidsync refresh drives it)
+--   txidsync.refreshes           every refresh and its progress
 --
 -- The txid offset: every id txidsync records or reports is
 -- pg_current_xact_id() (64-bit, with epoch) plus an offset, 0 at first.
@@ -493,6 +499,173 @@ begin
         n := n + 1;
     end loop;
     return n;
+end
+$$;
+
+-- Refreshes (docs/design.md, "Refresh").  A refresh re-sends the current
+-- state of a table's rows: each step takes the next chunk of side-table
+-- rows in key order and bumps their version and txid, in one short
+-- transaction, so that every syncer reads them again as changes of that
+-- transaction.  A refreshed document replaces what a target holds for its
+-- key (its version is higher) and is itself replaced by any later change
+-- (a higher version still): the side-table row lock orders a chunk and the
+-- application's changes of the same key like any two writers.  With a
+-- where_sql condition only live rows matching it are refreshed; without
+-- one, every key, tombstones too (a document a restore brought back is
+-- deleted again).  Progress is recorded in the chunk's transaction, so a
+-- refresh interrupted anywhere resumes after its last committed chunk.
+create table if not exists txidsync.refreshes (
+    id bigserial primary key,
+    relid regclass not null references txidsync.tracked (relid) on delete cascade,
+    where_sql text,            -- a condition on the table's row "t"; null: every key
+    reason text not null,      -- why it was started, for logs
+    after_key text[],          -- the last key refreshed, as text per key column; null: none yet
+    rows_done bigint not null default 0,
+    rows_estimate bigint,      -- how many rows it will touch, as the planner guesses
+    started_at timestamptz not null default pg_catalog.now(),
+    finished_at timestamptz
+);
+create index if not exists refreshes_unfinished on txidsync.refreshes (relid)
+    where finished_at is null;
+
+-- Starts a refresh of tbl (or returns the unfinished one with the same
+-- condition, which then resumes) and returns its id.  where_sql is an SQL
+-- condition on the table's row, named t (e.g. 't.id < 1000'); it is
+-- checked here, so that a typo fails now and not at the first step.
+create or replace function txidsync.refresh_start(tbl regclass, where_sql text default null,
+                                                  reason text default 'requested')
+    returns bigint
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    t txidsync.tracked;
+    rid bigint;
+    plan json;
+    est bigint;
+    only_kw text;
+begin
+    select * into t from txidsync.tracked where relid = tbl;
+    if not found then
+        raise exception 'txidsync: % is not tracked', tbl;
+    end if;
+    select r.id into rid from txidsync.refreshes as r
+     where r.relid = tbl and r.finished_at is null
+       and r.where_sql is not distinct from refresh_start.where_sql
+     order by r.id limit 1;
+    if found then
+        return rid;
+    end if;
+    only_kw := case when (select c.relkind from pg_catalog.pg_class as c where c.oid = tbl) = 'r'
+                    then 'only ' else '' end;
+    if where_sql is null then
+        -- The statistics when there are some (the planner's guess on a
+        -- table never analyzed counts dead rows too).
+        select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
+         where c.oid = format('txidsync.%I', t.side_table)::regclass;
+        if est is null or est <= 0 then
+            execute format('explain (format json) select from txidsync.%I', t.side_table)
+               into plan;
+        end if;
+    else
+        begin
+            execute format('explain (format json) select from %s%s as t where (%s)',
+                           only_kw, tbl, where_sql) into plan;
+        exception when others then
+            raise exception 'txidsync: the condition "%" for %: %', where_sql, tbl, sqlerrm
+                using errcode = sqlstate;
+        end;
+    end if;
+    est := coalesce(est, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric::bigint);
+    insert into txidsync.refreshes (relid, where_sql, reason, rows_estimate)
+    values (tbl, where_sql, reason, est)
+    returning id into rid;
+    return rid;
+end
+$$;
+
+-- One step of refresh id: bumps the version and txid of the next chunk
+-- of rows in key order (at most chunk of them) and records how far it
+-- got, in the caller's transaction (run each step as a transaction of its
+-- own).  It waits for a row another transaction holds at most
+-- lock_wait_ms, then fails with lock_not_available (55P03): the caller
+-- tries the step again, and the application never waits long for a
+-- refresh.  Returns the rows of this step, the rows so far, and whether
+-- the refresh is finished.
+create or replace function txidsync.refresh_step(id bigint, chunk integer default 1000,
+                                                 lock_wait_ms integer default 200)
+    returns table (rows integer, rows_done bigint, finished boolean)
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    r txidsync.refreshes;
+    t txidsync.tracked;
+    n_keys int;
+    keys text;     -- s.key1, s.key2, ...
+    after text;    -- the row comparison with after_key, or true
+    cond text;
+    join_t text := '';
+    n int;
+    last text[];
+begin
+    if chunk is null or chunk < 1 then
+        raise exception 'txidsync: a refresh chunk must be at least 1 row, not %', chunk;
+    end if;
+    perform pg_catalog.set_config('lock_timeout', lock_wait_ms || 'ms', true);
+    select * into r from txidsync.refreshes as x where x.id = refresh_step.id for update;
+    if not found then
+        raise exception 'txidsync: there is no refresh %', refresh_step.id;
+    end if;
+    if r.finished_at is not null then
+        return query select 0, r.rows_done, true;
+        return;
+    end if;
+    select * into t from txidsync.tracked as x where x.relid = r.relid;
+    n_keys := cardinality(t.key_columns);
+    select string_agg(format('s.%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
+      into keys from generate_subscripts(t.key_columns, 1) as i;
+    if r.after_key is null then
+        after := 'true';
+    else
+        select format('(%s) > (%s)', keys,
+                      string_agg(format('$1[%s]::%s', i, t.key_types[i]), ', ' order by i))
+          into after from generate_subscripts(t.key_columns, 1) as i;
+    end if;
+    cond := after;
+    if r.where_sql is not null then
+        join_t := format(' join %s%s as t on %s',
+            case when (select c.relkind from pg_catalog.pg_class as c where c.oid = r.relid) = 'r'
+                 then 'only ' else '' end,
+            r.relid,
+            (select string_agg(format('t.%I = s.%I', t.key_columns[i],
+                                      txidsync._side_key(i::int, n_keys)), ' and ' order by i)
+               from generate_subscripts(t.key_columns, 1) as i));
+        cond := format('%s and (%s)', after, r.where_sql);
+    end if;
+    execute format(
+        'with c as (select %1$s from txidsync.%2$I as s%3$s where %4$s'
+        '            order by %1$s limit $2 for update of s),'
+        '     u as (update txidsync.%2$I as s set version = s.version + 1, txid = $3'
+        '             from c where (%1$s) = (%5$s) returning 1)'
+        ' select (select count(*) from u)::int,'
+        '        (select array[%6$s] from c order by %7$s limit 1)',
+        keys, t.side_table, join_t, cond,
+        (select string_agg(format('c.%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
+           from generate_subscripts(t.key_columns, 1) as i),
+        (select string_agg(format('c.%I::text', txidsync._side_key(i::int, n_keys)), ', '
+                           order by i)
+           from generate_subscripts(t.key_columns, 1) as i),
+        (select string_agg(format('c.%I desc', txidsync._side_key(i::int, n_keys)), ', '
+                           order by i)
+           from generate_subscripts(t.key_columns, 1) as i))
+      into n, last
+      using r.after_key, chunk, txidsync.current_txid();
+    update txidsync.refreshes as x
+       set after_key = coalesce(last, x.after_key), rows_done = x.rows_done + n,
+           finished_at = case when n < chunk then pg_catalog.now() end
+     where x.id = r.id;
+    return query select n, r.rows_done + n, n < chunk;
 end
 $$;
 

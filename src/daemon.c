@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "log.h"
 #include "loop.h"
+#include "refresh.h"
 #include "sink_es.h"
 #include "sink_kafka.h"
 #include "sink_ndjson.h"
@@ -33,6 +34,9 @@
 static int signal_pipe[2] = {-1, -1};
 
 #define MAPPING_MAX ((size_t)16 << 20)
+
+/* How long a refresh step waits for a row another transaction holds. */
+#define REFRESH_LOCK_WAIT_MS 200
 
 /* What start_all returns when there is nothing left to run (reset). */
 #define START_DONE (-1)
@@ -294,6 +298,42 @@ static int start_all(Daemon *d)
     return 0;
 }
 
+/* txidsync refresh: asked between two steps whether a signal said stop. */
+static bool stop_requested(void *ctx)
+{
+    bool *stopped = ctx;
+    char buf[64];
+    ssize_t n;
+    while ((n = read(signal_pipe[0], buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            *stopped = *stopped || buf[i] == 's';
+    return *stopped;
+}
+
+/* txidsync refresh: each table's refresh in turn; one that fails leaves
+ * the others to run.  Returns an exit code. */
+static int refresh_all(const DaemonConfig *cfg)
+{
+    bool stopped = false, failed = false;
+    for (size_t i = 0; i < cfg->n_tables && !stopped; i++) {
+        const TableConfig *t = &cfg->tables[i];
+        RefreshConfig rc = {.name = t->name,
+                            .conninfo = t->conninfo,
+                            .table = t->table,
+                            .where = cfg->refresh_where,
+                            .chunk = (long)cfg->refresh_chunk,
+                            .lock_wait_ms = REFRESH_LOCK_WAIT_MS,
+                            .stats_interval_s = cfg->stats_interval_s,
+                            .stop = stop_requested,
+                            .stop_ctx = &stopped};
+        if (refresh_run(&rc) < 0)
+            failed = true;
+    }
+    if (failed && cfg->n_tables > 1)
+        log_error("one or more refreshes failed (see above)");
+    return failed ? DAEMON_EXIT_FAILED : DAEMON_EXIT_OK;
+}
+
 /* Runs the loop until every engine ended.  Returns an exit code. */
 static int run_all(Daemon *d)
 {
@@ -327,6 +367,10 @@ int daemon_run(const DaemonConfig *cfg)
                                         : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
         crash_configure(cfg->crash_probability, seed);
         log_info("crash injection on: probability %g per crash point", cfg->crash_probability);
+    }
+    if (cfg->refresh) {
+        code = refresh_all(cfg);
+        goto done;
     }
     code = start_all(&d);
     if (code == START_DONE)

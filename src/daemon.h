@@ -59,10 +59,13 @@ typedef struct DaemonConfig {
     bool once;
     long long stats_interval_s;
     double crash_probability;
-    long long crash_seed;    /* 0: from time and pid */
-    bool reset;              /* txidsync reset: start every table over, then exit */
-    bool dry_run;            /* events to standard output, no cursor loaded or saved, --once */
-    const char *config_path; /* the --config file, for messages; NULL: none */
+    long long crash_seed;      /* 0: from time and pid */
+    bool reset;                /* txidsync reset: start every table over, then exit */
+    bool refresh;              /* txidsync refresh: refresh every table in turn, then exit */
+    const char *refresh_where; /* its condition on the row t; "" or NULL: every key */
+    long long refresh_chunk;   /* its rows a step */
+    bool dry_run;              /* events to standard output, no cursor loaded or saved, --once */
+    const char *config_path;   /* the --config file, for messages; NULL: none */
 } DaemonConfig;
 
 /* Exit codes of daemon_run, also the program's. */
@@ -78,7 +81,8 @@ enum {
  * whole start: exit 1 before anything is written elsewhere), then runs
  * until every table stopped: --once caught up, a signal, or a table's
  * failure, which leaves the others running.  With reset, starts every
- * table over instead (engine_reset) and returns.  Returns an exit code
+ * table over instead (engine_reset) and returns; with refresh, refreshes
+ * every table in turn (refresh.h) and returns.  Returns an exit code
  * above.
  */
 int daemon_run(const DaemonConfig *cfg);

@@ -32,6 +32,11 @@ static const char summary[] =
     "target and stored cursor (no syncer may run on it meanwhile), so that the next\n"
     "start copies the table afresh.\n"
     "\n"
+    "txidsync refresh [OPTIONS] [--where SQL] [--chunk N]: send the current state of the\n"
+    "tables' rows again, through every running syncer, while they run: each chunk of rows,\n"
+    "in key order, gets a new version in one short transaction (it needs a role that\n"
+    "may update txidsync's tables).  Stopped anywhere, the same command resumes it.\n"
+    "\n"
     "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.\n"
     "SIGUSR1: print each table's stats line and latency so far (--latency-field),\n"
     "then count latency afresh.  Exit status: 0 done, 1 a table failed, 2 bad usage.";
@@ -146,6 +151,12 @@ static const Setting table[] = {
     {"poll-interval", SETTING_INT, "1000", "TXIDSYNC_POLL_INTERVAL", "MS",
      "per table: longest wait between two polls when no notification comes", NULL, 10, 3600000,
      &tc.poll_interval_ms, T},
+    {"where", SETTING_STRING, "", NULL, "SQL",
+     "with txidsync refresh: only the rows matching this condition on the table's row t "
+     "(e.g. \"t.id < 1000\"); empty: every key, deleted ones too",
+     NULL, 0, 0, &dc.refresh_where, 0},
+    {"chunk", SETTING_INT, "1000", NULL, "N", "with txidsync refresh: rows a step", NULL, 1,
+     1000000, &dc.refresh_chunk, 0},
     {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
      "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
      &dc.stats_interval_s, 0},
@@ -248,9 +259,10 @@ static int run(TableConfig *tables, size_t n_tables)
 
 int main(int argc, char **argv)
 {
-    /* txidsync reset [OPTIONS]: the same options, another job. */
-    if (argc > 1 && strcmp(argv[1], "reset") == 0) {
-        dc.reset = true;
+    /* txidsync reset|refresh [OPTIONS]: the same options, another job. */
+    if (argc > 1 && (strcmp(argv[1], "reset") == 0 || strcmp(argv[1], "refresh") == 0)) {
+        dc.reset = strcmp(argv[1], "reset") == 0;
+        dc.refresh = !dc.reset;
         argv[1] = argv[0];
         argv++;
         argc--;

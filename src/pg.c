@@ -496,6 +496,72 @@ int pg_try_lock(PgConn *c, const char *name, bool *got, int *holder, char *err, 
     return PG_OK;
 }
 
+#define SQL_REFRESH_START                                                                          \
+    "select txidsync.refresh_start($1::pg_catalog.regclass, nullif($2::pg_catalog.text, ''), $3)"
+#define SQL_REFRESH_ROW                                                                            \
+    "select rows_done, coalesce(rows_estimate, -1), reason"                                        \
+    " from txidsync.refreshes where id = $1::bigint"
+#define SQL_REFRESH_STEP                                                                           \
+    "select rows, rows_done, finished"                                                             \
+    " from txidsync.refresh_step($1::bigint, $2::integer, $3::integer)"
+
+int pg_refresh_start(PgConn *c, const char *table, const char *where, const char *reason,
+                     PgRefresh *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    const char *params[] = {table, where ? where : "", reason};
+    PGresult *res;
+    int rc =
+        exec_params(c, SQL_REFRESH_START, 3, params, PGRES_TUPLES_OK, "refresh", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    char id[24];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *row[] = {id};
+    rc = exec_params(c, SQL_REFRESH_ROW, 1, row, PGRES_TUPLES_OK, "refresh", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return fail(err, errlen, PG_ERROR, "pg: refresh %s vanished", id);
+    }
+    r->id = atoll(id);
+    r->rows_done = atoll(PQgetvalue(res, 0, 0));
+    r->estimate = atoll(PQgetvalue(res, 0, 1));
+    snprintf(r->reason, sizeof(r->reason), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, long long *rows,
+                    long long *rows_done, bool *finished, char *err, size_t errlen)
+{
+    char id_s[24], chunk_s[24], wait_s[24];
+    snprintf(id_s, sizeof(id_s), "%lld", id);
+    snprintf(chunk_s, sizeof(chunk_s), "%ld", chunk);
+    snprintf(wait_s, sizeof(wait_s), "%d", lock_wait_ms);
+    const char *params[] = {id_s, chunk_s, wait_s};
+    *rows = *rows_done = 0;
+    *finished = false;
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: refresh step: the connection is lost");
+    PGresult *res = PQexecParams(c->conn, SQL_REFRESH_STEP, 3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* lock_not_available, deadlock_detected, serialization_failure */
+        bool busy = st && (strcmp(st, "55P03") == 0 || strcmp(st, "40P01") == 0 ||
+                           strcmp(st, "40001") == 0);
+        int rc = result_fail(c, res, "refresh step", err, errlen);
+        return busy && rc == PG_ERROR ? PG_BUSY : rc;
+    }
+    *rows = atoll(PQgetvalue(res, 0, 0));
+    *rows_done = atoll(PQgetvalue(res, 0, 1));
+    *finished = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    return PG_OK;
+}
+
 void pg_table_free(PgTable *t)
 {
     if (!t)

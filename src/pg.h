@@ -34,6 +34,7 @@ enum {
     PG_OK = 0,
     PG_ERROR = -1, /* the statement failed; the connection is usable */
     PG_LOST = -2,  /* the connection is lost; pg_reconnect, then retry */
+    PG_BUSY = -3,  /* pg_refresh_step only: rows locked elsewhere; try again */
 };
 
 typedef struct PgConn PgConn;
@@ -134,6 +135,36 @@ int pg_table_choose_columns(PgTable *t, const char *include, const char *exclude
  * PG_OK/PG_ERROR/PG_LOST. */
 int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *any, char *err,
                         size_t errlen) __attribute__((warn_unused_result));
+
+/* A refresh of a table (sql/txidsync.sql: txidsync.refreshes). */
+typedef struct PgRefresh {
+    long long id;
+    long long rows_done; /* so far: more than 0 when an unfinished one resumes */
+    long long estimate;  /* the rows it will touch, as the planner guesses; -1: unknown */
+    char reason[128];
+} PgRefresh;
+
+/*
+ * Starts a refresh of table (txidsync.refresh_start), or finds the
+ * unfinished one with the same condition where (an SQL condition on the
+ * table's row t; NULL or "": every key, tombstones too), and fills r.
+ * Writes: run it as a role that may update txidsync's tables.  Returns
+ * PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_refresh_start(PgConn *c, const char *table, const char *where, const char *reason,
+                     PgRefresh *r, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * One step of refresh id, in a transaction of its own: the next chunk rows
+ * at most, in key order, get a new version and txid.  Sets *rows (this
+ * step's), *rows_done (so far) and *finished.  Returns PG_OK, PG_BUSY when
+ * a row another transaction holds made it give up (it waits at most
+ * lock_wait_ms, so that the application never waits long for it; a
+ * deadlock too), PG_ERROR or PG_LOST.
+ */
+int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, long long *rows,
+                    long long *rows_done, bool *finished, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Tries to take the session-level advisory lock named by the text name

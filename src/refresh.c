@@ -1,0 +1,190 @@
+/*
+ * refresh: one table's refresh, step by step (see refresh.h).  Blocking:
+ * txidsync refresh runs it alone, one table after the other.
+ */
+#include "refresh.h"
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "crash.h"
+#include "log.h"
+#include "pg.h"
+#include "progress.h"
+
+#define BACKOFF_MIN_S 0.05
+#define BACKOFF_MAX_S 5.0
+#define LIVE_EVERY_S  0.25
+
+typedef struct Run {
+    const RefreshConfig *cfg;
+    PgConn *pg;
+    PgRefresh r;
+    long long done, done_at_start;
+    double started, last_line, last_live;
+    bool live; /* a live progress line on a terminal */
+    int failures;
+} Run;
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static double backoff_s(int failures)
+{
+    double s = BACKOFF_MIN_S;
+    for (int i = 1; i < failures && s < BACKOFF_MAX_S; i++)
+        s *= 2;
+    return s < BACKOFF_MAX_S ? s : BACKOFF_MAX_S;
+}
+
+/* The progress so far, into out. */
+static void progress(const Run *run, char *out, size_t len)
+{
+    double elapsed = clock_mono_s() - run->started;
+    double rate = elapsed > 0 ? (double)(run->done - run->done_at_start) / elapsed : 0;
+    progress_text(out, len, run->done, run->r.estimate, rate);
+}
+
+/* Reports progress: a live line on a terminal, a log line every
+ * stats_interval_s otherwise. */
+static void report(Run *run, bool force)
+{
+    double now = clock_mono_s();
+    char text[256];
+    if (run->live && (force || now - run->last_live >= LIVE_EVERY_S)) {
+        progress(run, text, sizeof(text));
+        fprintf(stderr, "\r%s: refresh: %s\033[K", run->cfg->name, text);
+        run->last_live = now;
+    } else if (!run->live && run->cfg->stats_interval_s > 0 &&
+               now - run->last_line >= (double)run->cfg->stats_interval_s) {
+        progress(run, text, sizeof(text));
+        log_info("%s: refresh %lld: %s", run->cfg->name, run->r.id, text);
+        run->last_line = now;
+    }
+}
+
+/* Ends the live line, so that what follows starts a line of its own. */
+static void end_live(Run *run)
+{
+    if (run->live && run->last_live > 0)
+        fputc('\n', stderr);
+    run->last_live = 0;
+}
+
+/* Handles a failed step or start (rc); returns 0 to try again, -1 to
+ * give up. */
+static int failed(Run *run, int rc, const char *err)
+{
+    run->failures++;
+    if (rc == PG_ERROR) {
+        end_live(run);
+        log_error("%s: refresh: %s", run->cfg->name, err);
+        return -1;
+    }
+    if (rc == PG_BUSY) {
+        if (run->failures == 1 || run->failures % 20 == 0) {
+            end_live(run);
+            log_warn("%s: refresh: rows are held by other transactions; trying again (%d)",
+                     run->cfg->name, run->failures);
+        }
+        sleep_s(backoff_s(run->failures));
+        return 0;
+    }
+    end_live(run);
+    log_warn("%s: refresh: %s; reconnecting in %.1f s", run->cfg->name, err,
+             backoff_s(run->failures));
+    sleep_s(backoff_s(run->failures));
+    char why[512];
+    if (pg_reconnect(run->pg, why, sizeof(why)) != PG_OK)
+        log_warn("%s: refresh: %s", run->cfg->name, why);
+    return 0;
+}
+
+/* Starts (or resumes) the refresh; returns 0, 1 when stopped, or -1. */
+static int start(Run *run)
+{
+    char err[1024];
+    const RefreshConfig *cfg = run->cfg;
+    for (;;) {
+        if (cfg->stop && cfg->stop(cfg->stop_ctx))
+            return 1;
+        int rc = pg_refresh_start(run->pg, cfg->table, cfg->where, "requested", &run->r, err,
+                                  sizeof(err));
+        if (rc == PG_OK)
+            break;
+        if (failed(run, rc, err) < 0)
+            return -1;
+    }
+    run->failures = 0;
+    run->done = run->done_at_start = run->r.rows_done;
+    const char *what = cfg->where && *cfg->where ? cfg->where : "every key";
+    if (run->r.rows_done > 0)
+        log_info("%s: refresh %lld of %s (%s) resumes after %lld rows", cfg->name, run->r.id,
+                 cfg->table, what, run->r.rows_done);
+    else
+        log_info("%s: refresh %lld of %s (%s) started, about %lld rows", cfg->name, run->r.id,
+                 cfg->table, what, run->r.estimate < 0 ? 0 : run->r.estimate);
+    return 0;
+}
+
+/* Steps to the end; returns 0, 1 when stopped, or -1. */
+static int steps(Run *run)
+{
+    char err[1024];
+    const RefreshConfig *cfg = run->cfg;
+    for (bool finished = false; !finished;) {
+        if (cfg->stop && cfg->stop(cfg->stop_ctx)) {
+            end_live(run);
+            log_info("%s: refresh %lld stopped after %lld rows; the same command resumes it",
+                     cfg->name, run->r.id, run->done);
+            return 1;
+        }
+        long long rows = 0;
+        int rc = pg_refresh_step(run->pg, run->r.id, cfg->chunk, cfg->lock_wait_ms, &rows,
+                                 &run->done, &finished, err, sizeof(err));
+        if (rc != PG_OK) {
+            finished = false;
+            if (failed(run, rc, err) < 0)
+                return -1;
+            continue;
+        }
+        run->failures = 0;
+        crash_point("after a refresh step");
+        report(run, false);
+    }
+    report(run, true);
+    end_live(run);
+    double s = clock_mono_s() - run->started;
+    long long now = run->done - run->done_at_start;
+    char took[32];
+    progress_duration(took, sizeof(took), s);
+    if (run->done_at_start > 0)
+        log_info("%s: refresh %lld of %s finished: %lld rows, %lld of them in %s now", cfg->name,
+                 run->r.id, cfg->table, run->done, now, took);
+    else
+        log_info("%s: refresh %lld of %s finished: %lld rows in %s (%.0f rows/s)", cfg->name,
+                 run->r.id, cfg->table, run->done, took, s > 0 ? (double)now / s : 0.0);
+    return 0;
+}
+
+int refresh_run(const RefreshConfig *cfg)
+{
+    char err[1024];
+    Run run = {.cfg = cfg, .live = isatty(STDERR_FILENO) == 1};
+    run.started = run.last_line = clock_mono_s();
+    run.pg = pg_connect(cfg->conninfo, err, sizeof(err));
+    if (!run.pg) {
+        log_error("%s: refresh: %s", cfg->name, err);
+        return -1;
+    }
+    int rc = start(&run);
+    if (rc == 0)
+        rc = steps(&run);
+    pg_free(run.pg);
+    return rc;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# txidsync refresh against the real bed:
+#  1. a column added with a default (no row trigger fires): the documents
+#     lack it; a refresh while the syncer runs brings it to every one;
+#  2. a refresh of a key range while the load generator updates, deletes
+#     and re-inserts the same keys and the syncer runs in a crash loop:
+#     equal afterwards, and every key of the range that lived through it
+#     got a newer version;
+#  3. a refresh killed again and again (crash injection after steps)
+#     resumes after its last step: every key's version went up by
+#     exactly one;
+#  4. a row another transaction holds: the step gives up after its lock
+#     wait and tries again; bad input fails clearly and changes nothing.
+set -euo pipefail
+. "$TXIDSYNC_ROOT/tests/integration/lib.sh"
+
+setup_demo
+dir=$TXIDSYNC_TEST_TMP
+index=$(test_index)
+sync=(--table some_table --index "$index" --state-index "$index-state")
+side=txidsync.$(psql_q "select side_table from txidsync.tracked where relid = 'some_table'::regclass")
+"$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>/dev/null || fail "the backfill failed"
+
+# missing FIELD: how many documents lack FIELD.
+missing() {
+    es POST "/$index/_refresh" >/dev/null
+    es POST "/$index/_count" "{\"query\":{\"bool\":{\"must_not\":{\"exists\":{\"field\":\"$1\"}}}}}" | jq .count
+}
+log=$dir/syncer.log
+start_syncer "$log" "${sync[@]}" --poll-interval 100
+wait_for 30 grep -q 'caught up' "$log"
+psql_q "alter table some_table add column color text not null default 'blue'"
+psql_q "update some_table set name = name where id <= 5" # a few changes: the only ones with color
+wait_for 30 sh -c "[ \"\$(curl -sS '$TXIDSYNC_ES_URL/$index/_doc/5' | jq -r ._source.color)\" = blue ]"
+before=$(missing color)
+[ "$before" -gt 29000 ] || fail "$before documents lack the new column before the refresh"
+"$TXIDSYNC_BIN" refresh --table some_table >"$dir/refresh1.log" 2>&1 ||
+    fail "the refresh failed: $(tail -n 5 "$dir/refresh1.log")"
+grep -q 'refresh [0-9]* of some_table finished: 30000 rows' "$dir/refresh1.log" ||
+    fail "the refresh did not say it finished 30000 rows: $(cat "$dir/refresh1.log")"
+wait_for 60 sh -c "[ \"\$(curl -sS -X POST '$TXIDSYNC_ES_URL/$index/_refresh' >/dev/null;
+    curl -sS -X POST -H 'Content-Type: application/json' '$TXIDSYNC_ES_URL/$index/_count' \
+    -d '{\"query\":{\"bool\":{\"must_not\":{\"exists\":{\"field\":\"color\"}}}}}' | jq .count)\" = 0 ]"
+code=0
+stop_syncer "$SYNC_PID" || code=$?
+[ "$code" = 0 ] || fail "the syncer exited $code: $(tail -n 5 "$log")"
+check_consistent "$index"
+echo "1. a column added with a default: $before documents lacked it; after the refresh, none"
+
+psql_q "drop table if exists versions_before"
+psql_q "create table versions_before as select key, version from $side"
+"$TXIDSYNC_ROOT/tools/crash-loop" --max-seconds 120 -- "${sync[@]}" --replicas 0 --crash-probability 0.05 \
+    >"$dir/loop.out" 2>"$dir/crash.log" &
+loop=$!
+"$LOADGEN_BIN" --connections 6 --duration 20 --seed 31 >"$dir/load.log" 2>&1 &
+load=$!
+sleep 2
+"$TXIDSYNC_BIN" refresh --table some_table --where 't.id <= 15000' --chunk 200 >"$dir/refresh2.log" 2>&1 ||
+    fail "the refresh under load failed: $(tail -n 5 "$dir/refresh2.log")"
+wait "$load" || fail "the load failed: $(tail -n 5 "$dir/load.log")"
+kill -TERM "$loop"
+wait "$loop" || true
+"$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>>"$dir/crash.log" || fail "the catch-up failed"
+kills=$(grep -c 'crash injection: killing myself' "$dir/crash.log" || true)
+[ "$kills" -ge 2 ] || fail "only $kills kills of the syncer during the refresh"
+stale=$(psql_q "select count(*) from versions_before b join $side s using (key)
+                  join some_table t on t.id = s.key where t.id <= 15000 and s.version <= b.version")
+[ "$stale" = 0 ] || fail "$stale keys of the range kept their version through the refresh"
+check_consistent "$index"
+echo "2. a refresh of ids <= 15000 under load, the syncer killed $kills times: equal, every key newer"
+
+psql_q "drop table versions_before"
+psql_q "create table versions_before as select key, version from $side"
+n_side=$(psql_q "select count(*) from $side")
+runs=0
+until "$TXIDSYNC_BIN" refresh --table some_table --chunk 100 --crash-probability 0.05 \
+    >>"$dir/refresh3.log" 2>&1; do
+    runs=$((runs + 1))
+    [ "$runs" -lt 300 ] || fail "the refresh did not finish in 300 runs: $(tail -n 3 "$dir/refresh3.log")"
+done
+[ "$runs" -ge 2 ] || fail "the refresh was killed only $runs times"
+grep -q 'resumes after [0-9]* rows' "$dir/refresh3.log" || fail "no run resumed: $(head -n 5 "$dir/refresh3.log")"
+wrong=$(psql_q "select count(*) from versions_before b full join $side s using (key)
+                  where s.version is distinct from b.version + 1")
+[ "$wrong" = 0 ] || fail "$wrong of $n_side keys did not get exactly one new version"
+"$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>/dev/null || fail "the sync after the refresh failed"
+check_consistent "$index"
+echo "3. a refresh killed $runs times resumed each time: each of the $n_side keys got exactly one new version"
+
+psql -X -q -c "begin" -c "update some_table set name = 'held' where id = 10" -c "select pg_sleep(3)" \
+    -c "commit" >/dev/null &
+holder=$!
+sleep 0.5
+"$TXIDSYNC_BIN" refresh --table some_table --where 't.id <= 100' >"$dir/refresh4.log" 2>&1 ||
+    fail "the refresh next to a held row failed: $(tail -n 5 "$dir/refresh4.log")"
+wait "$holder"
+grep -q 'rows are held by other transactions; trying again' "$dir/refresh4.log" ||
+    fail "no lock wait was given up: $(cat "$dir/refresh4.log")"
+expect 1 'some_table_nope.* does not exist' "$TXIDSYNC_BIN" refresh --table some_table_nope
+psql_q "create table untracked (id int primary key)"
+expect 1 'untracked is not tracked' "$TXIDSYNC_BIN" refresh --table untracked
+versions=$(psql_q "select sum(version) from $side")
+expect 1 'column t.nosuch does not exist' "$TXIDSYNC_BIN" refresh --table some_table --where 't.nosuch = 1'
+[ "$(psql_q "select sum(version) from $side")" = "$versions" ] || fail "a refused refresh changed versions"
+echo "4. a held row: the step gave up and tried again; bad tables and conditions are refused"

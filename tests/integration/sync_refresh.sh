@@ -92,11 +92,16 @@ wrong=$(psql_q "select count(*) from versions_before b full join $side s using (
 check_consistent "$index"
 echo "3. a refresh killed $runs times resumed each time: each of the $n_side keys got exactly one new version"
 
-psql -X -q -c "begin" -c "update some_table set name = 'held' where id = 10" -c "select pg_sleep(3)" \
-    -c "commit" >/dev/null &
+held=$(psql_q "select min(id) from some_table")
+PGAPPNAME=refresh_holder psql -X -q -c "begin" -c "update some_table set name = 'held' where id = $held" \
+    -c "select pg_sleep(3)" -c "commit" >/dev/null &
 holder=$!
-sleep 0.5
-"$TXIDSYNC_BIN" refresh --table some_table --where 't.id <= 100' >"$dir/refresh4.log" 2>&1 ||
+for _ in $(seq 100); do # the holder has its row lock once it sleeps
+    [ "$(psql_q "select count(*) from pg_stat_activity
+                  where application_name = 'refresh_holder' and query like '%pg_sleep%'")" = 1 ] && break
+    sleep 0.05
+done
+"$TXIDSYNC_BIN" refresh --table some_table --where "t.id <= $held + 100" >"$dir/refresh4.log" 2>&1 ||
     fail "the refresh next to a held row failed: $(tail -n 5 "$dir/refresh4.log")"
 wait "$holder"
 grep -q 'rows are held by other transactions; trying again' "$dir/refresh4.log" ||

@@ -28,6 +28,9 @@
 --                                table's rows, one short transaction a chunk
 --                                (txidsync refresh drives it)
 --   txidsync.refreshes           every refresh and its progress
+--   txidsync.columns_noted(tbl)  starts a refresh when the columns of tbl
+--                                changed since it was last called (the
+--                                syncer calls it)
 --
 -- The txid offset: every id txidsync records or reports is
 -- pg_current_xact_id() (64-bit, with epoch) plus an offset, 0 at first.
@@ -103,6 +106,10 @@ begin
     end if;
 end
 $install$;
+
+-- The fingerprint of the table's columns the last time they were noted
+-- (txidsync.columns_noted); null: not noted yet.
+alter table txidsync.tracked add column if not exists columns_seen text;
 
 -- The offset is the constant body of a SQL function, so the planner inlines
 -- it into the trigger's cached plan: reading it costs nothing per row.  It
@@ -269,6 +276,18 @@ create or replace function txidsync._key_list(cols name[], ops name[], fmt text,
 -- already tracked it keeps the side table and its rows, regenerates the
 -- trigger function (so a new version of this file takes effect) and
 -- applies notify (off by default, see "Notification channel" above).
+-- A fingerprint of the columns of tbl: their names, types and nullability,
+-- in order.  Any change of the column set changes it.
+create or replace function txidsync._columns_fingerprint(tbl regclass) returns text
+    language sql stable
+    as $$
+    select pg_catalog.md5(pg_catalog.string_agg(
+               a.attname || ':' || pg_catalog.format_type(a.atttypid, a.atttypmod) || ':' ||
+               a.attnotnull::text, ',' order by a.attnum))
+      from pg_catalog.pg_attribute as a
+     where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+$$;
+
 create or replace function txidsync.track(tbl regclass, notify boolean default false)
     returns void
     language plpgsql
@@ -355,8 +374,9 @@ begin
                        qside, side_cols,
                        txidsync._key_list(pk.names, pk.op_schemas, '%2$s', ', '), only_kw, base)
           using x;
-        insert into txidsync.tracked (relid, side_table, key_columns, key_types, notify, channel)
-        values (tbl, side, pk.names, pk.types, notify, chan);
+        insert into txidsync.tracked (relid, side_table, key_columns, key_types, notify, channel,
+                                      columns_seen)
+        values (tbl, side, pk.names, pk.types, notify, chan, txidsync._columns_fingerprint(tbl));
     else
         update txidsync.tracked set notify = track.notify, channel = chan where relid = tbl;
     end if;
@@ -564,6 +584,7 @@ begin
         select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
          where c.oid = format('txidsync.%I', t.side_table)::regclass;
         if est is null or est <= 0 then
+            est := null;
             execute format('explain (format json) select from txidsync.%I', t.side_table)
                into plan;
         end if;
@@ -666,6 +687,51 @@ begin
            finished_at = case when n < chunk then pg_catalog.now() end
      where x.id = r.id;
     return query select n, r.rows_done + n, n < chunk;
+end
+$$;
+
+-- Compares the columns of tbl with those noted last (the syncer calls it
+-- when it starts and when a batch shows other columns).  When they
+-- changed, it starts a refresh of the whole table with the reason
+-- 'columns changed' (an unfinished refresh of the whole table starts over
+-- instead: the rows it already did were sent in the old shape), so that
+-- every document gets the new shape although no row changed.  Returns the
+-- unfinished 'columns changed' refresh of tbl, null when there is none.
+-- It writes only when the columns changed: a role that may only read can
+-- call it while they stay the same.  The first call of a table tracked by
+-- an older release only records them.
+create or replace function txidsync.columns_noted(tbl regclass) returns bigint
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    seen text;
+    now_seen text := txidsync._columns_fingerprint(tbl);
+    rid bigint;
+begin
+    select t.columns_seen into seen from txidsync.tracked as t where t.relid = tbl;
+    if not found then
+        raise exception 'txidsync: % is not tracked', tbl;
+    end if;
+    if seen is distinct from now_seen then
+        select t.columns_seen into seen from txidsync.tracked as t where t.relid = tbl for update;
+        if seen is distinct from now_seen then
+            update txidsync.tracked as t set columns_seen = now_seen where t.relid = tbl;
+            if seen is not null then
+                update txidsync.refreshes as r
+                   set after_key = null, reason = 'columns changed'
+                 where r.relid = tbl and r.finished_at is null and r.where_sql is null;
+                if not found then
+                    perform txidsync.refresh_start(tbl, null, 'columns changed');
+                end if;
+            end if;
+        end if;
+    end if;
+    select r.id into rid from txidsync.refreshes as r
+     where r.relid = tbl and r.finished_at is null and r.where_sql is null
+       and r.reason = 'columns changed'
+     order by r.id limit 1;
+    return rid;
 end
 $$;
 

@@ -110,6 +110,7 @@ static void halt(Engine *e, EngineState st)
 {
     e->state = st;
     engine_unwatch_pg(e);
+    engine_refresh_free(e);
     loop_timer_cancel(e->loop, &e->timer);
 }
 
@@ -288,12 +289,16 @@ static int slot_reserve(Slot *sl, size_t n)
  * in a row (a dropped table, a revoked privilege: the table backs off on
  * its own, the others go on).  With --once, which must end, the table
  * gives up after ONCE_FETCH_ERRORS_MAX failures in a row. */
+static bool table_gone(Engine *e);
+
 static void fetch_failed(Engine *e, int rc, const char *err)
 {
     if (rc == PG_LOST) {
         pg_lost(e, err);
         return;
     }
+    if (table_gone(e))
+        return;
     e->fetch_errors++;
     if (e->cfg.once && e->fetch_errors > ONCE_FETCH_ERRORS_MAX) {
         elog(e, LOG_ERROR, "the batch query keeps failing, giving up (--once): %s", err);
@@ -302,6 +307,25 @@ static void fetch_failed(Engine *e, int rc, const char *err)
     }
     elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors, err);
     e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, e->fetch_errors);
+}
+
+/* After a failed batch query: when the table was dropped, untracked or
+ * renamed, says so and stops the engine (the other tables go on), and
+ * returns true. */
+static bool table_gone(Engine *e)
+{
+    char err[1024], now[512];
+    if (pg_table_tracked_as(e->pg, &e->table, now, sizeof(now), err, sizeof(err)) != PG_OK)
+        return false; /* the usual retry finds out more */
+    if (!now[0])
+        elog(e, LOG_ERROR, "%s is no longer tracked (dropped, or untracked)", e->table.name);
+    else if (strcmp(now, e->table.name) != 0)
+        elog(e, LOG_ERROR, "%s was renamed to %s: configure the table under its new name",
+             e->table.name, now);
+    else
+        return false;
+    engine_fail(e);
+    return true;
 }
 
 /* How many rows the next batch may have: batch_size, or fewer when the
@@ -435,6 +459,7 @@ static void columns_changed(Engine *e, const char *hash)
     e->table = t;
     snprintf(e->table.columns_hash, sizeof(e->table.columns_hash), "%s", hash);
     e->schema_pending = true;
+    engine_refresh_note(e, true);
 }
 
 /* Reads what arrived of the outstanding batch query; once it is complete,
@@ -816,7 +841,8 @@ static void stats_line(Engine *e, bool force)
     double dt = t - e->stats.last_line;
     uint64_t lag_tx =
         e->stats.last_xmax > e->cursor.xid_next ? e->stats.last_xmax - e->cursor.xid_next : 0;
-    char latency[160] = "";
+    char latency[160] = "", refresh[200];
+    engine_refresh_text(e, refresh, sizeof(refresh));
     if (e->latency_on) {
         const LatencyHist *h = &e->latency_interval;
         snprintf(latency, sizeof(latency),
@@ -829,10 +855,11 @@ static void stats_line(Engine *e, bool force)
     elog(e, LOG_INFO,
          "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
          " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
-         " transactions %.1f s, %zu in progress%s",
+         " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s",
          s->rows, dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0, s->deletes,
          s->conflicts, s->retries, s->rejected, s->batches, s->reconnects, lag_tx,
-         s->behind_since > 0 ? t - s->behind_since : 0.0, e->cursor.n_xip, latency);
+         s->behind_since > 0 ? t - s->behind_since : 0.0, e->cursor.n_xip, s->refreshes,
+         s->refresh_rows, refresh, latency);
     e->stats.last_line = t;
     e->stats.rows_at_last_line = e->stats.rows;
 }
@@ -938,12 +965,18 @@ static void on_pg_ready(void *ctx, int fd, int events)
         int rc = pg_wait(e->pg, 0, &notified, err, sizeof(err));
         if (rc == PG_LOST)
             pg_lost(e, err);
-        else if (notified && e->idle)
-            end_idle(e, true);
         else if (notified)
-            e->read_caught_up = false; /* read again once a slot is free */
+            engine_notice_changes(e);
     }
     engine_kick(e);
+}
+
+void engine_notice_changes(Engine *e)
+{
+    if (e->idle)
+        end_idle(e, true);
+    else
+        e->read_caught_up = false; /* read again once a slot is free */
 }
 
 /* The earliest moment something of the engine is due, given that it is
@@ -969,6 +1002,8 @@ static double next_due(Engine *e)
         EARLIER(e->last_save + save_every_s(e));
     if (e->cfg.stats_interval_s > 0)
         EARLIER(e->stats.last_line + (double)e->cfg.stats_interval_s);
+    if (engine_refresh_due(e) > 0)
+        EARLIER(engine_refresh_due(e));
     for (size_t i = 0; i < e->used; i++) {
         const Slot *sl = slot_at(e, i);
         if (sl->state == SLOT_WAITING)
@@ -1015,8 +1050,11 @@ static void step(Engine *e)
         fetch_start(e);
     if (send_due(e) < 0)
         return;
+    engine_refresh_step(e);
     if (e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down) {
-        if (e->cfg.once) {
+        if (e->cfg.once && engine_refresh_running(e)) {
+            /* --once also waits for the refresh: its steps kick */
+        } else if (e->cfg.once) {
             int sv = save_cursor(e);
             if (sv == 0)
                 finish(e, "caught up (--once), exiting");
@@ -1052,6 +1090,7 @@ Engine *engine_new(const EngineConfig *cfg, Loop *loop, Sink *sink, Store *store
     e->sink = sink;
     e->store = store;
     e->pg_fd = -1;
+    e->refresh.fd = -1;
     e->state = ENGINE_NEW;
     e->poll_ms = POLL_MIN_MS;
     e->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)e;
@@ -1096,6 +1135,7 @@ void engine_free(Engine *e)
     if (!e)
         return;
     engine_unwatch_pg(e);
+    engine_refresh_free(e);
     loop_timer_cancel(e->loop, &e->timer);
     sink_free(e->sink); /* abandons requests in flight, which borrow the slots */
     for (size_t i = 0; e->slots && i < e->n_slots; i++) {

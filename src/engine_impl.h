@@ -30,6 +30,7 @@
 
 typedef struct Stats {
     uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
+    uint64_t refreshes, refresh_rows; /* background refreshes finished, rows they refreshed */
     uint64_t rows_at_last_line;
     double last_line;
     double behind_since; /* when the engine was last caught up; 0 = it is */
@@ -63,6 +64,18 @@ typedef struct Slot {
     int attempt;
     double retry_at;
 } Slot;
+
+/* The refresh the engine steps in the background (engine_refresh.c). */
+typedef struct BgRefresh {
+    PgRefresh r; /* r.id 0: none runs */
+    PgConn *pg;  /* its own connection, while one runs */
+    int fd;      /* its watched socket, -1 when none */
+    bool in_flight;
+    int failures; /* steps failed in a row */
+    double retry_at;
+    double started, last_line;
+    long long done, done_at_start; /* rows so far, and when the engine took it up */
+} BgRefresh;
 
 struct Engine {
     EngineConfig cfg;
@@ -110,6 +123,7 @@ struct Engine {
     LatencyHist latency_total;
     uint64_t rng;
     Stats stats;
+    BgRefresh refresh;
 };
 
 /* For the files of the engine (engine.c). */
@@ -118,6 +132,24 @@ void engine_fail(Engine *e);
 int engine_watch_pg(Engine *e);
 void engine_unwatch_pg(Engine *e);
 void engine_kick(Engine *e);
+
+/* New changes are there to read (a notification, rows a refresh step
+ * changed): the engine reads again, ending a wait for changes. */
+void engine_notice_changes(Engine *e);
+
+/* The background refresh (engine_refresh.c).  engine_refresh_note has
+ * the table's columns compared with those noted last and takes up the
+ * refresh a change started (changed: the engine saw them change, so a
+ * failure to start one is worth a warning); engine_refresh_step sends the
+ * next step when one is due; engine_refresh_due is when a retry is due
+ * (0: none); engine_refresh_text is ", refreshing: ..." for the stats line
+ * ("" when none runs); engine_refresh_free closes its connection. */
+void engine_refresh_note(Engine *e, bool changed);
+void engine_refresh_step(Engine *e);
+bool engine_refresh_running(const Engine *e);
+double engine_refresh_due(const Engine *e);
+void engine_refresh_text(const Engine *e, char *out, size_t len);
+void engine_refresh_free(Engine *e);
 
 /* Tells the sink the table's columns when it has not been told yet
  * (schema_pending).  Returns 0 (told, or nothing to tell), 1 when the sink

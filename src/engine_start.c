@@ -292,6 +292,7 @@ int engine_start(Engine *e)
     e->state = ENGINE_RUNNING;
     e->stats.last_line = clock_mono_s();
     e->last_save = clock_mono_s();
+    engine_refresh_note(e, false); /* columns changed while it did not run */
     engine_kick(e);
     return 0;
 }

@@ -40,8 +40,10 @@ struct PgConn {
     PGresult *batch_got; /* its result, once read, until the last result is */
     size_t batch_limit;  /* its q->limit */
     const PgTable *batch_table;
-    char *prepared;  /* text of the batch statement prepared as BATCH_STMT */
-    bool no_prepare; /* prepared statements vanish here (a pooler): send the text */
+    bool call_started;  /* a statement of call_send is outstanding */
+    PGresult *call_got; /* its result, once read, until the last result is */
+    char *prepared;     /* text of the batch statement prepared as BATCH_STMT */
+    bool no_prepare;    /* prepared statements vanish here (a pooler): send the text */
 };
 
 /* The name of the prepared batch statement.  Preparing it once per session
@@ -391,6 +393,7 @@ void pg_free(PgConn *c)
     if (!c)
         return;
     PQclear(c->batch_got);
+    PQclear(c->call_got);
     free(c->prepared);
     if (c->conn)
         PQfinish(c->conn);
@@ -429,12 +432,16 @@ static int listen_once(PgConn *c, const char *channel, char *err, size_t errlen)
     return PG_OK;
 }
 
-/* Forgets the outstanding batch query and whatever of it was read. */
+/* Forgets the outstanding statement (a batch query or a call) and
+ * whatever of it was read. */
 static void batch_forget(PgConn *c)
 {
     c->batch_started = false;
     PQclear(c->batch_got);
     c->batch_got = NULL;
+    c->call_started = false;
+    PQclear(c->call_got);
+    c->call_got = NULL;
 }
 
 int pg_reconnect(PgConn *c, char *err, size_t errlen)
@@ -505,6 +512,8 @@ int pg_try_lock(PgConn *c, const char *name, bool *got, int *holder, char *err, 
     "select rows, rows_done, finished"                                                             \
     " from txidsync.refresh_step($1::bigint, $2::integer, $3::integer)"
 
+static int refresh_row(PgConn *c, const char *id, PgRefresh *r, char *err, size_t errlen);
+
 int pg_refresh_start(PgConn *c, const char *table, const char *where, const char *reason,
                      PgRefresh *r, char *err, size_t errlen)
 {
@@ -518,8 +527,15 @@ int pg_refresh_start(PgConn *c, const char *table, const char *where, const char
     char id[24];
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    return refresh_row(c, id, r, err, errlen);
+}
+
+/* Fills r with refresh id (decimal text). */
+static int refresh_row(PgConn *c, const char *id, PgRefresh *r, char *err, size_t errlen)
+{
+    PGresult *res;
     const char *row[] = {id};
-    rc = exec_params(c, SQL_REFRESH_ROW, 1, row, PGRES_TUPLES_OK, "refresh", &res, err, errlen);
+    int rc = exec_params(c, SQL_REFRESH_ROW, 1, row, PGRES_TUPLES_OK, "refresh", &res, err, errlen);
     if (rc != PG_OK)
         return rc;
     if (PQntuples(res) != 1) {
@@ -534,30 +550,137 @@ int pg_refresh_start(PgConn *c, const char *table, const char *where, const char
     return PG_OK;
 }
 
-int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, long long *rows,
-                    long long *rows_done, bool *finished, char *err, size_t errlen)
+/* Sends sql with text parameters without waiting for its result, which
+ * call_poll reads.  Returns PG_OK, PG_ERROR or PG_LOST. */
+static int call_send(PgConn *c, const char *sql, int nparams, const char *const *values,
+                     const char *what, char *err, size_t errlen)
+{
+    if (c->call_started || c->batch_started)
+        return fail(err, errlen, PG_ERROR, "pg: %s: another statement is outstanding", what);
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return fail(err, errlen, PG_LOST, "pg: %s: the connection is lost", what);
+    if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, NULL, NULL, 0))
+        return fail(err, errlen, PQstatus(c->conn) == CONNECTION_OK ? PG_ERROR : PG_LOST,
+                    "pg: %s: %s", what, PQerrorMessage(c->conn));
+    c->call_started = true;
+    c->call_got = NULL;
+    return PG_OK;
+}
+
+/* Reads what arrived of the statement of call_send; once all of it is
+ * read, sets *done and *out to its result (the caller checks and clears
+ * it; NULL when none came).  Returns PG_OK, or PG_LOST. */
+static int call_poll(PgConn *c, bool *done, PGresult **out, const char *what, char *err,
+                     size_t errlen)
+{
+    *done = false;
+    *out = NULL;
+    if (!c->call_started)
+        return fail(err, errlen, PG_ERROR, "pg: %s: none is outstanding", what);
+    if (!PQconsumeInput(c->conn) || PQstatus(c->conn) != CONNECTION_OK) {
+        batch_forget(c);
+        return fail(err, errlen, PG_LOST, "pg: %s: %s", what, PQerrorMessage(c->conn));
+    }
+    while (!PQisBusy(c->conn)) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res) {
+            if (c->call_got)
+                PQclear(res); /* one statement has one result: ignore more */
+            else
+                c->call_got = res;
+            continue;
+        }
+        *out = c->call_got;
+        c->call_got = NULL;
+        c->call_started = false;
+        *done = true;
+        break;
+    }
+    return PG_OK;
+}
+
+int pg_refresh_step_send(PgConn *c, long long id, long chunk, int lock_wait_ms, char *err,
+                         size_t errlen)
 {
     char id_s[24], chunk_s[24], wait_s[24];
     snprintf(id_s, sizeof(id_s), "%lld", id);
     snprintf(chunk_s, sizeof(chunk_s), "%ld", chunk);
     snprintf(wait_s, sizeof(wait_s), "%d", lock_wait_ms);
     const char *params[] = {id_s, chunk_s, wait_s};
-    *rows = *rows_done = 0;
-    *finished = false;
-    if (PQstatus(c->conn) != CONNECTION_OK)
-        return fail(err, errlen, PG_LOST, "pg: refresh step: the connection is lost");
-    PGresult *res = PQexecParams(c->conn, SQL_REFRESH_STEP, 3, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return call_send(c, SQL_REFRESH_STEP, 3, params, "refresh step", err, errlen);
+}
+
+int pg_refresh_step_poll(PgConn *c, bool *done, PgRefreshStep *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof(*st));
+    PGresult *res;
+    int rc = call_poll(c, done, &res, "refresh step", err, errlen);
+    if (rc != PG_OK || !*done)
+        return rc;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         /* lock_not_available, deadlock_detected, serialization_failure */
-        bool busy = st && (strcmp(st, "55P03") == 0 || strcmp(st, "40P01") == 0 ||
-                           strcmp(st, "40001") == 0);
-        int rc = result_fail(c, res, "refresh step", err, errlen);
+        bool busy = state && (strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0 ||
+                              strcmp(state, "40001") == 0);
+        rc = result_fail(c, res, "refresh step", err, errlen);
         return busy && rc == PG_ERROR ? PG_BUSY : rc;
     }
-    *rows = atoll(PQgetvalue(res, 0, 0));
-    *rows_done = atoll(PQgetvalue(res, 0, 1));
-    *finished = PQgetvalue(res, 0, 2)[0] == 't';
+    st->rows = atoll(PQgetvalue(res, 0, 0));
+    st->rows_done = atoll(PQgetvalue(res, 0, 1));
+    st->finished = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, PgRefreshStep *st,
+                    char *err, size_t errlen)
+{
+    memset(st, 0, sizeof(*st));
+    int rc = pg_refresh_step_send(c, id, chunk, lock_wait_ms, err, errlen);
+    for (bool done = false; rc == PG_OK && !done;) {
+        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            int e = errno;
+            batch_forget(c);
+            return fail(err, errlen, PG_LOST, "pg: refresh step: poll: %s", strerror(e));
+        }
+        rc = pg_refresh_step_poll(c, &done, st, err, errlen);
+    }
+    return rc;
+}
+
+#define SQL_COLUMNS_NOTED "select txidsync.columns_noted($1::pg_catalog.oid::pg_catalog.regclass)"
+
+int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    const char *params[] = {t->oid};
+    PGresult *res;
+    int rc = exec_params(c, SQL_COLUMNS_NOTED, 1, params, PGRES_TUPLES_OK, "noting the columns",
+                         &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    bool none = PQgetisnull(res, 0, 0);
+    char id[24];
+    snprintf(id, sizeof(id), "%s", none ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return none ? PG_OK : refresh_row(c, id, r, err, errlen);
+}
+
+#define SQL_TRACKED_AS                                                                             \
+    "select relid::pg_catalog.text from txidsync.tracked"                                          \
+    " where relid operator(pg_catalog.=) $1::pg_catalog.oid"
+
+int pg_table_tracked_as(PgConn *c, const PgTable *t, char *name, size_t len, char *err,
+                        size_t errlen)
+{
+    const char *params[] = {t->oid};
+    PGresult *res;
+    int rc = exec_params(c, SQL_TRACKED_AS, 1, params, PGRES_TUPLES_OK, "looking the table up",
+                         &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    snprintf(name, len, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
     return PG_OK;
 }

@@ -154,17 +154,46 @@ typedef struct PgRefresh {
 int pg_refresh_start(PgConn *c, const char *table, const char *where, const char *reason,
                      PgRefresh *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* What one step of a refresh did. */
+typedef struct PgRefreshStep {
+    long long rows;      /* this step's */
+    long long rows_done; /* the refresh's so far */
+    bool finished;
+} PgRefreshStep;
+
 /*
  * One step of refresh id, in a transaction of its own: the next chunk rows
- * at most, in key order, get a new version and txid.  Sets *rows (this
- * step's), *rows_done (so far) and *finished.  Returns PG_OK, PG_BUSY when
- * a row another transaction holds made it give up (it waits at most
- * lock_wait_ms, so that the application never waits long for it; a
- * deadlock too), PG_ERROR or PG_LOST.
+ * at most, in key order, get a new version and txid.  Fills *st.  Returns
+ * PG_OK, PG_BUSY when a row another transaction holds made it give up (it
+ * waits at most lock_wait_ms, so that the application never waits long
+ * for it; a deadlock too), PG_ERROR or PG_LOST.
  */
-int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, long long *rows,
-                    long long *rows_done, bool *finished, char *err, size_t errlen)
+int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, PgRefreshStep *st,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The same without waiting: sends the step (PG_OK, PG_ERROR, PG_LOST);
+ * then, each time the socket is readable, pg_refresh_step_poll reads what
+ * arrived and sets *done once the step's answer is complete, returning
+ * what pg_refresh_step would. */
+int pg_refresh_step_send(PgConn *c, long long id, long chunk, int lock_wait_ms, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
+int pg_refresh_step_poll(PgConn *c, bool *done, PgRefreshStep *st, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/*
+ * Has txidsync.columns_noted compare the table's columns with those noted
+ * last: when they changed, a refresh of the whole table starts.  Fills r
+ * with the unfinished refresh of changed columns (r->id 0: none).  Writes
+ * only when the columns changed.  Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Looks the table up by its oid: fills name with what it is tracked as now
+ * (its regclass text; "" when it is no longer tracked or was dropped).
+ * Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_table_tracked_as(PgConn *c, const PgTable *t, char *name, size_t len, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Tries to take the session-level advisory lock named by the text name

@@ -144,15 +144,16 @@ static int steps(Run *run)
                      cfg->name, run->r.id, run->done);
             return 1;
         }
-        long long rows = 0;
-        int rc = pg_refresh_step(run->pg, run->r.id, cfg->chunk, cfg->lock_wait_ms, &rows,
-                                 &run->done, &finished, err, sizeof(err));
+        PgRefreshStep st;
+        int rc = pg_refresh_step(run->pg, run->r.id, cfg->chunk, cfg->lock_wait_ms, &st, err,
+                                 sizeof(err));
         if (rc != PG_OK) {
-            finished = false;
             if (failed(run, rc, err) < 0)
                 return -1;
             continue;
         }
+        run->done = st.rows_done;
+        finished = st.finished;
         run->failures = 0;
         crash_point("after a refresh step");
         report(run, false);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One table's trouble never stalls the others: in one process, a table
 # whose documents the index rejects (--on-reject stop) stops alone, a
-# table dropped while the daemon runs backs off on its own, and the third
+# table dropped while the daemon runs is reported and stops alone, and the third
 # table keeps syncing new writes.  The exit code tells that a table failed.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
@@ -47,7 +47,8 @@ q -c "update public.bad set v = 'not a number' where id = 7"
 wait_for 30 grep -q "public.bad: the table stopped syncing" "$log"
 grep -q "public.bad: the sink rejected key 7 " "$log" || fail "no reject message naming the key"
 q -c "drop table public.doomed"
-wait_for 30 grep -q "public.doomed: the batch query failed (2 in a row), retrying" "$log"
+wait_for 30 grep -q "public.doomed: doomed is no longer tracked (dropped, or untracked)" "$log"
+grep -q "public.doomed: the table stopped syncing" "$log" || fail "the dropped table did not stop"
 
 # The third table goes on, in the same process.
 q -c "insert into public.good values (101, 1); update public.good set v = -1 where id = 1"

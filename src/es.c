@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "json.h"
+#include "json_canon.h"
 #include "log.h"
 #include "loop.h"
 
@@ -736,7 +737,10 @@ struct EsScroll {
     size_t next;     /* the next hit of hits to hand out */
     bool started, done, failed;
     Buf resp;
-    EsField *values; /* n_fields, filled for the hit handed out */
+    EsField *values;   /* n_fields, filled for the hit handed out */
+    bool whole_source; /* es_scroll_canon_source: the whole _source, canonical */
+    const char *canon_drop;
+    Buf canon;
     EsHit hit;
 };
 
@@ -793,6 +797,7 @@ EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
     if (!s->index || !s->values || scroll_paths(s) != 0)
         goto oom;
     s->hit.fields = s->values;
+    buf_init(&s->canon, ES_RESPONSE_MAX);
     return s;
 oom:
     err_printf(err, errlen, "out of memory opening a scroll");
@@ -819,7 +824,9 @@ static int scroll_first_body(const EsScroll *s, Buf *body)
               yajl_gen_map_close(g) == yajl_gen_status_ok &&
               yajl_gen_map_close(g) == yajl_gen_status_ok &&
               yajl_gen_array_close(g) == yajl_gen_status_ok && json_gen_cstr(g, "_source");
-    if (ok && s->n_fields == 0) {
+    if (ok && s->whole_source) {
+        ok = yajl_gen_bool(g, 1) == yajl_gen_status_ok;
+    } else if (ok && s->n_fields == 0) {
         ok = yajl_gen_bool(g, 0) == yajl_gen_status_ok;
     } else if (ok) {
         ok = yajl_gen_map_open(g) == yajl_gen_status_ok && json_gen_cstr(g, "includes") &&
@@ -1042,14 +1049,30 @@ EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen
             s->values[i].text = YAJL_GET_NUMBER(v);
         }
     }
+    if (s->whole_source) {
+        buf_reset(&s->canon);
+        if (json_canon_tree(source, s->canon_drop, &s->canon) != 0) {
+            err_printf(err, errlen, "out of memory (the _source of document %s)", s->hit.id);
+            s->failed = true;
+            return ES_FAIL;
+        }
+        s->hit.source = buf_str(&s->canon);
+    }
     *hit = &s->hit;
     return ES_OK;
+}
+
+void es_scroll_canon_source(EsScroll *s, const char *drop)
+{
+    s->whole_source = true;
+    s->canon_drop = drop;
 }
 
 void es_scroll_free(EsScroll *s)
 {
     if (!s)
         return;
+    buf_free(&s->canon);
     if (s->index)
         scroll_clear(s);
     yajl_tree_free(s->page);

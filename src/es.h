@@ -253,6 +253,7 @@ typedef struct EsHit {
     uint64_t version; /* _version; 0 when has_version is false */
     bool has_version;
     const EsField *fields; /* one per field asked for in es_scroll_open, in that order */
+    const char *source;    /* after es_scroll_canon_source: the canonical _source; else NULL */
 } EsHit;
 
 typedef struct EsScroll EsScroll;
@@ -273,6 +274,11 @@ typedef struct EsScroll EsScroll;
 EsScroll *es_scroll_open(EsClient *c, const char *index, const char *sort_field,
                          const char *const *fields, size_t n_fields, size_t page_size, char *err,
                          size_t errlen) __attribute__((warn_unused_result));
+
+/* Before the first es_scroll_next: asks for each document's whole
+ * _source too, handed out canonical (json_canon.h) without its top-level
+ * member drop (NULL: none) in EsHit.source. */
+void es_scroll_canon_source(EsScroll *s, const char *drop);
 
 /*
  * Sets *hit to the next document of the scroll, or to NULL once every

@@ -1523,15 +1523,23 @@ int pg_configure_txid_offset(PgConn *c, uint64_t at_least, uint64_t *offset, cha
     return PG_OK;
 }
 
-int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
+int pg_live_scan(PgConn *c, const PgTable *t, bool docs, PgRowFn fn, void *ctx, char *err,
+                 size_t errlen)
 {
     Buf sql;
     buf_init(&sql, 64 * 1024);
-    if (buf_printf(&sql,
-                   "select %s, s.txid, s.version, false, null"
-                   " from %s as s where not s.deleted"
-                   " order by (%s) collate pg_catalog.\"C\"",
-                   t->sql_key_text, t->sql_side, t->sql_key_text) != 0) {
+    int bad = docs ? buf_printf(&sql,
+                                "select %s, s.txid, s.version, false, (%s)::pg_catalog.text"
+                                " from %s as s left join %s as r on %s where not s.deleted"
+                                " order by (%s) collate pg_catalog.\"C\"",
+                                t->sql_key_text, t->sql_doc, t->sql_side, t->sql_table, t->sql_join,
+                                t->sql_key_text)
+                   : buf_printf(&sql,
+                                "select %s, s.txid, s.version, false, null"
+                                " from %s as s where not s.deleted"
+                                " order by (%s) collate pg_catalog.\"C\"",
+                                t->sql_key_text, t->sql_side, t->sql_key_text);
+    if (bad != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: live scan: out of memory");
     }
@@ -1554,6 +1562,47 @@ static int append_array_element(Buf *b, const char *key)
             return -1;
     }
     return buf_puts(b, "\"");
+}
+
+int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uint64_t *at_least,
+                 size_t n_keys, PgRowFn fn, void *ctx, char *err, size_t errlen)
+{
+    if (n_keys == 0)
+        return PG_OK;
+    Buf sql, list, floors;
+    buf_init(&sql, 64 * 1024);
+    buf_init(&list, PG_TEXT_MAX);
+    buf_init(&floors, PG_TEXT_MAX);
+    int rc = PG_ERROR;
+    /* One statement: a transaction of its own.  The keys are text, as in
+     * pg_live_lookup: a hash join with one pass over the side table. */
+    if (buf_printf(&sql,
+                   "with u as (select u.k, pg_catalog.max(u.v) as v"
+                   " from pg_catalog.unnest($1::pg_catalog.text[], $2::bigint[]) as u(k, v)"
+                   " group by u.k)"
+                   " update %s as s set version = greatest(s.version, u.v) operator(pg_catalog.+) 1,"
+                   " txid = txidsync.current_txid()"
+                   " from u where %s operator(pg_catalog.=) u.k"
+                   " returning %s, s.txid, s.version, s.deleted, null",
+                   t->sql_side, t->sql_key_text, t->sql_key_text) != 0) {
+        fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
+        goto done;
+    }
+    int bad = buf_puts(&list, "{") | buf_puts(&floors, "{");
+    for (size_t i = 0; bad == 0 && i < n_keys; i++)
+        bad = append_array_element(&list, keys[i]) |
+              buf_printf(&floors, "%s%" PRIu64, i ? "," : "", at_least[i]);
+    if (bad != 0 || buf_puts(&list, "}") != 0 || buf_puts(&floors, "}") != 0) {
+        fail(err, errlen, PG_ERROR, "pg: new versions: the key list is too long");
+        goto done;
+    }
+    const char *params[] = {buf_str(&list), buf_str(&floors)};
+    rc = stream_rows(c, buf_str(&sql), 2, params, "new versions", fn, ctx, err, errlen);
+done:
+    buf_free(&sql);
+    buf_free(&list);
+    buf_free(&floors);
+    return rc;
 }
 
 int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t n_keys, PgRowFn fn,

@@ -214,7 +214,7 @@ typedef struct PgRow {
     bool deleted;     /* a tombstone: delete the key with this version */
     const char *doc;  /* the row as one line of JSON (row_to_json or to_jsonb);
                        * NULL for a tombstone,
-                       * and always NULL from pg_live_scan and pg_live_lookup */
+                       * from pg_live_lookup, and from pg_live_scan without docs */
     size_t doc_len;
     int branch; /* batch query branch (1 xid_at, 2 xip, 3 newer); 0 in a scan */
 } PgRow;
@@ -328,7 +328,8 @@ int pg_configure_txid_offset(PgConn *c, uint64_t at_least, uint64_t *offset, cha
 
 /*
  * Streams every LIVE key of table t's side table (deleted = false) as a
- * PgRow with key, txid and version (deleted false, doc NULL, branch 0) to
+ * PgRow with key, txid and version (deleted false, branch 0; with docs,
+ * the row's document as the syncer builds it, else doc NULL) to
  * fn, ordered by the key's text form byte by byte (COLLATE "C", the order
  * of a keyword field in Elasticsearch/OpenSearch), strictly ascending.
  * One statement, so one snapshot; rows arrive one at a time (single-row
@@ -336,8 +337,8 @@ int pg_configure_txid_offset(PgConn *c, uint64_t at_least, uint64_t *offset, cha
  * sorts, spilling to disk as work_mem says).  For consistency checkers.
  * Returns PG_OK/PG_ERROR/PG_LOST; fn stopping the scan is PG_ERROR.
  */
-int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int pg_live_scan(PgConn *c, const PgTable *t, bool docs, PgRowFn fn, void *ctx, char *err,
+                 size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Streams, as pg_live_scan does but in no particular order, the live keys
@@ -349,5 +350,18 @@ int pg_live_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err, 
  */
 int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t n_keys, PgRowFn fn,
                    void *ctx, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Gives each of the n_keys keys (canonical text) of table t that has a
+ * row in its side table, live or a tombstone, a new version above both
+ * its own and at_least[i], and the txid of this transaction, in one
+ * transaction: the syncers then send it again (a tombstone as a delete).
+ * What a refresh does, for a list of keys; the consistency checker's
+ * repair.  Calls fn for each key it bumped, with its new state.  Writes.
+ * Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uint64_t *at_least,
+                 size_t n_keys, PgRowFn fn, void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -11,6 +11,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "doc.h"
+#include "json_canon.h"
 #include "log.h"
 
 #define LINE_MAX_BYTES ((size_t)512 << 20)
@@ -18,6 +19,7 @@
 void replay_init(Replay *r)
 {
     memset(r, 0, sizeof(*r));
+    buf_init(&r->canon, LINE_MAX_BYTES);
 }
 
 void replay_free(Replay *r)
@@ -25,6 +27,7 @@ void replay_free(Replay *r)
     for (size_t i = 0; i < r->cap; i++)
         free(r->slots[i].key);
     free(r->slots);
+    buf_free(&r->canon);
     replay_init(r);
 }
 
@@ -73,6 +76,16 @@ static bool number_u64(yajl_val v, uint64_t *out)
     return true;
 }
 
+/* The hash of the canonical document of event v, without its metadata. */
+static int canon_hash(Replay *r, yajl_val v, uint64_t *out)
+{
+    buf_reset(&r->canon);
+    if (json_canon_tree(v, DOC_META_FIELD, &r->canon) != 0)
+        return -1;
+    *out = json_canon_hash(buf_str(&r->canon), r->canon.len);
+    return 0;
+}
+
 int replay_event(Replay *r, const char *line, size_t len, char *err, size_t errlen)
 {
     static const char *key_path[] = {DOC_META_FIELD, "key", NULL};
@@ -99,6 +112,10 @@ int replay_event(Replay *r, const char *line, size_t len, char *err, size_t errl
     const char *key = kv ? YAJL_GET_STRING(kv) : NULL;
     const char *op = ov ? YAJL_GET_STRING(ov) : NULL;
     ReplayEntry e = {0};
+    if (r->content && canon_hash(r, v, &e.content) != 0) {
+        yajl_tree_free(v);
+        return err_printf(err, errlen, "out of memory (an event of %zu bytes)", len);
+    }
     bool ok = key && op && number_u64(yajl_tree_get(v, txid_path, yajl_t_number), &e.txid) &&
               number_u64(yajl_tree_get(v, version_path, yajl_t_number), &e.version) &&
               (!strcmp(op, "upsert") || !strcmp(op, "delete"));
@@ -126,6 +143,7 @@ int replay_event(Replay *r, const char *line, size_t len, char *err, size_t errl
             s->txid = e.txid;
             s->version = e.version;
             s->deleted = e.deleted;
+            s->content = e.content;
         } else {
             r->ignored++;
         }

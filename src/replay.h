@@ -12,12 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* The last word on one key. */
 typedef struct ReplayEntry {
     char *key; /* the key's canonical text (keys.h) */
     uint64_t txid;
     uint64_t version;
-    bool deleted; /* the highest version is a delete: the key is absent */
+    bool deleted;     /* the highest version is a delete: the key is absent */
+    uint64_t content; /* with Replay.content: json_canon_hash of its document without
+                       * the metadata member */
 } ReplayEntry;
 
 typedef struct Replay {
@@ -26,6 +30,8 @@ typedef struct Replay {
     uint64_t events;  /* change events taken */
     uint64_t schemas; /* schema events passed over */
     uint64_t ignored; /* events of a version lower than or equal to one seen */
+    bool content;     /* set before taking events: hash each one's document */
+    Buf canon;        /* the canonical document being hashed */
 } Replay;
 
 void replay_init(Replay *r);

@@ -17,6 +17,12 @@
  *   extra    a document in the index that is not a live row (its key does
  *            not exist, or it is a tombstone: deleted rows must be absent)
  *   stale    both exist but txid or version differ (both are shown)
+ *   content  (with --content) txid and version agree, but the document's
+ *            body is not the one Postgres builds for the row now: both
+ *            are compared in canonical JSON (json_canon.h), without the
+ *            txidsync member, and the first differing field is named.
+ *            Against a stream, the hash of the last event's document is
+ *            kept per key (the field is not named).
  *
  * Documents whose _source has no string txidsync.key, or one whose id
  * (keys_id: the key itself, or its hash when the target could not take
@@ -49,7 +55,9 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "doc.h"
 #include "es.h"
+#include "json_canon.h"
 #include "keys.h"
 #include "log.h"
 #include "pg.h"
@@ -72,7 +80,7 @@ enum { CHECK_EQUAL = 0, CHECK_DIFFERENT = 1, CHECK_ERROR = 2 };
 static const char *const DOC_FIELDS[] = {"txidsync.key", "txidsync.txid"};
 enum { FIELD_KEY = 0, FIELD_TXID = 1, N_FIELDS = 2 };
 
-typedef enum DiffKind { DIFF_MISSING, DIFF_EXTRA, DIFF_STALE } DiffKind;
+typedef enum DiffKind { DIFF_MISSING, DIFF_EXTRA, DIFF_STALE, DIFF_CONTENT } DiffKind;
 
 /* What one side knows of a key; present false when the side lacks it. */
 typedef struct KeyState {
@@ -113,7 +121,13 @@ typedef struct Check {
     Buf prev_pg;
     bool have_prev_es, have_prev_pg;
 
-    uint64_t pg_rows, es_docs, equal, missing, extra, stale;
+    uint64_t pg_rows, es_docs, equal, missing, extra, stale, content;
+
+    /* With --content: each document's body is compared too, canonical
+     * (json_canon.h); pg_canon holds Postgres's document of the key. */
+    bool check_content;
+    Buf pg_canon;
+    uint64_t head_content; /* with a stream: the hash of the current entry's document */
 
     Diff *diffs;
     size_t n_diffs, max_diffs;
@@ -260,6 +274,7 @@ static int stream_advance(Check *k)
     if (k->next_entry == k->n_entries)
         return 0;
     const ReplayEntry *e = k->entries[k->next_entry++];
+    k->head_content = e->content;
     snprintf(k->hit_txid, sizeof(k->hit_txid), "%" PRIu64, e->txid);
     k->hit_fields[FIELD_KEY] = (EsField){.text = e->key, .is_string = true};
     k->hit_fields[FIELD_TXID] = (EsField){.text = k->hit_txid, .is_string = false};
@@ -289,6 +304,8 @@ static int es_advance(Check *k)
             snprintf(k->err, sizeof(k->err), "es: %s", err);
             return -1;
         }
+        if (k->check_content)
+            es_scroll_canon_source(k->scroll, DOC_META_FIELD);
     }
     for (;;) {
         const EsHit *h = NULL;
@@ -336,6 +353,40 @@ static int head_is_extra(Check *k)
     return es_advance(k);
 }
 
+/* With --content: whether the document of the index (or the stream) for
+ * row's key has Postgres's content, canonical.  Returns 1 (or without
+ * --content), 0 with note saying where they differ, -1 with k->err filled
+ * when Postgres's document is not JSON. */
+static int same_content(Check *k, const PgRow *row, char *note, size_t len)
+{
+    char err[256];
+    if (!k->check_content)
+        return 1;
+    buf_reset(&k->pg_canon);
+    if (json_canon_text(row->doc ? row->doc : "null", NULL, &k->pg_canon, err, sizeof(err)) != 0) {
+        snprintf(k->err, sizeof(k->err), "the document of key %.200s in postgres: %s", row->key,
+                 err);
+        return -1;
+    }
+    const char *mine = buf_str(&k->pg_canon);
+    if (k->entries) {
+        if (json_canon_hash(mine, k->pg_canon.len) == k->head_content)
+            return 1;
+        snprintf(note, len, "the last event's document differs");
+        return 0;
+    }
+    const char *theirs = k->head->source ? k->head->source : "null";
+    if (strcmp(mine, theirs) == 0)
+        return 1;
+    char field[200];
+    json_canon_first_diff(mine, theirs, field, sizeof(field));
+    if (field[0])
+        snprintf(note, len, "first differing field: %s", field);
+    else
+        snprintf(note, len, "the documents differ");
+    return 0;
+}
+
 /* pg_live_scan's callback, one step of the merge: the documents ordered
  * before row's key are extra, an equal key is compared, no such document
  * means missing.  Returns 0, or -1 with k->err filled to stop the scan. */
@@ -366,11 +417,23 @@ static int on_pg_row(void *ctx, const PgRow *row)
                    .version = row->version};
     if (k->head && strcmp(head_key(k), row->key) == 0) {
         KeyState es = hit_state(k->head);
-        if (same_state(&pg, &es)) {
+        char note[300];
+        int same = same_state(&pg, &es) ? same_content(k, row, note, sizeof(note)) : 0;
+        if (same < 0)
+            return -1;
+        if (same == 1) {
             k->equal++;
+        } else if (same_state(&pg, &es)) {
+            k->content++;
+            add_diff(k, DIFF_CONTENT, row->key, &pg, &es, note);
         } else {
+            /* With --content, the note tells whether the body differs too
+             * (a document edited by hand has a version of the index's). */
+            same = k->check_content ? same_content(k, row, note, sizeof(note)) : 1;
+            if (same < 0)
+                return -1;
             k->stale++;
-            add_diff(k, DIFF_STALE, row->key, &pg, &es, NULL);
+            add_diff(k, DIFF_STALE, row->key, &pg, &es, same == 0 ? note : NULL);
         }
         return es_advance(k);
     }
@@ -482,7 +545,7 @@ static void print_state(FILE *out, const char *side, const KeyState *s)
 /* Prints one difference as one line: kind, key, both sides. */
 static void print_diff(FILE *out, const Diff *d)
 {
-    static const char *const names[] = {"missing", "extra", "stale"};
+    static const char *const names[] = {"missing", "extra", "stale", "content"};
     fprintf(out, "%-7s key ", names[d->kind]);
     print_text(out, d->key);
     fputs(": ", out);
@@ -500,6 +563,10 @@ static void print_diff(FILE *out, const Diff *d)
         fputs(", ", out);
         print_state(out, "index", &d->es);
         break;
+    case DIFF_CONTENT:
+        print_state(out, "both", &d->pg);
+        fputs("; the document's content differs", out);
+        break;
     }
     if (d->note) {
         fputs(" (", out);
@@ -512,13 +579,15 @@ static void print_diff(FILE *out, const Diff *d)
 /* Prints the counts, the differences kept and the result line. */
 static void print_report(const Check *k, double seconds)
 {
-    uint64_t differences = k->missing + k->extra + k->stale;
+    uint64_t differences = k->missing + k->extra + k->stale + k->content;
     printf("rows in postgres:    %" PRIu64 "\n", k->pg_rows);
     printf("documents in index:  %" PRIu64 "\n", k->es_docs);
     printf("equal:               %" PRIu64 "\n", k->equal);
     printf("missing:             %" PRIu64 "\n", k->missing);
     printf("extra:               %" PRIu64 "\n", k->extra);
     printf("stale:               %" PRIu64 "\n", k->stale);
+    if (k->check_content)
+        printf("content:             %" PRIu64 "\n", k->content);
     for (size_t i = 0; i < k->n_diffs; i++)
         print_diff(stdout, &k->diffs[i]);
     if (differences > k->n_diffs)
@@ -537,6 +606,7 @@ static void check_free(Check *k)
     free(k->entries);
     buf_free(&k->prev_es);
     buf_free(&k->prev_pg);
+    buf_free(&k->pg_canon);
     for (size_t i = 0; i < k->n_diffs; i++) {
         free(k->diffs[i].key);
         free(k->diffs[i].note);
@@ -554,7 +624,7 @@ static void check_free(Check *k)
 static int run(Check *k, PgConn *pg, const PgTable *table)
 {
     double start = clock_mono_s();
-    if (pg_live_scan(pg, table, on_pg_row, k, k->err, sizeof(k->err)) != PG_OK)
+    if (pg_live_scan(pg, table, k->check_content, on_pg_row, k, k->err, sizeof(k->err)) != PG_OK)
         goto fail;
     if (!k->es_started && es_advance(k) != 0)
         goto fail;
@@ -565,7 +635,7 @@ static int run(Check *k, PgConn *pg, const PgTable *table)
     if (resolve_aside(k, pg, table) != 0)
         goto fail;
     print_report(k, clock_mono_s() - start);
-    return k->missing + k->extra + k->stale == 0 ? CHECK_EQUAL : CHECK_DIFFERENT;
+    return k->missing + k->extra + k->stale + k->content == 0 ? CHECK_EQUAL : CHECK_DIFFERENT;
 fail:
     fprintf(stderr, "consistency-check: %s\n", k->err);
     return CHECK_ERROR;
@@ -578,6 +648,7 @@ static int check_stream(Check *k, PgConn *pg, const PgTable *table, const char *
 {
     Replay r;
     replay_init(&r);
+    r.content = k->check_content;
     int rc = CHECK_ERROR;
     uint64_t tombstones = 0;
     int got = brokers ? replay_kafka(&r, brokers, path, &tombstones, k->err, sizeof(k->err))
@@ -605,13 +676,15 @@ static const char summary[] =
     "merged), or with the change events of an NDJSON stream (--ndjson-file; the highest\n"
     "version per key, held in memory).  Reports rows missing from the index, extra documents (also "
     "those of deleted\n"
-    "rows) and stale ones.  Exit status: 0 equal, 1 different, 2 error.";
+    "rows) and stale ones; with --content, also documents whose content is not the row's.\n"
+    "Exit status: 0 equal, 1 different, 2 error.";
 
 int main(int argc, char **argv)
 {
     const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL,
-               *topic = NULL, *brokers = NULL;
+               *topic = NULL, *brokers = NULL, *columns = NULL, *exclude = NULL;
     long long max_report = 20, page_size = 5000;
+    bool content = false;
     int log_level = 1;
     const Setting settings[] = {
         {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
@@ -636,6 +709,17 @@ int main(int argc, char **argv)
          NULL, 0, 0, &topic, 0},
         {"kafka-brokers", SETTING_STRING, "127.0.0.1:9092", "TXIDSYNC_KAFKA_BROKERS", "HOSTS",
          "with --kafka-topic: the bootstrap servers", NULL, 0, 0, &brokers, 0},
+        {"content", SETTING_BOOL, "false", NULL, NULL,
+         "compare each document's content too, with the document Postgres builds now (canonical "
+         "JSON: member order, number notation and escapes do not matter); a difference names the "
+         "first differing field",
+         NULL, 0, 0, &content, 0},
+        {"columns", SETTING_STRING, "", NULL, "NAMES",
+         "with --content: the columns the syncer puts in the documents (its --columns)", NULL, 0, 0,
+         &columns, 0},
+        {"exclude-columns", SETTING_STRING, "", NULL, "NAMES",
+         "with --content: the columns the syncer leaves out (its --exclude-columns)", NULL, 0, 0,
+         &exclude, 0},
         {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
          NULL, 0, 1000000, &max_report, 0},
         {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
@@ -667,6 +751,8 @@ int main(int argc, char **argv)
     k.max_diffs = (size_t)max_report;
     buf_init(&k.prev_es, 1 << 20);
     buf_init(&k.prev_pg, 1 << 20);
+    buf_init(&k.pg_canon, (size_t)1 << 30);
+    k.check_content = content;
     PgConn *pg = NULL;
     PgTable table;
     memset(&table, 0, sizeof(table));
@@ -686,7 +772,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "consistency-check: %s\n", err);
         goto done;
     }
-    if (pg_table_resolve(pg, table_name, &table, err, sizeof(err)) != PG_OK) {
+    if (pg_table_resolve(pg, table_name, &table, err, sizeof(err)) != PG_OK ||
+        pg_table_choose_columns(&table, columns, exclude, err, sizeof(err)) < 0) {
         fprintf(stderr, "consistency-check: %s\n", err);
         goto done;
     }

@@ -491,7 +491,8 @@ static void check_live(Syncer *s, const char *const *keys, size_t n_keys, size_t
     for (size_t i = 0; i < s->mirror.cap; i++)
         live += s->mirror.slots[i].key && !s->mirror.slots[i].deleted;
     LiveWalk w = {.mirror = &s->mirror};
-    CHECK(pg_live_scan(s->pg, &s->table, on_live_row, &w, err, sizeof err) == PG_OK, "%s", err);
+    CHECK(pg_live_scan(s->pg, &s->table, false, on_live_row, &w, err, sizeof err) == PG_OK, "%s",
+          err);
     CHECK(w.n == live, "live scan listed %zu keys, the mirror has %zu live", w.n, live);
     LiveWalk l = {.mirror = &s->mirror};
     CHECK(pg_live_lookup(s->pg, &s->table, keys, n_keys, on_live_row, &l, err, sizeof err) == PG_OK,

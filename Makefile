@@ -88,7 +88,7 @@ $(BUILD)/load-generator: $(BUILD)/obj/tools/load_generator.o $(LIB)
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/consistency-check: $(BUILD)/obj/tools/consistency_check.o $(LIB)
+$(BUILD)/consistency-check: $(BUILD)/obj/tools/consistency_check.o $(BUILD)/obj/tools/check_repair.o $(LIB)
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

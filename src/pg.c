@@ -1576,15 +1576,17 @@ int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uin
     int rc = PG_ERROR;
     /* One statement: a transaction of its own.  The keys are text, as in
      * pg_live_lookup: a hash join with one pass over the side table. */
-    if (buf_printf(&sql,
-                   "with u as (select u.k, pg_catalog.max(u.v) as v"
-                   " from pg_catalog.unnest($1::pg_catalog.text[], $2::bigint[]) as u(k, v)"
-                   " group by u.k)"
-                   " update %s as s set version = greatest(s.version, u.v) operator(pg_catalog.+) 1,"
-                   " txid = txidsync.current_txid()"
-                   " from u where %s operator(pg_catalog.=) u.k"
-                   " returning %s, s.txid, s.version, s.deleted, null",
-                   t->sql_side, t->sql_key_text, t->sql_key_text) != 0) {
+    if (buf_printf(
+            &sql,
+            "with u as (select u.k, pg_catalog.max(u.v) as v"
+            " from rows from (pg_catalog.unnest($1::pg_catalog.text[]),"
+            " pg_catalog.unnest($2::bigint[])) as u(k, v)"
+            " group by u.k)"
+            " update %s as s set version = greatest(s.version, u.v) operator(pg_catalog.+) 1,"
+            " txid = txidsync.current_txid()"
+            " from u where %s operator(pg_catalog.=) u.k"
+            " returning %s, s.txid, s.version, s.deleted, null",
+            t->sql_side, t->sql_key_text, t->sql_key_text) != 0) {
         fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
         goto done;
     }

@@ -52,8 +52,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
+#include "check_repair.h"
 #include "clock.h"
 #include "doc.h"
 #include "es.h"
@@ -128,6 +130,9 @@ typedef struct Check {
     bool check_content;
     Buf pg_canon;
     uint64_t head_content; /* with a stream: the hash of the current entry's document */
+
+    Repair *repair; /* with --repair: every difference, for repair_apply */
+    bool quiet;     /* no report (a check again after a repair) */
 
     Diff *diffs;
     size_t n_diffs, max_diffs;
@@ -207,6 +212,18 @@ static void add_diff(Check *k, DiffKind kind, const char *key, const KeyState *p
     d->pg = *pg;
     d->es = *es;
     d->note = dup_or_die(note);
+}
+
+/* With --repair, records a key to send again, or (remove) a document to
+ * take away, whose _id is id.  Out of memory ends the check. */
+static void to_repair(Check *k, const char *key, const char *id, const KeyState *es, bool remove)
+{
+    if (!k->repair)
+        return;
+    if (repair_add(k->repair, key, id, es->has_version ? es->version : 0, remove) != 0) {
+        fprintf(stderr, "consistency-check: out of memory\n");
+        exit(CHECK_ERROR);
+    }
 }
 
 /* Describes into out what is wrong with the txidsync.key of a document set
@@ -350,6 +367,7 @@ static int head_is_extra(Check *k)
     KeyState es = hit_state(k->head);
     k->extra++;
     add_diff(k, DIFF_EXTRA, head_key(k), &none, &es, NULL);
+    to_repair(k, head_key(k), k->head->id, &es, true);
     return es_advance(k);
 }
 
@@ -426,6 +444,7 @@ static int on_pg_row(void *ctx, const PgRow *row)
         } else if (same_state(&pg, &es)) {
             k->content++;
             add_diff(k, DIFF_CONTENT, row->key, &pg, &es, note);
+            to_repair(k, row->key, NULL, &es, false);
         } else {
             /* With --content, the note tells whether the body differs too
              * (a document edited by hand has a version of the index's). */
@@ -434,12 +453,18 @@ static int on_pg_row(void *ctx, const PgRow *row)
                 return -1;
             k->stale++;
             add_diff(k, DIFF_STALE, row->key, &pg, &es, same == 0 ? note : NULL);
+            to_repair(k, row->key, NULL, &es, false);
         }
         return es_advance(k);
     }
     KeyState none = {0};
     k->missing++;
     add_diff(k, DIFF_MISSING, row->key, &pg, &none, NULL);
+    /* A document deleted by hand leaves the index a deleted version one
+     * above the document's for a while (index.gc_deletes): the new
+     * version must be above that too. */
+    KeyState deleted = {.has_version = true, .version = row->version + 1};
+    to_repair(k, row->key, NULL, &deleted, false);
     return 0;
 }
 
@@ -492,8 +517,10 @@ static int resolve_aside(Check *k, PgConn *pg, const PgTable *table)
         if (!a->pg.present) {
             k->extra++;
             add_diff(k, DIFF_EXTRA, a->id, &a->pg, &a->es, note);
+            to_repair(k, a->id, a->id, &a->es, true);
             continue;
         }
+        to_repair(k, a->id, NULL, &a->es, false); /* above the version of the document */
         /* The merge found no document for this live key and counted it
          * missing; its report line, if it made the list, becomes this. */
         if (k->missing > 0)
@@ -634,7 +661,8 @@ static int run(Check *k, PgConn *pg, const PgTable *table)
     }
     if (resolve_aside(k, pg, table) != 0)
         goto fail;
-    print_report(k, clock_mono_s() - start);
+    if (!k->quiet)
+        print_report(k, clock_mono_s() - start);
     return k->missing + k->extra + k->stale + k->content == 0 ? CHECK_EQUAL : CHECK_DIFFERENT;
 fail:
     fprintf(stderr, "consistency-check: %s\n", k->err);
@@ -659,14 +687,116 @@ static int check_stream(Check *k, PgConn *pg, const PgTable *table, const char *
     }
     k->n_entries = r.n;
     k->index = path;
-    log_info("comparing table %s with the events of %s%s: %" PRIu64 " events, %zu keys, %" PRIu64
-             " of them replays of a version already seen, %" PRIu64 " tombstones",
-             table->name, brokers ? "topic " : "", path, r.events, r.n, r.ignored, tombstones);
+    if (!k->quiet)
+        log_info("comparing table %s with the events of %s%s: %" PRIu64
+                 " events, %zu keys, %" PRIu64
+                 " of them replays of a version already seen, %" PRIu64 " tombstones",
+                 table->name, brokers ? "topic " : "", path, r.events, r.n, r.ignored, tombstones);
     rc = run(k, pg, table);
 done:
     free(k->entries);
     k->entries = NULL;
     replay_free(&r);
+    return rc;
+}
+
+/* What the table is compared with: an index, or a stream. */
+typedef struct Where {
+    const char *index, *ndjson, *topic, *brokers;
+} Where;
+
+/* Runs one check of table against w.  Returns as run does. */
+static int check_where(Check *k, PgConn *pg, const PgTable *table, const Where *w)
+{
+    char err[1024];
+    if (*w->ndjson || *w->topic)
+        return *w->ndjson ? check_stream(k, pg, table, w->ndjson, NULL)
+                          : check_stream(k, pg, table, w->topic, w->brokers);
+    k->index = w->index;
+    bool exists = false;
+    if (es_index_exists(k->es, w->index, &exists, err, sizeof(err)) != ES_OK) {
+        fprintf(stderr, "consistency-check: es: %s\n", err);
+        return CHECK_ERROR;
+    }
+    if (!exists) {
+        fprintf(stderr, "consistency-check: es: index %s does not exist at %s\n", w->index,
+                es_client_url(k->es));
+        return CHECK_ERROR;
+    }
+    if (es_refresh(k->es, w->index, err, sizeof(err)) != ES_OK) {
+        fprintf(stderr, "consistency-check: es: %s\n", err);
+        return CHECK_ERROR;
+    }
+    if (!k->quiet)
+        log_info("comparing table %s with index %s at %s", table->name, w->index,
+                 es_client_url(k->es));
+    return run(k, pg, table);
+}
+
+/* Forgets the results of a check, to run it again. */
+static void check_reset(Check *k)
+{
+    es_scroll_free(k->scroll);
+    k->scroll = NULL;
+    k->es_started = false;
+    k->head = NULL;
+    k->have_prev_es = k->have_prev_pg = false;
+    k->next_entry = k->n_entries = 0;
+    k->pg_rows = k->es_docs = k->equal = k->missing = k->extra = k->stale = k->content = 0;
+    for (size_t i = 0; i < k->n_diffs; i++) {
+        free(k->diffs[i].key);
+        free(k->diffs[i].note);
+    }
+    k->n_diffs = 0;
+    for (size_t i = 0; i < k->n_aside; i++) {
+        free(k->aside[i].id);
+        free(k->aside[i].key);
+    }
+    k->n_aside = 0;
+    k->err[0] = '\0';
+}
+
+/* After a check that found differences (recorded in k->repair): repairs
+ * them, then checks again every second until equal or wait_s passed, and
+ * reports the last check.  Returns as run does. */
+static int repair_and_check(Check *k, PgConn *pg, const PgTable *table, const Where *w,
+                            double wait_s)
+{
+    char err[1024];
+    RepairSummary sum;
+    bool stream = *w->ndjson || *w->topic;
+    if (repair_apply(k->repair, pg, table, stream ? NULL : k->es, w->index, &sum, err,
+                     sizeof(err)) != 0) {
+        fprintf(stderr, "consistency-check: repair: %s\n", err);
+        return CHECK_ERROR;
+    }
+    printf("repair: %" PRIu64 " keys sent again with new versions (%" PRIu64
+           " of them deletes), %" PRIu64 " documents deleted from the index\n",
+           sum.resent, sum.deletes, sum.deleted);
+    if (sum.unknown > 0)
+        printf("repair: %" PRIu64 " keys of the stream never had a row in postgres; a stream "
+               "cannot take them back\n",
+               sum.unknown);
+    printf("repair: checking again until equal (at most %.0f s; the syncer sends the new "
+           "versions)\n",
+           wait_s);
+    fflush(stdout);
+    double start = clock_mono_s();
+    int rc;
+    k->repair = NULL;
+    k->quiet = true;
+    do {
+        nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+        check_reset(k);
+        rc = check_where(k, pg, table, w);
+    } while (rc == CHECK_DIFFERENT && clock_mono_s() - start < wait_s);
+    if (rc == CHECK_ERROR)
+        return rc;
+    print_report(k, clock_mono_s() - start);
+    if (rc == CHECK_DIFFERENT)
+        printf("consistency-check: still different %.0f s after the repair: is a syncer running "
+               "on table %s?\n",
+               wait_s, table->name);
     return rc;
 }
 
@@ -684,7 +814,8 @@ int main(int argc, char **argv)
     const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL,
                *topic = NULL, *brokers = NULL, *columns = NULL, *exclude = NULL;
     long long max_report = 20, page_size = 5000;
-    bool content = false;
+    bool content = false, repair_on = false;
+    long long repair_wait = 60;
     int log_level = 1;
     const Setting settings[] = {
         {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
@@ -720,6 +851,16 @@ int main(int argc, char **argv)
         {"exclude-columns", SETTING_STRING, "", NULL, "NAMES",
          "with --content: the columns the syncer leaves out (its --exclude-columns)", NULL, 0, 0,
          &exclude, 0},
+        {"repair", SETTING_BOOL, "false", NULL, NULL,
+         "then repair what differs, through the running syncer: every key missing, stale or "
+         "different gets a new version in postgres (above the target's), so that the syncer sends "
+         "it again (a deleted row's delete too); a document postgres never had a row for is "
+         "deleted from the index; then check again until equal (needs a role that may update "
+         "txidsync's side tables)",
+         NULL, 0, 0, &repair_on, 0},
+        {"repair-wait", SETTING_INT, "60", NULL, "SECONDS",
+         "with --repair: how long to check again for the syncer to send the repair", NULL, 1, 86400,
+         &repair_wait, 0},
         {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
          NULL, 0, 1000000, &max_report, 0},
         {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
@@ -753,6 +894,10 @@ int main(int argc, char **argv)
     buf_init(&k.prev_pg, 1 << 20);
     buf_init(&k.pg_canon, (size_t)1 << 30);
     k.check_content = content;
+    Repair repair;
+    repair_init(&repair);
+    if (repair_on)
+        k.repair = &repair;
     PgConn *pg = NULL;
     PgTable table;
     memset(&table, 0, sizeof(table));
@@ -777,28 +922,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "consistency-check: %s\n", err);
         goto done;
     }
-    if (*ndjson || *topic) {
-        rc = *ndjson ? check_stream(&k, pg, &table, ndjson, NULL)
-                     : check_stream(&k, pg, &table, topic, brokers);
-        goto done;
-    }
-    bool exists = false;
-    if (es_index_exists(k.es, index, &exists, err, sizeof(err)) != ES_OK) {
-        fprintf(stderr, "consistency-check: es: %s\n", err);
-        goto done;
-    }
-    if (!exists) {
-        fprintf(stderr, "consistency-check: es: index %s does not exist at %s\n", index,
-                es_client_url(k.es));
-        goto done;
-    }
-    if (es_refresh(k.es, index, err, sizeof(err)) != ES_OK) {
-        fprintf(stderr, "consistency-check: es: %s\n", err);
-        goto done;
-    }
-    log_info("comparing table %s with index %s at %s", table.name, index, es_client_url(k.es));
-    rc = run(&k, pg, &table);
+    Where w = {.index = index, .ndjson = ndjson, .topic = topic, .brokers = brokers};
+    rc = check_where(&k, pg, &table, &w);
+    if (rc == CHECK_DIFFERENT && repair_on)
+        rc = repair_and_check(&k, pg, &table, &w, (double)repair_wait);
 done:
+    repair_free(&repair);
     check_free(&k);
     pg_table_free(&table);
     pg_free(pg);

@@ -10,7 +10,7 @@
 #     --once run waits for its refresh;
 #  5. the other table of the process goes on when one is renamed, and then
 #     when one is dropped, each reported by name;
-# after each, the checker is equal.
+# after each, the checker is equal, in content too.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
@@ -69,6 +69,8 @@ quiet_check() {
     wait "$writer_pid" 2>/dev/null || true
     wait_for 60 "$CHECKER_BIN" --index "$ix" --table items
     check_consistent "$ix" items
+    "$CHECKER_BIN" --index "$ix" --table items --content >"$dir/content.out" 2>&1 ||
+        fail "the content check differs: $(tail -n 8 "$dir/content.out")"
     rm -f "$dir/stop-writer"
 }
 
@@ -112,6 +114,8 @@ grep -q 'refresh [0-9]* of the table (columns changed) finished' "$dir/once.log"
     fail "the --once run did not refresh: $(cat "$dir/once.log")"
 shape_is '.size == 7' || fail "$(docs_where '.size != 7') documents lack size = 7 after --once"
 check_consistent "$ix" items
+"$CHECKER_BIN" --index "$ix" --table items --content >"$dir/content.out" 2>&1 ||
+    fail "the content check differs: $(tail -n 8 "$dir/content.out")"
 echo "4. a change while no syncer ran: found at start, refreshed before --once ended"
 
 start_syncer "$dir/sync2.log" --config "$dir/sync.ini"

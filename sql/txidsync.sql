@@ -548,6 +548,32 @@ create table if not exists txidsync.refreshes (
 create index if not exists refreshes_unfinished on txidsync.refreshes (relid)
     where finished_at is null;
 
+-- About how many keys tbl's side table holds (live and tombstones): the
+-- statistics when there are some, else the planner's guess (which, on a
+-- table never analyzed, counts dead rows too).  For progress reports.
+create or replace function txidsync.row_estimate(tbl regclass) returns bigint
+    language plpgsql
+    as $$
+declare
+    side text;
+    est bigint;
+    plan json;
+begin
+    select format('txidsync.%I', t.side_table) into side
+      from txidsync.tracked as t where t.relid = tbl;
+    if side is null then
+        raise exception 'txidsync: % is not tracked', tbl;
+    end if;
+    select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
+     where c.oid = side::regclass;
+    if est is null or est <= 0 then
+        execute format('explain (format json) select from %s', side) into plan;
+        est := (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric::bigint;
+    end if;
+    return est;
+end
+$$;
+
 -- Starts a refresh of tbl (or returns the unfinished one with the same
 -- condition, which then resumes) and returns its id.  where_sql is an SQL
 -- condition on the table's row, named t (e.g. 't.id < 1000'); it is
@@ -579,15 +605,7 @@ begin
     only_kw := case when (select c.relkind from pg_catalog.pg_class as c where c.oid = tbl) = 'r'
                     then 'only ' else '' end;
     if where_sql is null then
-        -- The statistics when there are some (the planner's guess on a
-        -- table never analyzed counts dead rows too).
-        select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
-         where c.oid = format('txidsync.%I', t.side_table)::regclass;
-        if est is null or est <= 0 then
-            est := null;
-            execute format('explain (format json) select from txidsync.%I', t.side_table)
-               into plan;
-        end if;
+        est := txidsync.row_estimate(tbl);
     else
         begin
             execute format('explain (format json) select from %s%s as t where (%s)',

@@ -111,6 +111,7 @@ static void halt(Engine *e, EngineState st)
     e->state = st;
     engine_unwatch_pg(e);
     engine_refresh_free(e);
+    log_status(e, NULL); /* a backfill's progress line, if it has it */
     loop_timer_cancel(e->loop, &e->timer);
 }
 
@@ -841,8 +842,9 @@ static void stats_line(Engine *e, bool force)
     double dt = t - e->stats.last_line;
     uint64_t lag_tx =
         e->stats.last_xmax > e->cursor.xid_next ? e->stats.last_xmax - e->cursor.xid_next : 0;
-    char latency[160] = "", refresh[200];
+    char latency[160] = "", refresh[200], backfill[200];
     engine_refresh_text(e, refresh, sizeof(refresh));
+    engine_backfill_text(e, backfill, sizeof(backfill));
     if (e->latency_on) {
         const LatencyHist *h = &e->latency_interval;
         snprintf(latency, sizeof(latency),
@@ -855,11 +857,11 @@ static void stats_line(Engine *e, bool force)
     elog(e, LOG_INFO,
          "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
          " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
-         " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s",
+         " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s%s",
          s->rows, dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0, s->deletes,
          s->conflicts, s->retries, s->rejected, s->batches, s->reconnects, lag_tx,
          s->behind_since > 0 ? t - s->behind_since : 0.0, e->cursor.n_xip, s->refreshes,
-         s->refresh_rows, refresh, latency);
+         s->refresh_rows, backfill, refresh, latency);
     e->stats.last_line = t;
     e->stats.rows_at_last_line = e->stats.rows;
 }
@@ -1004,6 +1006,8 @@ static double next_due(Engine *e)
         EARLIER(e->stats.last_line + (double)e->cfg.stats_interval_s);
     if (engine_refresh_due(e) > 0)
         EARLIER(engine_refresh_due(e));
+    if (engine_backfill_due(e) > 0)
+        EARLIER(engine_backfill_due(e));
     for (size_t i = 0; i < e->used; i++) {
         const Slot *sl = slot_at(e, i);
         if (sl->state == SLOT_WAITING)
@@ -1051,7 +1055,9 @@ static void step(Engine *e)
     if (send_due(e) < 0)
         return;
     engine_refresh_step(e);
-    if (e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down) {
+    bool settled = e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down;
+    engine_backfill_report(e, settled);
+    if (settled) {
         if (e->cfg.once && engine_refresh_running(e)) {
             /* --once also waits for the refresh: its steps kick */
         } else if (e->cfg.once) {

@@ -77,6 +77,14 @@ typedef struct BgRefresh {
     long long done, done_at_start; /* rows so far, and when the engine took it up */
 } BgRefresh;
 
+/* The progress of the first copy of the table (engine_backfill.c). */
+typedef struct Backfill {
+    bool active;
+    bool live; /* on the terminal's status line */
+    long long estimate;
+    double started, last_line, last_live;
+} Backfill;
+
 struct Engine {
     EngineConfig cfg;
     Loop *loop;
@@ -124,6 +132,7 @@ struct Engine {
     uint64_t rng;
     Stats stats;
     BgRefresh refresh;
+    Backfill backfill;
 };
 
 /* For the files of the engine (engine.c). */
@@ -150,6 +159,16 @@ bool engine_refresh_running(const Engine *e);
 double engine_refresh_due(const Engine *e);
 void engine_refresh_text(const Engine *e, char *out, size_t len);
 void engine_refresh_free(Engine *e);
+
+/* The progress of the first copy (engine_backfill.c): begin at a start
+ * without a stored cursor; report when due, and once (done) when all it
+ * read until it caught up is acknowledged; due is when the next report
+ * is (0: none); text is ", copying: ..." for the stats line ("" when
+ * none). */
+void engine_backfill_begin(Engine *e);
+void engine_backfill_report(Engine *e, bool done);
+double engine_backfill_due(const Engine *e);
+void engine_backfill_text(const Engine *e, char *out, size_t len);
 
 /* Tells the sink the table's columns when it has not been told yet
  * (schema_pending).  Returns 0 (told, or nothing to tell), 1 when the sink

@@ -293,6 +293,8 @@ int engine_start(Engine *e)
     e->stats.last_line = clock_mono_s();
     e->last_save = clock_mono_s();
     engine_refresh_note(e, false); /* columns changed while it did not run */
+    if (!e->resuming)
+        engine_backfill_begin(e);
     engine_kick(e);
     return 0;
 }

@@ -8,8 +8,14 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static LogLevel threshold = LOG_INFO;
+
+/* The status line (log_status): its owner and text; tty: -1 unknown. */
+static const void *status_owner;
+static char status_text[512];
+static int tty = -1;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -54,8 +60,33 @@ void log_msg(LogLevel level, const char *fmt, ...)
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';
+    if (status_owner)
+        fputs("\r\033[K", stderr);
     fwrite(line, 1, len, stderr);
+    if (status_owner)
+        fputs(status_text, stderr);
     fflush(stderr);
+}
+
+bool log_status(const void *owner, const char *text)
+{
+    if (tty < 0)
+        tty = isatty(STDERR_FILENO) == 1;
+    if (!tty || (status_owner && status_owner != owner))
+        return false;
+    if (!text) {
+        if (status_owner)
+            fputc('\n', stderr);
+        status_owner = NULL;
+        status_text[0] = '\0';
+        fflush(stderr);
+        return true;
+    }
+    status_owner = owner;
+    snprintf(status_text, sizeof(status_text), "%s", text);
+    fprintf(stderr, "\r%s\033[K", status_text);
+    fflush(stderr);
+    return true;
 }
 
 int err_printf(char *err, size_t errlen, const char *fmt, ...)

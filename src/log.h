@@ -11,6 +11,7 @@
 #ifndef TXIDSYNC_LOG_H
 #define TXIDSYNC_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum LogLevel { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } LogLevel;
@@ -29,6 +30,17 @@ void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf,
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/*
+ * The status line: on a terminal, one line of progress below the log
+ * lines, rewritten in place ("\r...\033[K"); every log line first clears
+ * it and then draws it again under itself.  One owner at a time (an
+ * engine, a refresh).  log_status draws text for owner and returns true,
+ * or returns false when stderr is not a terminal or another owner holds
+ * the line (the caller then logs lines instead); text NULL gives the line
+ * up (the last text stays on screen as a line of its own).
+ */
+bool log_status(const void *owner, const char *text);
 
 /* Formats a message into the caller's error buffer err (errlen bytes;
  * NULL or 0 writes nothing) and returns -1, so that failure paths can

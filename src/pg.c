@@ -667,6 +667,23 @@ int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_
     return none ? PG_OK : refresh_row(c, id, r, err, errlen);
 }
 
+#define SQL_ROW_ESTIMATE "select txidsync.row_estimate($1::pg_catalog.oid::pg_catalog.regclass)"
+
+int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, size_t errlen)
+{
+    const char *params[] = {t->oid};
+    PGresult *res;
+    *rows = -1;
+    int rc = exec_params(c, SQL_ROW_ESTIMATE, 1, params, PGRES_TUPLES_OK, "row estimate", &res, err,
+                         errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        *rows = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return PG_OK;
+}
+
 #define SQL_TRACKED_AS                                                                             \
     "select relid::pg_catalog.text from txidsync.tracked"                                          \
     " where relid operator(pg_catalog.=) $1::pg_catalog.oid"

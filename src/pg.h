@@ -189,6 +189,12 @@ int pg_refresh_step_poll(PgConn *c, bool *done, PgRefreshStep *st, char *err, si
 int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Sets *rows to about how many keys the table's side table holds
+ * (txidsync.row_estimate: the statistics, or the planner's guess; -1
+ * unknown), for progress reports.  Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Looks the table up by its oid: fills name with what it is tracked as now
  * (its regclass text; "" when it is no longer tracked or was dropped).
  * Returns PG_OK/PG_ERROR/PG_LOST. */

@@ -57,8 +57,10 @@ static void report(Run *run, bool force)
     double now = clock_mono_s();
     char text[256];
     if (run->live && (force || now - run->last_live >= LIVE_EVERY_S)) {
+        char line[400];
         progress(run, text, sizeof(text));
-        fprintf(stderr, "\r%s: refresh: %s\033[K", run->cfg->name, text);
+        snprintf(line, sizeof(line), "%s: refresh: %s", run->cfg->name, text);
+        run->live = log_status(run, line);
         run->last_live = now;
     } else if (!run->live && run->cfg->stats_interval_s > 0 &&
                now - run->last_line >= (double)run->cfg->stats_interval_s) {
@@ -72,7 +74,7 @@ static void report(Run *run, bool force)
 static void end_live(Run *run)
 {
     if (run->live && run->last_live > 0)
-        fputc('\n', stderr);
+        log_status(run, NULL);
     run->last_live = 0;
 }
 
@@ -176,7 +178,7 @@ static int steps(Run *run)
 int refresh_run(const RefreshConfig *cfg)
 {
     char err[1024];
-    Run run = {.cfg = cfg, .live = isatty(STDERR_FILENO) == 1};
+    Run run = {.cfg = cfg, .live = true}; /* until log_status says no terminal */
     run.started = run.last_line = clock_mono_s();
     run.pg = pg_connect(cfg->conninfo, err, sizeof(err));
     if (!run.pg) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# txidsync refresh against the real bed:
+# txidsync refresh against the real bed (and the backfill's progress):
 #  1. rows changed with the triggers off (session_replication_role =
 #     replica, as bulk loads do): the documents keep the old values; a
 #     refresh while the syncer runs brings the new ones to every one;
@@ -20,7 +20,16 @@ dir=$TXIDSYNC_TEST_TMP
 index=$(test_index)
 sync=(--table some_table --index "$index" --state-index "$index-state")
 side=txidsync.$(psql_q "select side_table from txidsync.tracked where relid = 'some_table'::regclass")
-"$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>/dev/null || fail "the backfill failed"
+"$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>"$dir/backfill.log" || fail "the backfill failed"
+grep -qE 'some_table: copying the table: about [0-9]+ rows' "$dir/backfill.log" ||
+    fail "the backfill did not say what it copies: $(cat "$dir/backfill.log")"
+grep -qE 'some_table: copied the table: 30000 rows in [0-9]+s \([0-9]+ rows/s\)' "$dir/backfill.log" ||
+    fail "the backfill did not say what it copied: $(cat "$dir/backfill.log")"
+# On a terminal, the progress is a status line rewritten in place.
+script -qec "'$TXIDSYNC_BIN' --table some_table --index $index-tty --state-index $index-tty-state \
+    --replicas 0 --once --batch-size 500" "$dir/tty.out" >/dev/null || fail "the backfill on a terminal failed"
+tr '\r' '\n' <"$dir/tty.out" | grep -qE '^some_table: copying: [0-9]+ rows of ~[0-9]+ \([0-9]+%\), [0-9]+ rows/s' ||
+    fail "no progress line on the terminal: $(tr '\r' '\n' <"$dir/tty.out" | head -n 8)"
 
 # stale: how many documents do not have the bulk update's name.
 stale() {

@@ -18,6 +18,12 @@
 --   txidsync.track(tbl, notify)  starts tracking a table with a primary key
 --   txidsync.untrack(tbl)        (any number of columns) / stops it and drops
 --                                its state
+--   txidsync.track_begin(tbl, notify), txidsync.track_step(tbl, chunk),
+--   call txidsync.track_online(tbl, notify, chunk)
+--                                tracking a big table online: the triggers
+--                                under a short lock, the existing rows'
+--                                state filled in chunks (txidsync track
+--                                drives it with progress)
 --   txidsync.tracked             the catalog of tracked tables
 --   txidsync.forget_dropped()    cleans up after tables dropped while tracked
 --                                (an event trigger does it on DROP when the
@@ -110,6 +116,12 @@ $install$;
 -- The fingerprint of the table's columns the last time they were noted
 -- (txidsync.columns_noted); null: not noted yet.
 alter table txidsync.tracked add column if not exists columns_seen text;
+-- Tracking online (track_begin, track_step): whether the state of the rows
+-- that existed at track_begin is still being filled, the last key filled
+-- (text per key column; null: none yet), and how many rows were filled.
+alter table txidsync.tracked add column if not exists filling boolean not null default false;
+alter table txidsync.tracked add column if not exists fill_after text[];
+alter table txidsync.tracked add column if not exists fill_done bigint not null default 0;
 
 -- The offset is the constant body of a SQL function, so the planner inlines
 -- it into the trigger's cached plan: reading it costs nothing per row.  It
@@ -288,7 +300,13 @@ create or replace function txidsync._columns_fingerprint(tbl regclass) returns t
      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
 $$;
 
-create or replace function txidsync.track(tbl regclass, notify boolean default false)
+-- Starts tracking tbl: its side table, its row in txidsync.tracked, its
+-- triggers; with fill, also the state of every existing row (version 1,
+-- this transaction's txid), all under a lock that holds writers off until
+-- the caller commits; without fill, the side table starts empty and
+-- tracked.filling is set, for track_step to fill.  On a tracked table it
+-- only regenerates the trigger function and the triggers.
+create or replace function txidsync._track(tbl regclass, notify boolean, fill boolean)
     returns void
     language plpgsql
     set client_min_messages = warning
@@ -368,17 +386,21 @@ begin
                           from generate_subscripts(pk.names, 1) as i),
                        side_cols);
         execute format('create index %I on %s (txid, %s)', side || '_txid_key', qside, side_cols);
-        x := txidsync.current_txid();
-        execute format('insert into %s (%s, version, txid, deleted) '
-                       'select %s, 1, $1, false from %s%s',
-                       qside, side_cols,
-                       txidsync._key_list(pk.names, pk.op_schemas, '%2$s', ', '), only_kw, base)
-          using x;
+        if fill then
+            x := txidsync.current_txid();
+            execute format('insert into %s (%s, version, txid, deleted) '
+                           'select %s, 1, $1, false from %s%s',
+                           qside, side_cols,
+                           txidsync._key_list(pk.names, pk.op_schemas, '%2$s', ', '), only_kw,
+                           base)
+              using x;
+        end if;
         insert into txidsync.tracked (relid, side_table, key_columns, key_types, notify, channel,
-                                      columns_seen)
-        values (tbl, side, pk.names, pk.types, notify, chan, txidsync._columns_fingerprint(tbl));
+                                      columns_seen, filling)
+        values (tbl, side, pk.names, pk.types, notify, chan, txidsync._columns_fingerprint(tbl),
+                not fill);
     else
-        update txidsync.tracked set notify = track.notify, channel = chan where relid = tbl;
+        update txidsync.tracked set notify = _track.notify, channel = chan where relid = tbl;
     end if;
 
     -- The row trigger, with the side table baked in.  It runs after the
@@ -406,14 +428,29 @@ begin
             update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
                    deleted = not exists (select from %6$s%5$s b where %8$s)
              where %7$s;
+            if not found then
+                -- The old key has no state yet (tracked online, its
+                -- chunk not filled, or being filled: the insert then
+                -- waits for that chunk and updates what it wrote).
+                insert into %4$s as s (%9$s, version, txid, deleted)
+                    values (%11$s, 1, x, not exists (select from %6$s%5$s b where %8$s))
+                    on conflict (%9$s) do update
+                    set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid,
+                        deleted = excluded.deleted;
+            end if;
         end if;
     elsif TG_OP operator(pg_catalog.=) 'DELETE' then
         update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
                deleted = not exists (select from %6$s%5$s b where %8$s)
          where %7$s;
         if not found then
-            insert into %4$s (%9$s, version, txid, deleted) values (%11$s, 1, x, true)
-                on conflict (%9$s) do nothing;
+            -- As above: a fill step's insert of this key is waited for
+            -- and then marked deleted, never left live.
+            insert into %4$s as s (%9$s, version, txid, deleted)
+                values (%11$s, 1, x, not exists (select from %6$s%5$s b where %8$s))
+                on conflict (%9$s) do update
+                set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid,
+                    deleted = excluded.deleted;
         end if;
         return null;
     elsif TG_OP operator(pg_catalog.=) 'TRUNCATE' then
@@ -452,6 +489,125 @@ $f$, fn,
     end if;
 end
 $track$;
+
+-- Starts tracking tbl in one transaction: the triggers and the state of
+-- every existing row.  Writers of tbl wait until the caller commits (about
+-- 1.8 s per million rows): for a big table in use, track_online.
+create or replace function txidsync.track(tbl regclass, notify boolean default false)
+    returns void
+    language sql
+    as $$ select txidsync._track(tbl, notify, true) $$;
+
+-- Tracking a big table online, step 1: installs the triggers (and an
+-- empty side table) under a lock held only until the caller commits,
+-- which is short.  From then on every write of tbl is tracked.  Commit,
+-- then call track_step until it says finished; syncers may run meanwhile.
+create or replace function txidsync.track_begin(tbl regclass, notify boolean default false)
+    returns void
+    language sql
+    as $$ select txidsync._track(tbl, notify, false) $$;
+
+-- Tracking online, step 2 (docs/design.md, "Tracking a big table
+-- online"): fills the state of the next chunk of existing rows, in key
+-- order, with version 1 and this transaction's txid, recording how far it
+-- got in the same transaction (run each step as a transaction of its
+-- own).  A key the triggers wrote meanwhile keeps their state (on
+-- conflict do nothing): its version counts from the application's write,
+-- which is newer than anything the fill could say.  Writers never wait
+-- for more than one step.  Returns the rows of this step, the rows so
+-- far, and whether the fill is finished.
+create or replace function txidsync.track_step(tbl regclass, chunk integer default 10000)
+    returns table (rows integer, rows_done bigint, finished boolean)
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    t txidsync.tracked;
+    n_keys int;
+    cols text;   -- b.a, b.b
+    after text;  -- the row comparison with fill_after, or true
+    n int;
+    last text[];
+begin
+    if chunk is null or chunk < 1 then
+        raise exception 'txidsync: a fill chunk must be at least 1 row, not %', chunk;
+    end if;
+    select * into t from txidsync.tracked as x where x.relid = tbl for update;
+    if not found then
+        raise exception 'txidsync: % is not tracked', tbl;
+    end if;
+    if not t.filling then
+        return query select 0, t.fill_done, true;
+        return;
+    end if;
+    n_keys := cardinality(t.key_columns);
+    select string_agg(format('b.%I', t.key_columns[i]), ', ' order by i)
+      into cols from generate_subscripts(t.key_columns, 1) as i;
+    if t.fill_after is null then
+        after := 'true';
+    else
+        select format('(%s) > (%s)', cols,
+                      string_agg(format('$1[%s]::%s', i, t.key_types[i]), ', ' order by i))
+          into after from generate_subscripts(t.key_columns, 1) as i;
+    end if;
+    execute format(
+        'with c as (select %1$s from %2$s%3$s as b where %4$s order by %1$s limit $2),'
+        '     i as (insert into txidsync.%5$I (%6$s, version, txid, deleted)'
+        '             select %7$s, 1, $3, false from c on conflict do nothing)'
+        ' select (select count(*) from c)::int,'
+        '        (select array[%8$s] from c order by %9$s limit 1)',
+        cols,
+        case when (select c.relkind from pg_catalog.pg_class as c where c.oid = tbl) = 'r'
+             then 'only ' else '' end,
+        tbl, after, t.side_table,
+        (select string_agg(format('%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
+           from generate_subscripts(t.key_columns, 1) as i),
+        (select string_agg(format('c.%I', t.key_columns[i]), ', ' order by i)
+           from generate_subscripts(t.key_columns, 1) as i),
+        (select string_agg(format('c.%I::text', t.key_columns[i]), ', ' order by i)
+           from generate_subscripts(t.key_columns, 1) as i),
+        (select string_agg(format('c.%I desc', t.key_columns[i]), ', ' order by i)
+           from generate_subscripts(t.key_columns, 1) as i))
+      into n, last
+      using t.fill_after, chunk, txidsync.current_txid();
+    update txidsync.tracked as x
+       set fill_after = coalesce(last, x.fill_after), fill_done = x.fill_done + n,
+           filling = n >= chunk
+     where x.relid = tbl;
+    return query select n, t.fill_done + n, n < chunk;
+end
+$$;
+
+-- Tracking online in one command, for psql: track_begin, then track_step
+-- until finished, each in a transaction of its own, with a notice of the
+-- progress now and then.  Call it outside a transaction block; run again,
+-- it resumes.
+create or replace procedure txidsync.track_online(tbl regclass, notify boolean default false,
+                                                  chunk integer default 10000)
+    language plpgsql
+    as $$
+declare
+    s record;
+    last_notice timestamptz := pg_catalog.clock_timestamp();
+begin
+    if not exists (select from txidsync.tracked where relid = tbl and not filling) then
+        if not exists (select from txidsync.tracked where relid = tbl) then
+            perform txidsync.track_begin(tbl, notify);
+            commit;
+        end if;
+        loop
+            select * into s from txidsync.track_step(tbl, chunk);
+            commit;
+            exit when s.finished;
+            if pg_catalog.clock_timestamp() - last_notice > interval '5 s' then
+                raise notice 'txidsync: tracking %: % rows filled', tbl, s.rows_done;
+                last_notice := pg_catalog.clock_timestamp();
+            end if;
+        end loop;
+        raise notice 'txidsync: tracking %: filled, % rows', tbl, s.rows_done;
+    end if;
+end
+$$;
 
 -- Regenerates the trigger function of every tracked table that still
 -- exists, so that re-running this file upgrades them too (track() on a
@@ -548,29 +704,39 @@ create table if not exists txidsync.refreshes (
 create index if not exists refreshes_unfinished on txidsync.refreshes (relid)
     where finished_at is null;
 
--- About how many keys tbl's side table holds (live and tombstones): the
--- statistics when there are some, else the planner's guess (which, on a
--- table never analyzed, counts dead rows too).  For progress reports.
+-- About how many rows rel holds: the statistics when there are some, else
+-- the planner's guess (which, on a table never analyzed, counts dead rows
+-- too).  For progress reports.
+create or replace function txidsync._rel_estimate(rel regclass) returns bigint
+    language plpgsql
+    as $$
+declare
+    est bigint;
+    plan json;
+begin
+    select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
+     where c.oid = rel and c.relkind = 'r';
+    if est is null or est <= 0 then
+        execute format('explain (format json) select from %s', rel) into plan;
+        est := (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric::bigint;
+    end if;
+    return est;
+end
+$$;
+
+-- About how many keys tbl's side table holds (live and tombstones).
 create or replace function txidsync.row_estimate(tbl regclass) returns bigint
     language plpgsql
     as $$
 declare
     side text;
-    est bigint;
-    plan json;
 begin
     select format('txidsync.%I', t.side_table) into side
       from txidsync.tracked as t where t.relid = tbl;
     if side is null then
         raise exception 'txidsync: % is not tracked', tbl;
     end if;
-    select pg_catalog.round(c.reltuples)::bigint into est from pg_catalog.pg_class as c
-     where c.oid = side::regclass;
-    if est is null or est <= 0 then
-        execute format('explain (format json) select from %s', side) into plan;
-        est := (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric::bigint;
-    end if;
-    return est;
+    return txidsync._rel_estimate(side::regclass);
 end
 $$;
 

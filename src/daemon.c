@@ -35,6 +35,10 @@ static int signal_pipe[2] = {-1, -1};
 
 #define MAPPING_MAX ((size_t)16 << 20)
 
+/* Rows a step of txidsync refresh and of txidsync track, by default. */
+#define REFRESH_CHUNK 1000
+#define TRACK_CHUNK   10000
+
 /* How long a refresh step waits for a row another transaction holds. */
 #define REFRESH_LOCK_WAIT_MS 200
 
@@ -315,22 +319,27 @@ static bool stop_requested(void *ctx)
 static int refresh_all(const DaemonConfig *cfg)
 {
     bool stopped = false, failed = false;
+    long chunk = cfg->refresh_chunk > 0 ? (long)cfg->refresh_chunk
+                 : cfg->track           ? TRACK_CHUNK
+                                        : REFRESH_CHUNK;
     for (size_t i = 0; i < cfg->n_tables && !stopped; i++) {
         const TableConfig *t = &cfg->tables[i];
         RefreshConfig rc = {.name = t->name,
                             .conninfo = t->conninfo,
                             .table = t->table,
                             .where = cfg->refresh_where,
-                            .chunk = (long)cfg->refresh_chunk,
+                            .chunk = chunk,
                             .lock_wait_ms = REFRESH_LOCK_WAIT_MS,
                             .stats_interval_s = cfg->stats_interval_s,
+                            .track = cfg->track,
+                            .notify = cfg->track_notify,
                             .stop = stop_requested,
                             .stop_ctx = &stopped};
         if (refresh_run(&rc) < 0)
             failed = true;
     }
     if (failed && cfg->n_tables > 1)
-        log_error("one or more refreshes failed (see above)");
+        log_error("one or more %s failed (see above)", cfg->track ? "tables" : "refreshes");
     return failed ? DAEMON_EXIT_FAILED : DAEMON_EXIT_OK;
 }
 
@@ -368,7 +377,7 @@ int daemon_run(const DaemonConfig *cfg)
         crash_configure(cfg->crash_probability, seed);
         log_info("crash injection on: probability %g per crash point", cfg->crash_probability);
     }
-    if (cfg->refresh) {
+    if (cfg->refresh || cfg->track) {
         code = refresh_all(cfg);
         goto done;
     }

@@ -63,7 +63,9 @@ typedef struct DaemonConfig {
     bool reset;                /* txidsync reset: start every table over, then exit */
     bool refresh;              /* txidsync refresh: refresh every table in turn, then exit */
     const char *refresh_where; /* its condition on the row t; "" or NULL: every key */
-    long long refresh_chunk;   /* its rows a step */
+    long long refresh_chunk;   /* its rows a step (and track's); 0: the job's default */
+    bool track;                /* txidsync track: track every table online in turn, then exit */
+    bool track_notify;         /* its tables' writers NOTIFY */
     bool dry_run;              /* events to standard output, no cursor loaded or saved, --once */
     const char *config_path;   /* the --config file, for messages; NULL: none */
 } DaemonConfig;

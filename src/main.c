@@ -37,6 +37,12 @@ static const char summary[] =
     "in key order, gets a new version in one short transaction (it needs a role that\n"
     "may update txidsync's tables).  Stopped anywhere, the same command resumes it.\n"
     "\n"
+    "txidsync track [OPTIONS] [--chunk N] [--notify]: start tracking the tables online:\n"
+    "install their triggers under a short lock, then fill the state of their existing\n"
+    "rows in chunks, one short transaction each, while the application writes (it\n"
+    "needs the tables' owner).  Syncers may run meanwhile.  Stopped anywhere, the same\n"
+    "command resumes it.\n"
+    "\n"
     "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.\n"
     "SIGUSR1: print each table's stats line and latency so far (--latency-field),\n"
     "then count latency afresh.  Exit status: 0 done, 1 a table failed, 2 bad usage.";
@@ -155,8 +161,12 @@ static const Setting table[] = {
      "with txidsync refresh: only the rows matching this condition on the table's row t "
      "(e.g. \"t.id < 1000\"); empty: every key, deleted ones too",
      NULL, 0, 0, &dc.refresh_where, 0},
-    {"chunk", SETTING_INT, "1000", NULL, "N", "with txidsync refresh: rows a step", NULL, 1,
+    {"chunk", SETTING_INT, "0", NULL, "N",
+     "with txidsync refresh or track: rows a step; 0: 1000 for refresh, 10000 for track", NULL, 0,
      1000000, &dc.refresh_chunk, 0},
+    {"notify", SETTING_BOOL, "false", NULL, NULL,
+     "with txidsync track: the tables' writers NOTIFY, so that syncers wake at once", NULL, 0, 0,
+     &dc.track_notify, 0},
     {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
      "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
      &dc.stats_interval_s, 0},
@@ -259,10 +269,12 @@ static int run(TableConfig *tables, size_t n_tables)
 
 int main(int argc, char **argv)
 {
-    /* txidsync reset|refresh [OPTIONS]: the same options, another job. */
-    if (argc > 1 && (strcmp(argv[1], "reset") == 0 || strcmp(argv[1], "refresh") == 0)) {
+    /* txidsync reset|refresh|track [OPTIONS]: the same options, another job. */
+    if (argc > 1 && (strcmp(argv[1], "reset") == 0 || strcmp(argv[1], "refresh") == 0 ||
+                     strcmp(argv[1], "track") == 0)) {
         dc.reset = strcmp(argv[1], "reset") == 0;
-        dc.refresh = !dc.reset;
+        dc.track = strcmp(argv[1], "track") == 0;
+        dc.refresh = strcmp(argv[1], "refresh") == 0;
         argv[1] = argv[0];
         argv++;
         argc--;

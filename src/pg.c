@@ -649,6 +649,76 @@ int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, PgRef
     return rc;
 }
 
+#define SQL_TRACK_BEGIN "select txidsync.track_begin($1::pg_catalog.regclass, $2::boolean)"
+#define SQL_TRACK_STATE                                                                            \
+    "select t.filling, t.fill_done, txidsync._rel_estimate(t.relid)"                               \
+    " from txidsync.tracked as t where t.relid operator(pg_catalog.=) pg_catalog.to_regclass($1)"
+#define SQL_TRACK_STEP                                                                             \
+    "select rows, rows_done, finished from txidsync.track_step($1::pg_catalog.regclass, "          \
+    "$2::integer)"
+
+/* Reads the tracking state of table into r; *found: it is tracked. */
+static int track_state(PgConn *c, const char *table, bool *found, bool *filling, PgRefresh *r,
+                       char *err, size_t errlen)
+{
+    const char *params[] = {table};
+    PGresult *res;
+    int rc =
+        exec_params(c, SQL_TRACK_STATE, 1, params, PGRES_TUPLES_OK, "tracking", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    *found = PQntuples(res) == 1;
+    if (*found) {
+        *filling = PQgetvalue(res, 0, 0)[0] == 't';
+        r->rows_done = atoll(PQgetvalue(res, 0, 1));
+        r->estimate = atoll(PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    return PG_OK;
+}
+
+int pg_track_begin(PgConn *c, const char *table, bool notify, PgRefresh *r, bool *tracked,
+                   char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->reason, sizeof(r->reason), "tracking");
+    bool found = false, filling = false;
+    *tracked = false;
+    int rc = track_state(c, table, &found, &filling, r, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (found) {
+        *tracked = !filling;
+        return PG_OK;
+    }
+    const char *params[] = {table, notify ? "true" : "false"};
+    PGresult *res;
+    rc = exec_params(c, SQL_TRACK_BEGIN, 2, params, PGRES_TUPLES_OK, "tracking", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    PQclear(res);
+    return track_state(c, table, &found, &filling, r, err, errlen);
+}
+
+int pg_track_step(PgConn *c, const char *table, long chunk, PgRefreshStep *st, char *err,
+                  size_t errlen)
+{
+    char chunk_s[24];
+    snprintf(chunk_s, sizeof(chunk_s), "%ld", chunk);
+    const char *params[] = {table, chunk_s};
+    PGresult *res;
+    memset(st, 0, sizeof(*st));
+    int rc = exec_params(c, SQL_TRACK_STEP, 2, params, PGRES_TUPLES_OK, "tracking step", &res, err,
+                         errlen);
+    if (rc != PG_OK)
+        return rc;
+    st->rows = atoll(PQgetvalue(res, 0, 0));
+    st->rows_done = atoll(PQgetvalue(res, 0, 1));
+    st->finished = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    return PG_OK;
+}
+
 #define SQL_COLUMNS_NOTED "select txidsync.columns_noted($1::pg_catalog.oid::pg_catalog.regclass)"
 
 int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)

@@ -181,6 +181,22 @@ int pg_refresh_step_poll(PgConn *c, bool *done, PgRefreshStep *st, char *err, si
     __attribute__((warn_unused_result));
 
 /*
+ * Tracking table online (txidsync.track_begin): installs its triggers
+ * with an empty side table, unless it is tracked already, and fills r
+ * with the fill's state (rows_done so far, estimate: the table's rows as
+ * the statistics say, -1 unknown).  Sets *tracked when the table was
+ * tracked and filled already (nothing to do).  Writes; needs the table's
+ * owner.  Returns PG_OK/PG_ERROR/PG_LOST.
+ */
+int pg_track_begin(PgConn *c, const char *table, bool notify, PgRefresh *r, bool *tracked,
+                   char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* One step of the fill (txidsync.track_step), in a transaction of its
+ * own: the state of the next chunk of existing rows.  Fills *st. */
+int pg_track_step(PgConn *c, const char *table, long chunk, PgRefreshStep *st, char *err,
+                  size_t errlen) __attribute__((warn_unused_result));
+
+/*
  * Has txidsync.columns_noted compare the table's columns with those noted
  * last: when they changed, a refresh of the whole table starts.  Fills r
  * with the unfinished refresh of changed columns (r->id 0: none).  Writes

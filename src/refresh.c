@@ -26,7 +26,14 @@ typedef struct Run {
     double started, last_line, last_live;
     bool live; /* a live progress line on a terminal */
     int failures;
+    char label[64]; /* in messages: "refresh 4" or "tracking" */
 } Run;
+
+/* The job's word in messages. */
+static const char *job(const Run *run)
+{
+    return run->cfg->track ? "track" : "refresh";
+}
 
 static void sleep_s(double s)
 {
@@ -59,13 +66,13 @@ static void report(Run *run, bool force)
     if (run->live && (force || now - run->last_live >= LIVE_EVERY_S)) {
         char line[400];
         progress(run, text, sizeof(text));
-        snprintf(line, sizeof(line), "%s: refresh: %s", run->cfg->name, text);
+        snprintf(line, sizeof(line), "%s: %s: %s", run->cfg->name, run->label, text);
         run->live = log_status(run, line);
         run->last_live = now;
     } else if (!run->live && run->cfg->stats_interval_s > 0 &&
                now - run->last_line >= (double)run->cfg->stats_interval_s) {
         progress(run, text, sizeof(text));
-        log_info("%s: refresh %lld: %s", run->cfg->name, run->r.id, text);
+        log_info("%s: %s: %s", run->cfg->name, run->label, text);
         run->last_line = now;
     }
 }
@@ -85,26 +92,58 @@ static int failed(Run *run, int rc, const char *err)
     run->failures++;
     if (rc == PG_ERROR) {
         end_live(run);
-        log_error("%s: refresh: %s", run->cfg->name, err);
+        log_error("%s: %s: %s", run->cfg->name, job(run), err);
         return -1;
     }
     if (rc == PG_BUSY) {
         if (run->failures == 1 || run->failures % 20 == 0) {
             end_live(run);
-            log_warn("%s: refresh: rows are held by other transactions; trying again (%d)",
-                     run->cfg->name, run->failures);
+            log_warn("%s: %s: rows are held by other transactions; trying again (%d)",
+                     run->cfg->name, job(run), run->failures);
         }
         sleep_s(backoff_s(run->failures));
         return 0;
     }
     end_live(run);
-    log_warn("%s: refresh: %s; reconnecting in %.1f s", run->cfg->name, err,
+    log_warn("%s: %s: %s; reconnecting in %.1f s", run->cfg->name, job(run), err,
              backoff_s(run->failures));
     sleep_s(backoff_s(run->failures));
     char why[512];
     if (pg_reconnect(run->pg, why, sizeof(why)) != PG_OK)
-        log_warn("%s: refresh: %s", run->cfg->name, why);
+        log_warn("%s: %s: %s", run->cfg->name, job(run), why);
     return 0;
+}
+
+/* Starts (or resumes) tracking online: returns 0, 1 when stopped or when
+ * the table is tracked already, or -1. */
+static int start_track(Run *run)
+{
+    char err[1024];
+    const RefreshConfig *cfg = run->cfg;
+    bool tracked = false;
+    for (;;) {
+        if (cfg->stop && cfg->stop(cfg->stop_ctx))
+            return 1;
+        int rc =
+            pg_track_begin(run->pg, cfg->table, cfg->notify, &run->r, &tracked, err, sizeof(err));
+        if (rc == PG_OK)
+            break;
+        if (failed(run, rc, err) < 0)
+            return -1;
+    }
+    run->failures = 0;
+    run->done = run->done_at_start = run->r.rows_done;
+    snprintf(run->label, sizeof(run->label), "tracking");
+    if (tracked)
+        log_info("%s: %s is tracked already", cfg->name, cfg->table);
+    else if (run->r.rows_done > 0)
+        log_info("%s: tracking %s resumes after %lld rows", cfg->name, cfg->table,
+                 run->r.rows_done);
+    else
+        log_info("%s: tracking %s: its triggers are installed; filling the state of its rows "
+                 "(about %lld)",
+                 cfg->name, cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
+    return tracked ? 1 : 0;
 }
 
 /* Starts (or resumes) the refresh; returns 0, 1 when stopped, or -1. */
@@ -112,6 +151,8 @@ static int start(Run *run)
 {
     char err[1024];
     const RefreshConfig *cfg = run->cfg;
+    if (cfg->track)
+        return start_track(run);
     for (;;) {
         if (cfg->stop && cfg->stop(cfg->stop_ctx))
             return 1;
@@ -124,6 +165,7 @@ static int start(Run *run)
     }
     run->failures = 0;
     run->done = run->done_at_start = run->r.rows_done;
+    snprintf(run->label, sizeof(run->label), "refresh %lld", run->r.id);
     const char *what = cfg->where && *cfg->where ? cfg->where : "every key";
     if (run->r.rows_done > 0)
         log_info("%s: refresh %lld of %s (%s) resumes after %lld rows", cfg->name, run->r.id,
@@ -142,13 +184,14 @@ static int steps(Run *run)
     for (bool finished = false; !finished;) {
         if (cfg->stop && cfg->stop(cfg->stop_ctx)) {
             end_live(run);
-            log_info("%s: refresh %lld stopped after %lld rows; the same command resumes it",
-                     cfg->name, run->r.id, run->done);
+            log_info("%s: %s stopped after %lld rows; the same command resumes it", cfg->name,
+                     run->label, run->done);
             return 1;
         }
         PgRefreshStep st;
-        int rc = pg_refresh_step(run->pg, run->r.id, cfg->chunk, cfg->lock_wait_ms, &st, err,
-                                 sizeof(err));
+        int rc = cfg->track ? pg_track_step(run->pg, cfg->table, cfg->chunk, &st, err, sizeof(err))
+                            : pg_refresh_step(run->pg, run->r.id, cfg->chunk, cfg->lock_wait_ms,
+                                              &st, err, sizeof(err));
         if (rc != PG_OK) {
             if (failed(run, rc, err) < 0)
                 return -1;
@@ -166,7 +209,11 @@ static int steps(Run *run)
     long long now = run->done - run->done_at_start;
     char took[32];
     progress_duration(took, sizeof(took), s);
-    if (run->done_at_start > 0)
+    if (cfg->track)
+        log_info("%s: tracking %s: the state of %lld rows is filled (%lld of them in %s, %.0f "
+                 "rows/s); every row is tracked",
+                 cfg->name, cfg->table, run->done, now, took, s > 0 ? (double)now / s : 0.0);
+    else if (run->done_at_start > 0)
         log_info("%s: refresh %lld of %s finished: %lld rows, %lld of them in %s now", cfg->name,
                  run->r.id, cfg->table, run->done, now, took);
     else
@@ -182,12 +229,14 @@ int refresh_run(const RefreshConfig *cfg)
     run.started = run.last_line = clock_mono_s();
     run.pg = pg_connect(cfg->conninfo, err, sizeof(err));
     if (!run.pg) {
-        log_error("%s: refresh: %s", cfg->name, err);
+        log_error("%s: %s: %s", cfg->name, cfg->track ? "track" : "refresh", err);
         return -1;
     }
     int rc = start(&run);
     if (rc == 0)
         rc = steps(&run);
+    else if (rc == 1 && cfg->track && !(cfg->stop && cfg->stop(cfg->stop_ctx)))
+        rc = 0; /* tracked already */
     pg_free(run.pg);
     return rc;
 }

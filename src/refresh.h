@@ -7,6 +7,11 @@
  * progress is recorded with each step: a refresh stopped anywhere (a
  * signal, a crash) resumes after its last step when started again with
  * the same condition.
+ *
+ * txidsync track runs the same loop for tracking a big table online: the
+ * triggers first, under a short lock, then the state of the existing
+ * rows in chunks (txidsync.track_step; docs/design.md, "Tracking a big
+ * table online").
  */
 #ifndef TXIDSYNC_REFRESH_H
 #define TXIDSYNC_REFRESH_H
@@ -17,10 +22,12 @@ typedef struct RefreshConfig {
     const char *name;     /* the table's name in messages */
     const char *conninfo; /* NULL or "": libpq's PG* environment */
     const char *table;
-    const char *where;            /* an SQL condition on the row t; NULL or "": every key */
-    long chunk;                   /* rows a step */
-    int lock_wait_ms;             /* how long a step waits for a row another transaction holds */
-    long long stats_interval_s;   /* progress lines in logs; on a terminal, a live line */
+    const char *where;          /* an SQL condition on the row t; NULL or "": every key */
+    long chunk;                 /* rows a step */
+    int lock_wait_ms;           /* how long a step waits for a row another transaction holds */
+    long long stats_interval_s; /* progress lines in logs; on a terminal, a live line */
+    bool track;  /* instead: track the table online (txidsync.track_begin, track_step) */
+    bool notify; /* with track: writers NOTIFY */
     bool (*stop)(void *stop_ctx); /* asked between steps: stop now (resumable) */
     void *stop_ctx;
 } RefreshConfig;

@@ -300,6 +300,19 @@ create or replace function txidsync._columns_fingerprint(tbl regclass) returns t
      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
 $$;
 
+-- The condition "the key columns cols come after the key after" of a
+-- chunked walk in key order, with after (text per column, of the types
+-- types) as the statement's parameter $1; 'true' when after is null.
+create or replace function txidsync._after(cols text, types text[], after text[]) returns text
+    language sql immutable
+    as $$
+    select case when after is null then 'true'
+                else format('(%s) > (%s)', cols,
+                            (select string_agg(format('$1[%s]::%s', i, types[i]), ', ' order by i)
+                               from generate_subscripts(types, 1) as i))
+           end
+$$;
+
 -- Starts tracking tbl: its side table, its row in txidsync.tracked, its
 -- triggers; with fill, also the state of every existing row (version 1,
 -- this transaction's txid), all under a lock that holds writers off until
@@ -416,47 +429,42 @@ create or replace function txidsync.%1$I() returns trigger
     as $body$
 declare
     x bigint := txidsync.current_txid();
+    same_key boolean := false;
 begin
+    if TG_OP operator(pg_catalog.=) 'TRUNCATE' then
+        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = true
+         where not deleted;
+        return null;
+    end if;
     if TG_OP operator(pg_catalog.=) 'UPDATE' then
-        if %2$s then
-            update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = false
-             where %3$s;
-            if found then
-                return null;
-            end if;
-        else
-            update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
-                   deleted = not exists (select from %6$s%5$s b where %8$s)
-             where %7$s;
-            if not found then
-                -- The old key has no state yet (tracked online, its
-                -- chunk not filled, or being filled: the insert then
-                -- waits for that chunk and updates what it wrote).
-                insert into %4$s as s (%9$s, version, txid, deleted)
-                    values (%11$s, 1, x, not exists (select from %6$s%5$s b where %8$s))
-                    on conflict (%9$s) do update
-                    set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid,
-                        deleted = excluded.deleted;
-            end if;
+        same_key := %2$s;
+    end if;
+    if same_key then
+        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = false
+         where %3$s;
+        if found then
+            return null;
         end if;
-    elsif TG_OP operator(pg_catalog.=) 'DELETE' then
+    elsif TG_OP operator(pg_catalog.<>) 'INSERT' then
+        -- A delete, or an update that moved the row to another key: the
+        -- old key is gone unless the statement wrote it again.
         update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
                deleted = not exists (select from %6$s%5$s b where %8$s)
          where %7$s;
         if not found then
-            -- As above: a fill step's insert of this key is waited for
-            -- and then marked deleted, never left live.
+            -- The old key has no state yet (tracked online, its chunk
+            -- not filled, or being filled: the insert then waits for
+            -- that chunk and updates what it wrote, never leaving a
+            -- deleted row's state live).
             insert into %4$s as s (%9$s, version, txid, deleted)
                 values (%11$s, 1, x, not exists (select from %6$s%5$s b where %8$s))
                 on conflict (%9$s) do update
                 set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid,
                     deleted = excluded.deleted;
         end if;
-        return null;
-    elsif TG_OP operator(pg_catalog.=) 'TRUNCATE' then
-        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = true
-         where not deleted;
-        return null;
+        if TG_OP operator(pg_catalog.=) 'DELETE' then
+            return null;
+        end if;
     end if;
     insert into %4$s as s (%9$s, version, txid, deleted) values (%10$s, 1, x, false)
         on conflict (%9$s) do update
@@ -543,13 +551,7 @@ begin
     n_keys := cardinality(t.key_columns);
     select string_agg(format('b.%I', t.key_columns[i]), ', ' order by i)
       into cols from generate_subscripts(t.key_columns, 1) as i;
-    if t.fill_after is null then
-        after := 'true';
-    else
-        select format('(%s) > (%s)', cols,
-                      string_agg(format('$1[%s]::%s', i, t.key_types[i]), ', ' order by i))
-          into after from generate_subscripts(t.key_columns, 1) as i;
-    end if;
+    after := txidsync._after(cols, t.key_types, t.fill_after);
     execute format(
         'with c as (select %1$s from %2$s%3$s as b where %4$s order by %1$s limit $2),'
         '     i as (insert into txidsync.%5$I (%6$s, version, txid, deleted)'
@@ -830,13 +832,7 @@ begin
     n_keys := cardinality(t.key_columns);
     select string_agg(format('s.%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
       into keys from generate_subscripts(t.key_columns, 1) as i;
-    if r.after_key is null then
-        after := 'true';
-    else
-        select format('(%s) > (%s)', keys,
-                      string_agg(format('$1[%s]::%s', i, t.key_types[i]), ', ' order by i))
-          into after from generate_subscripts(t.key_columns, 1) as i;
-    end if;
+    after := txidsync._after(keys, t.key_types, r.after_key);
     cond := after;
     if r.where_sql is not null then
         join_t := format(' join %s%s as t on %s',

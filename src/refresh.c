@@ -114,18 +114,21 @@ static int failed(Run *run, int rc, const char *err)
     return 0;
 }
 
-/* Starts (or resumes) tracking online: returns 0, 1 when stopped or when
- * the table is tracked already, or -1. */
-static int start_track(Run *run)
+/* The job's first call, tried until it works (txidsync.track_begin or
+ * txidsync.refresh_start): returns 0, 1 when stopped, or -1.  Sets
+ * *tracked when tracking finds the table tracked already. */
+static int begin(Run *run, bool *tracked)
 {
     char err[1024];
     const RefreshConfig *cfg = run->cfg;
-    bool tracked = false;
+    *tracked = false;
     for (;;) {
         if (cfg->stop && cfg->stop(cfg->stop_ctx))
             return 1;
-        int rc =
-            pg_track_begin(run->pg, cfg->table, cfg->notify, &run->r, &tracked, err, sizeof(err));
+        int rc = cfg->track ? pg_track_begin(run->pg, cfg->table, cfg->notify, &run->r, tracked,
+                                             err, sizeof(err))
+                            : pg_refresh_start(run->pg, cfg->table, cfg->where, "requested",
+                                               &run->r, err, sizeof(err));
         if (rc == PG_OK)
             break;
         if (failed(run, rc, err) < 0)
@@ -133,38 +136,31 @@ static int start_track(Run *run)
     }
     run->failures = 0;
     run->done = run->done_at_start = run->r.rows_done;
-    snprintf(run->label, sizeof(run->label), "tracking");
-    if (tracked)
-        log_info("%s: %s is tracked already", cfg->name, cfg->table);
-    else if (run->r.rows_done > 0)
-        log_info("%s: tracking %s resumes after %lld rows", cfg->name, cfg->table,
-                 run->r.rows_done);
-    else
-        log_info("%s: tracking %s: its triggers are installed; filling the state of its rows "
-                 "(about %lld)",
-                 cfg->name, cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
-    return tracked ? 1 : 0;
+    return 0;
 }
 
-/* Starts (or resumes) the refresh; returns 0, 1 when stopped, or -1. */
+/* Starts (or resumes) the job and says so; returns 0, 1 when stopped or
+ * when the table is tracked already, or -1. */
 static int start(Run *run)
 {
-    char err[1024];
     const RefreshConfig *cfg = run->cfg;
-    if (cfg->track)
-        return start_track(run);
-    for (;;) {
-        if (cfg->stop && cfg->stop(cfg->stop_ctx))
-            return 1;
-        int rc = pg_refresh_start(run->pg, cfg->table, cfg->where, "requested", &run->r, err,
-                                  sizeof(err));
-        if (rc == PG_OK)
-            break;
-        if (failed(run, rc, err) < 0)
-            return -1;
+    bool tracked;
+    int rc = begin(run, &tracked);
+    if (rc != 0)
+        return rc;
+    if (cfg->track) {
+        snprintf(run->label, sizeof(run->label), "tracking");
+        if (tracked)
+            log_info("%s: %s is tracked already", cfg->name, cfg->table);
+        else if (run->r.rows_done > 0)
+            log_info("%s: tracking %s resumes after %lld rows", cfg->name, cfg->table,
+                     run->r.rows_done);
+        else
+            log_info("%s: tracking %s: its triggers are installed; filling the state of its "
+                     "rows (about %lld)",
+                     cfg->name, cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
+        return tracked ? 1 : 0;
     }
-    run->failures = 0;
-    run->done = run->done_at_start = run->r.rows_done;
     snprintf(run->label, sizeof(run->label), "refresh %lld", run->r.id);
     const char *what = cfg->where && *cfg->where ? cfg->where : "every key";
     if (run->r.rows_done > 0)

@@ -12,34 +12,6 @@ set -euo pipefail
 index=$(test_index)
 tmp=$TXIDSYNC_TEST_TMP
 
-# run_checker ARGS...: runs the checker, output in $tmp/out and $tmp/err,
-# exit status in $rc.
-run_checker() {
-    rc=0
-    "$CHECKER_BIN" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-}
-
-# expect_rc WANT WHAT: the last checker run must have exited WANT.
-expect_rc() {
-    [ "$rc" = "$1" ] || {
-        cat "$tmp/out" "$tmp/err" >&2
-        fail "$2: expected exit $1, got $rc"
-    }
-}
-
-# expect_line REGEX: the last checker run printed a line matching REGEX.
-expect_line() {
-    grep -Eq -- "$1" "$tmp/out" || {
-        cat "$tmp/out" >&2
-        fail "no output line matches: $1"
-    }
-}
-
-# expect_count NAME N: the count line "NAME: N" of the last run.
-expect_count() {
-    expect_line "^$1: +$2\$"
-}
-
 # A closed TCP port on 127.0.0.1.
 closed_port() {
     local p i

@@ -26,26 +26,9 @@ psql_q "insert into goods select i, 'good ' || i, i * 1.25, array['a', 'b'],
         jsonb_build_object('n', i, 'city', 'Zürich'), 's' || i from generate_series(1, 3000) as i"
 psql_q "select txidsync.track('goods')" >/dev/null
 
-run_checker() {
-    rc=0
-    "$CHECKER_BIN" --table goods "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-}
-expect_rc() {
-    [ "$rc" = "$1" ] || {
-        cat "$tmp/out" "$tmp/err" >&2
-        fail "$2: expected exit $1, got $rc"
-    }
-}
-expect_line() {
-    grep -Eq -- "$1" "$tmp/out" || {
-        cat "$tmp/out" >&2
-        fail "no output line matches: $1"
-    }
-}
-
 sync=(--table goods --index "$ix" --state-index "$ix-state")
 "$TXIDSYNC_BIN" "${sync[@]}" --replicas 0 --once 2>/dev/null || fail "the backfill failed"
-run_checker --index "$ix" --content
+run_checker --table goods --index "$ix" --content
 expect_rc 0 "a synced index, with --content"
 expect_line '^content: +0$'
 # The same meaning in other bytes: members reordered, 3.75 as 375e-2, ü escaped.
@@ -55,7 +38,7 @@ es PUT "/$ix/_doc/3?version=1&version_type=external_gte" \
       \"meta\": {\"n\": 3, \"city\": \"Z\\u00fcrich\"}, \"tags\": [\"a\", \"b\"],
       \"price\": 375e-2, \"name\": \"good 3\", \"id\": 3}" >/dev/null
 es GET "/$ix/_source/3" | grep -q 'u00fc' || fail "the escaped document was not stored as sent"
-run_checker --index "$ix" --content
+run_checker --table goods --index "$ix" --content
 expect_rc 0 "a document in other bytes of the same meaning"
 echo "1. equal in content, also with members, numbers and escapes written otherwise"
 
@@ -73,11 +56,11 @@ es PUT "/$ix/_doc/777777" '{"id": 777777, "txidsync": {"key": "777777", "txid": 
 psql_q "delete from goods where id = 11"
 wait_for 30 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$TXIDSYNC_ES_URL/$ix/_doc/11')\" = 404 ]"
 es PUT "/$ix/_doc/11" '{"id": 11, "txidsync": {"key": "11", "txid": 1, "version": 1}}' >/dev/null
-run_checker --index "$ix"
+run_checker --table goods --index "$ix"
 expect_rc 1 "the plain check after edits by hand"
 expect_line '^stale +key 5: '
 grep -q 'key 7:' "$tmp/out" && fail "the plain check saw the body of key 7: $(cat "$tmp/out")"
-run_checker --index "$ix" --content
+run_checker --table goods --index "$ix" --content
 expect_rc 1 "the content check after edits by hand"
 expect_line '^stale +key 5: .*\(first differing field: name\)$'
 expect_line '^content +key 7: both txid [0-9]+ version 1; .*\(first differing field: meta\.city\)$'
@@ -87,17 +70,17 @@ expect_line '^extra +key 777777: '
 expect_line '^consistency-check: 5 differences'
 echo "2. edits by hand: each named by --content, the body under the same version only by it"
 
-run_checker --index "$ix" --content --repair --repair-wait 60
+run_checker --table goods --index "$ix" --content --repair --repair-wait 60
 expect_rc 0 "--repair with the syncer running"
 expect_line '^repair: 4 keys sent again with new versions \(1 of them deletes\), 1 documents deleted from the index$'
 expect_line '^consistency-check: equal'
-run_checker --index "$ix" --content
+run_checker --table goods --index "$ix" --content
 expect_rc 0 "a second check after the repair"
 [ "$(es GET "/$ix/_doc/7" | jq -r ._source.meta.city)" = Zürich ] || fail "key 7 was not repaired"
 code=0
 stop_syncer "$syncer" || code=$?
 [ "$code" = 0 ] || fail "the syncer exited $code"
-run_checker --index "$ix" --repair --repair-wait 2
+run_checker --table goods --index "$ix" --repair --repair-wait 2
 expect_rc 0 "--repair of an equal index changes nothing"
 grep -q '^repair:' "$tmp/out" && fail "an equal index was repaired: $(cat "$tmp/out")"
 echo "3. --repair fixed all five through the syncer; checked again: equal"
@@ -105,9 +88,9 @@ echo "3. --repair fixed all five through the syncer; checked again: equal"
 ixc=$ix-cols
 "$TXIDSYNC_BIN" --table goods --index "$ixc" --state-index "$ixc-state" --replicas 0 --once \
     --exclude-columns secret,meta 2>/dev/null || fail "the sync without secret failed"
-run_checker --index "$ixc" --content --exclude-columns secret,meta
+run_checker --table goods --index "$ixc" --content --exclude-columns secret,meta
 expect_rc 0 "the same column choice"
-run_checker --index "$ixc" --content
+run_checker --table goods --index "$ixc" --content
 expect_rc 1 "the checker not told of the column choice"
 expect_line '^content +key 1: .*first differing field: meta'
 echo "4. chosen columns: equal when told the same choice, different when not"
@@ -115,7 +98,7 @@ echo "4. chosen columns: equal when told the same choice, different when not"
 nd=$tmp/goods.ndjson
 ndsync=(--table goods --sink ndjson --ndjson-file "$nd")
 "$TXIDSYNC_BIN" "${ndsync[@]}" --once 2>/dev/null || fail "the NDJSON sync failed"
-run_checker --ndjson-file "$nd" --content
+run_checker --table goods --ndjson-file "$nd" --content
 expect_rc 0 "an NDJSON stream, with --content"
 # Forge the event of key 21 in place: the same version, another body.
 python3 - "$nd" <<'PY'
@@ -128,13 +111,13 @@ for i, l in enumerate(lines):
         break
 open(path, 'w').write(''.join(lines))
 PY
-run_checker --ndjson-file "$nd"
+run_checker --table goods --ndjson-file "$nd"
 expect_rc 0 "the plain check of the forged stream"
-run_checker --ndjson-file "$nd" --content
+run_checker --table goods --ndjson-file "$nd" --content
 expect_rc 1 "a forged event"
 expect_line '^content +key 21: .*the last event.s document differs'
 start_syncer "$tmp/ndsync.log" "${ndsync[@]}" --poll-interval 100
-run_checker --ndjson-file "$nd" --content --repair --repair-wait 60
+run_checker --table goods --ndjson-file "$nd" --content --repair --repair-wait 60
 expect_rc 0 "--repair of the stream with the syncer running"
 expect_line '^repair: 1 keys sent again'
 echo "5. NDJSON: equal in content; a forged event found; repaired through the syncer"

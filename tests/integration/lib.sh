@@ -169,3 +169,31 @@ fuzz_crash_loop() {
         fail "only ${kills:-no} kills in $seconds s (want at least $want: one per ~12 s)"
     grep -q 'differences: *0$' "$out" || fail "no zero-difference line"
 }
+
+# run_checker ARGS...: runs the consistency checker, output in
+# $TXIDSYNC_TEST_TMP/out and .../err, exit status in $rc.
+run_checker() {
+    rc=0
+    "$CHECKER_BIN" "$@" >"$TXIDSYNC_TEST_TMP/out" 2>"$TXIDSYNC_TEST_TMP/err" || rc=$?
+}
+
+# expect_rc WANT WHAT: the last run_checker must have exited WANT.
+expect_rc() {
+    [ "$rc" = "$1" ] || {
+        cat "$TXIDSYNC_TEST_TMP/out" "$TXIDSYNC_TEST_TMP/err" >&2
+        fail "$2: expected exit $1, got $rc"
+    }
+}
+
+# expect_line REGEX: the last run_checker printed a line matching REGEX.
+expect_line() {
+    grep -Eq -- "$1" "$TXIDSYNC_TEST_TMP/out" || {
+        cat "$TXIDSYNC_TEST_TMP/out" >&2
+        fail "no output line matches: $1"
+    }
+}
+
+# expect_count NAME N: the count line "NAME: N" of the last run_checker.
+expect_count() {
+    expect_line "^$1: +$2\$"
+}

@@ -870,13 +870,23 @@ begin
 end
 $$;
 
+-- The oldest unfinished refresh of tbl, null when there is none: the
+-- syncers step it in the background (docs/design.md, "Schema changes").
+create or replace function txidsync.refresh_pending(tbl regclass) returns bigint
+    language sql stable
+    as $$
+    select r.id from txidsync.refreshes as r
+     where r.relid = tbl and r.finished_at is null
+     order by r.id limit 1
+$$;
+
 -- Compares the columns of tbl with those noted last (the syncer calls it
 -- when it starts and when a batch shows other columns).  When they
 -- changed, it starts a refresh of the whole table with the reason
 -- 'columns changed' (an unfinished refresh of the whole table starts over
 -- instead: the rows it already did were sent in the old shape), so that
 -- every document gets the new shape although no row changed.  Returns the
--- unfinished 'columns changed' refresh of tbl, null when there is none.
+-- oldest unfinished refresh of tbl (refresh_pending), null when none.
 -- It writes only when the columns changed: a role that may only read can
 -- call it while they stay the same.  The first call of a table tracked by
 -- an older release only records them.
@@ -907,11 +917,7 @@ begin
             end if;
         end if;
     end if;
-    select r.id into rid from txidsync.refreshes as r
-     where r.relid = tbl and r.finished_at is null and r.where_sql is null
-       and r.reason = 'columns changed'
-     order by r.id limit 1;
-    return rid;
+    return txidsync.refresh_pending(tbl);
 end
 $$;
 

@@ -331,6 +331,7 @@ static int refresh_all(const DaemonConfig *cfg)
                             .chunk = chunk,
                             .lock_wait_ms = REFRESH_LOCK_WAIT_MS,
                             .stats_interval_s = cfg->stats_interval_s,
+                            .background = cfg->refresh_background,
                             .track = cfg->track,
                             .notify = cfg->track_notify,
                             .stop = stop_requested,

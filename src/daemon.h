@@ -63,6 +63,7 @@ typedef struct DaemonConfig {
     bool reset;                /* txidsync reset: start every table over, then exit */
     bool refresh;              /* txidsync refresh: refresh every table in turn, then exit */
     const char *refresh_where; /* its condition on the row t; "" or NULL: every key */
+    bool refresh_background;   /* only start it: the running syncers step it */
     long long refresh_chunk;   /* its rows a step (and track's); 0: the job's default */
     bool track;                /* txidsync track: track every table online in turn, then exit */
     bool track_notify;         /* its tables' writers NOTIFY */

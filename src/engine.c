@@ -1008,6 +1008,8 @@ static double next_due(Engine *e)
         EARLIER(engine_refresh_due(e));
     if (engine_backfill_due(e) > 0)
         EARLIER(engine_backfill_due(e));
+    if (!engine_refresh_running(e))
+        EARLIER(e->refresh.next_poll);
     for (size_t i = 0; i < e->used; i++) {
         const Slot *sl = slot_at(e, i);
         if (sl->state == SLOT_WAITING)
@@ -1054,6 +1056,7 @@ static void step(Engine *e)
         fetch_start(e);
     if (send_due(e) < 0)
         return;
+    engine_refresh_poll(e);
     engine_refresh_step(e);
     bool settled = e->read_caught_up && e->used == 0 && !e->fetching && !e->idle && !e->pg_down;
     engine_backfill_report(e, settled);

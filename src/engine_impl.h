@@ -75,6 +75,7 @@ typedef struct BgRefresh {
     double retry_at;
     double started, last_line;
     long long done, done_at_start; /* rows so far, and when the engine took it up */
+    double next_poll;              /* when to look for a refresh started elsewhere */
 } BgRefresh;
 
 /* The progress of the first copy of the table (engine_backfill.c). */
@@ -155,6 +156,7 @@ void engine_notice_changes(Engine *e);
  * ("" when none runs); engine_refresh_free closes its connection. */
 void engine_refresh_note(Engine *e, bool changed);
 void engine_refresh_step(Engine *e);
+void engine_refresh_poll(Engine *e); /* looks for one started elsewhere, now and then */
 bool engine_refresh_running(const Engine *e);
 double engine_refresh_due(const Engine *e);
 void engine_refresh_text(const Engine *e, char *out, size_t len);

@@ -6,7 +6,9 @@
  * those it knows, it has txidsync.columns_noted compare them with the
  * columns noted last; a change starts a refresh of the whole table in
  * Postgres, recorded there, so that it is done once for every target of
- * the table and resumes after a crash.  The engine then steps it on a
+ * the table and resumes after a crash.  Every few seconds it also looks
+ * for an unfinished refresh started elsewhere (txidsync refresh
+ * --background, or one stopped halfway).  The engine steps it on a
  * connection of its own, one short transaction a chunk, without blocking
  * the loop: a step is sent, its socket watched, its answer read when it
  * comes.  The next step is sent only while the engine's reading is caught
@@ -32,6 +34,7 @@
 #define REFRESH_CHUNK        1000
 #define REFRESH_LOCK_WAIT_MS 200
 #define REFRESH_LINE_S       10.0 /* progress lines at least this often, without --stats-interval */
+#define REFRESH_POLL_S       5.0  /* how often a refresh started elsewhere is looked for */
 
 static void on_refresh_ready(void *ctx, int fd, int events);
 
@@ -67,7 +70,8 @@ static void adopt(Engine *e, const PgRefresh *r)
     b->failures = 0;
     b->retry_at = 0;
     if (r->rows_done > 0)
-        elog(e, LOG_INFO, "refresh %lld of the table (%s) resumes after %lld rows", r->id,
+        elog(e, LOG_INFO,
+             "refresh %lld of the table (%s) goes on in the background after %lld rows", r->id,
              r->reason, r->rows_done);
     else
         elog(e, LOG_INFO,
@@ -222,6 +226,22 @@ static void on_refresh_ready(void *ctx, int fd, int events)
     if (st.rows > 0)
         engine_notice_changes(e); /* the rows it refreshed are changes to read */
     engine_kick(e);
+}
+
+void engine_refresh_poll(Engine *e)
+{
+    char err[1024];
+    BgRefresh *b = &e->refresh;
+    double t = clock_mono_s();
+    if (b->r.id != 0 || e->fetching || e->pg_down || t < b->next_poll)
+        return;
+    b->next_poll = t + REFRESH_POLL_S;
+    PgRefresh r;
+    int rc = pg_refresh_pending(e->pg, &e->table, &r, err, sizeof(err));
+    if (rc == PG_OK)
+        adopt(e, &r);
+    else if (rc == PG_ERROR)
+        log_msg(LOG_DEBUG, "%s: cannot look for a refresh: %s", e->cfg.name, err);
 }
 
 bool engine_refresh_running(const Engine *e)

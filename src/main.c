@@ -32,10 +32,11 @@ static const char summary[] =
     "target and stored cursor (no syncer may run on it meanwhile), so that the next\n"
     "start copies the table afresh.\n"
     "\n"
-    "txidsync refresh [OPTIONS] [--where SQL] [--chunk N]: send the current state of the\n"
-    "tables' rows again, through every running syncer, while they run: each chunk of rows,\n"
-    "in key order, gets a new version in one short transaction (it needs a role that\n"
-    "may update txidsync's tables).  Stopped anywhere, the same command resumes it.\n"
+    "txidsync refresh [OPTIONS] [--where SQL] [--chunk N] [--background]: send the current\n"
+    "state of the tables' rows again, through every running syncer, while they run: each\n"
+    "chunk of rows, in key order, gets a new version in one short transaction (it needs a\n"
+    "role that may update txidsync's tables).  Stopped anywhere, the same command resumes\n"
+    "it, and the running syncers finish it meanwhile.\n"
     "\n"
     "txidsync track [OPTIONS] [--chunk N] [--notify]: start tracking the tables online:\n"
     "install their triggers under a short lock, then fill the state of their existing\n"
@@ -164,6 +165,12 @@ static const Setting table[] = {
     {"chunk", SETTING_INT, "0", NULL, "N",
      "with txidsync refresh or track: rows a step; 0: 1000 for refresh, 10000 for track", NULL, 0,
      1000000, &dc.refresh_chunk, 0},
+    {"background", SETTING_BOOL, "false", NULL, NULL,
+     "with txidsync refresh: only start the refresh, and leave its steps to the running syncers, "
+     "which take one chunk at a time while they are caught up, so that live changes wait behind "
+     "one chunk at most (without it the command steps as fast as it can, and the syncers then "
+     "send the refreshed rows ahead of the changes that follow)",
+     NULL, 0, 0, &dc.refresh_background, 0},
     {"notify", SETTING_BOOL, "false", NULL, NULL,
      "with txidsync track: the tables' writers NOTIFY, so that syncers wake at once", NULL, 0, 0,
      &dc.track_notify, 0},

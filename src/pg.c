@@ -754,6 +754,25 @@ int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, siz
     return PG_OK;
 }
 
+#define SQL_REFRESH_PENDING                                                                        \
+    "select txidsync.refresh_pending($1::pg_catalog.oid::pg_catalog.regclass)"
+
+int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    const char *params[] = {t->oid};
+    PGresult *res;
+    int rc = exec_params(c, SQL_REFRESH_PENDING, 1, params, PGRES_TUPLES_OK, "pending refresh",
+                         &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    bool none = PQgetisnull(res, 0, 0);
+    char id[24];
+    snprintf(id, sizeof(id), "%s", none ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return none ? PG_OK : refresh_row(c, id, r, err, errlen);
+}
+
 #define SQL_TRACKED_AS                                                                             \
     "select relid::pg_catalog.text from txidsync.tracked"                                          \
     " where relid operator(pg_catalog.=) $1::pg_catalog.oid"

@@ -199,7 +199,7 @@ int pg_track_step(PgConn *c, const char *table, long chunk, PgRefreshStep *st, c
 /*
  * Has txidsync.columns_noted compare the table's columns with those noted
  * last: when they changed, a refresh of the whole table starts.  Fills r
- * with the unfinished refresh of changed columns (r->id 0: none).  Writes
+ * with the table's oldest unfinished refresh (r->id 0: none).  Writes
  * only when the columns changed.  Returns PG_OK/PG_ERROR/PG_LOST.
  */
 int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
@@ -209,6 +209,11 @@ int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_
  * (txidsync.row_estimate: the statistics, or the planner's guess; -1
  * unknown), for progress reports.  Returns PG_OK/PG_ERROR/PG_LOST. */
 int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Fills r with the table's oldest unfinished refresh (r->id 0: none);
+ * reads only.  Returns PG_OK/PG_ERROR/PG_LOST. */
+int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Looks the table up by its oid: fills name with what it is tracked as now

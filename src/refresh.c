@@ -229,7 +229,11 @@ int refresh_run(const RefreshConfig *cfg)
         return -1;
     }
     int rc = start(&run);
-    if (rc == 0)
+    if (rc == 0 && cfg->background && !cfg->track)
+        log_info("%s: refresh %lld of %s left to the running syncers: each steps it one chunk at a "
+                 "time while it is caught up (its progress: their logs, txidsync.refreshes)",
+                 cfg->name, run.r.id, cfg->table);
+    else if (rc == 0)
         rc = steps(&run);
     else if (rc == 1 && cfg->track && !(cfg->stop && cfg->stop(cfg->stop_ctx)))
         rc = 0; /* tracked already */

@@ -26,13 +26,15 @@ typedef struct RefreshConfig {
     long chunk;                 /* rows a step */
     int lock_wait_ms;           /* how long a step waits for a row another transaction holds */
     long long stats_interval_s; /* progress lines in logs; on a terminal, a live line */
+    bool background;            /* only start the refresh: the running syncers step it */
     bool track;  /* instead: track the table online (txidsync.track_begin, track_step) */
     bool notify; /* with track: writers NOTIFY */
     bool (*stop)(void *stop_ctx); /* asked between steps: stop now (resumable) */
     void *stop_ctx;
 } RefreshConfig;
 
-/* Runs the refresh to its end.  Returns 0 when it finished, 1 when stop
+/* Runs the refresh to its end (with background, only starts it).
+ * Returns 0 when it finished (was started), 1 when stop
  * said to stop (it resumes when started again), -1 when it failed
  * (printed). */
 int refresh_run(const RefreshConfig *cfg);

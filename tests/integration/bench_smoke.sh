@@ -2,7 +2,8 @@
 # The benchmark cannot rot: tools/bench --smoke runs every step of make
 # bench at small sizes (a 5,000-row backfill against the raw loader, a few
 # seconds of latency, 8 tables in one process, pgbench, memory, idle CPU, a short crash-loop fuzz
-# run with its plots, and the backfill into NDJSON and Kafka) against this bed, writing its report and PNGs into
+# run with its plots, the backfill into NDJSON and Kafka, a refresh under load and the content check)
+# against this bed, writing its report and PNGs into
 # the scratch directory, never over BENCHMARKS.md.  Speed is not asserted:
 # only that every figure is there and the plots are PNG images.
 set -euo pipefail
@@ -19,7 +20,8 @@ if ! tools/bench --smoke --no-bed --out "$out" --plots "$plots" --prefix "$(test
 fi
 [ -s "$out" ] || fail "no report at $out"
 for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
-    "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" "## Decisions"; do
+    "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
+    "## 8. A refresh under load" "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
@@ -40,6 +42,11 @@ for sink in NDJSON Kafka; do
     grep -Eq "^\| $sink \| \*\*[0-9.]+\*\*( \(to the COPY on one backend: [0-9.]+\))? \| [0-9.]+ \|$" "$out" || fail "no $sink ratios: $(grep -A12 '^## 7' "$out")"
 done
 grep -Eq '^\| \*\*Kafka: txidsync --sink kafka\*\* \| [0-9]+ \| ' "$out" || fail "no Kafka backfill figure"
+grep -Eq '^\| refresh, its own steps \(rows/s\) \| [0-9]+ \| [0-9]+ \|$' "$out" ||
+    fail "no refresh rates: $(grep -A12 '^## 8' "$out")"
+grep -Eq '^\| live stream p99 latency during the refresh / without \(ms\) \| [0-9.]+ / [0-9.]+ \| [0-9.]+ / [0-9.]+ \|$' "$out" ||
+    fail "no live latency during the refreshes"
+grep -Eq '^\| `--content`: the canonical body too \| [0-9.]+ \| [0-9]+ MiB \|$' "$out" || fail "no content check figure"
 grep -q 'nan' "$out" && fail "a figure is nan: $(grep nan "$out")"
 for png in backfill fuzz; do
     [ "$(head -c 4 "$plots/$png.png" | tail -c 3)" = PNG ] || fail "$plots/$png.png is not a PNG"

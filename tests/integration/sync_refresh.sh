@@ -11,7 +11,9 @@
 #     resumes after its last step: every key's version went up by
 #     exactly one;
 #  4. a row another transaction holds: the step gives up after its lock
-#     wait and tries again; bad input fails clearly and changes nothing.
+#     wait and tries again; bad input fails clearly and changes nothing;
+#  5. txidsync refresh --background only starts it: the running syncer
+#     steps it and every key gets exactly one new version.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
@@ -125,3 +127,19 @@ versions=$(psql_q "select sum(version) from $side")
 expect 1 'column t.nosuch does not exist' "$TXIDSYNC_BIN" refresh --table some_table --where 't.nosuch = 1'
 [ "$(psql_q "select sum(version) from $side")" = "$versions" ] || fail "a refused refresh changed versions"
 echo "4. a held row: the step gave up and tried again; bad tables and conditions are refused"
+
+psql_q "drop table if exists versions_before"
+psql_q "create table versions_before as select key, version from $side"
+start_syncer "$dir/syncer5.log" "${sync[@]}" --poll-interval 100
+"$TXIDSYNC_BIN" refresh --table some_table --background >"$dir/refresh5.log" 2>&1 ||
+    fail "the background refresh did not start: $(cat "$dir/refresh5.log")"
+grep -q 'left to the running syncers' "$dir/refresh5.log" || fail "$(cat "$dir/refresh5.log")"
+wait_for 120 grep -q 'refresh [0-9]* of the table (requested) finished: 30000 rows' "$dir/syncer5.log"
+wrong=$(psql_q "select count(*) from versions_before b full join $side s using (key)
+                  where s.version is distinct from b.version + 1")
+[ "$wrong" = 0 ] || fail "$wrong keys did not get exactly one new version from the background refresh"
+code=0
+stop_syncer "$SYNC_PID" || code=$?
+[ "$code" = 0 ] || fail "the syncer exited $code: $(tail -n 5 "$dir/syncer5.log")"
+check_consistent "$index"
+echo "5. --background: the running syncer stepped the refresh itself, one new version per key"

@@ -164,6 +164,13 @@ int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, siz
     return PG_OK;
 }
 
+int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+{
+    (void)c, (void)t, (void)err, (void)errlen;
+    memset(r, 0, sizeof(*r));
+    return PG_OK;
+}
+
 int pg_table_tracked_as(PgConn *c, const PgTable *t, char *name, size_t len, char *err,
                         size_t errlen)
 {

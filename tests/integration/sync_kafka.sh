@@ -87,8 +87,12 @@ psql_q "alter table some_table add column note text"
 key=$(psql_q "select id from some_table order by id limit 1")
 psql_q "update some_table set note = 'a new column' where id = $key"
 wait_for 30 sh -c "kcat -C -b '$TXIDSYNC_KAFKA_BROKERS' -t '$topic' -e -q 2>/dev/null | grep -q '\"note\":\"a new column\"'"
-# The rows that did not change get the column through the refresh the syncer starts.
-wait_for 120 grep -q 'refresh [0-9]* of the table (columns changed) finished' "$log"
+# The rows that did not change get the column through the refresh the
+# syncer starts; it is stopped once the topic has every one.
+topic_equal() { "$CHECKER_BIN" --table some_table --kafka-topic "$topic" --content >/dev/null 2>&1; }
+wait_for 120 topic_equal
+grep -q 'refresh [0-9]* of the table (columns changed) finished' "$log" ||
+    fail "the syncer did not refresh the table: $(grep refresh "$log")"
 code=0
 stop_syncer "$SYNC_PID" || code=$?
 [ "$code" = 0 ] || fail "the running syncer exited $code: $(tail -n 5 "$log")"

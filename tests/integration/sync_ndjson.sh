@@ -57,7 +57,7 @@ grep -q "the table's columns changed" "$dir/running.log" || fail "no column chan
 [ "$(grep -c '"op":"schema"' "$file")" = $((schemas + 1)) ] ||
     fail "not one new schema event for the new column"
 at_schema=$(grep -n '"op":"schema"' "$file" | tail -n 1 | cut -d: -f1)
-at_change=$(grep -n '"note":"a new column"' "$file" | cut -d: -f1)
+at_change=$(grep -n '"note":"a new column"' "$file" | head -n 1 | cut -d: -f1)
 [ -n "$at_change" ] && [ "$at_schema" -lt "$at_change" ] ||
     fail "no schema event before the first change with the new column (lines $at_schema, $at_change)"
 sed -n "${at_schema}p" "$file" | jq -e '.txidsync.columns | map(.name) == ["id","name","data","note"]' >/dev/null ||

@@ -136,7 +136,7 @@ start_syncer "$dir/syncer5.log" "${sync[@]}" --poll-interval 100
 "$TXIDSYNC_BIN" refresh --table some_table --background >"$dir/refresh5.log" 2>&1 ||
     fail "the background refresh did not start: $(cat "$dir/refresh5.log")"
 grep -q 'left to the running syncers' "$dir/refresh5.log" || fail "$(cat "$dir/refresh5.log")"
-wait_for 120 grep -q 'refresh [0-9]* of the table (requested) finished: 30000 rows' "$dir/syncer5.log"
+wait_for 120 grep -q 'refresh [0-9]* of the table (requested) finished: [0-9]* rows' "$dir/syncer5.log"
 wrong=$(psql_q "select count(*) from versions_before b full join $side s using (key)
                   where s.version is distinct from b.version + 1")
 [ "$wrong" = 0 ] || fail "$wrong keys did not get exactly one new version from the background refresh"

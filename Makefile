@@ -7,7 +7,7 @@
 #                   integration tests (real servers), the crash-loop fuzz
 #   make demo       the crash-loop demo against a private Postgres + OpenSearch
 #   make bench      the benchmarks on a private bed; writes BENCHMARKS.md and
-#                   benchmarks/*.png (tools/bench; about 40 minutes)
+#                   benchmarks/*.png (tools/bench; about 70 minutes)
 #   make asan       unit tests under AddressSanitizer + UBSan
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
 #   make help       every target

@@ -720,14 +720,18 @@ int pg_track_step(PgConn *c, const char *table, long chunk, PgRefreshStep *st, c
 }
 
 #define SQL_COLUMNS_NOTED "select txidsync.columns_noted($1::pg_catalog.oid::pg_catalog.regclass)"
+#define SQL_REFRESH_PENDING                                                                        \
+    "select txidsync.refresh_pending($1::pg_catalog.oid::pg_catalog.regclass)"
 
-int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+/* Runs sql, a call on t's oid answering a refresh id or null, and fills r
+ * with that refresh (r->id 0: none). */
+static int refresh_of_call(PgConn *c, const PgTable *t, const char *sql, const char *what,
+                           PgRefresh *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     const char *params[] = {t->oid};
     PGresult *res;
-    int rc = exec_params(c, SQL_COLUMNS_NOTED, 1, params, PGRES_TUPLES_OK, "noting the columns",
-                         &res, err, errlen);
+    int rc = exec_params(c, sql, 1, params, PGRES_TUPLES_OK, what, &res, err, errlen);
     if (rc != PG_OK)
         return rc;
     bool none = PQgetisnull(res, 0, 0);
@@ -735,6 +739,16 @@ int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_
     snprintf(id, sizeof(id), "%s", none ? "" : PQgetvalue(res, 0, 0));
     PQclear(res);
     return none ? PG_OK : refresh_row(c, id, r, err, errlen);
+}
+
+int pg_columns_noted(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+{
+    return refresh_of_call(c, t, SQL_COLUMNS_NOTED, "noting the columns", r, err, errlen);
+}
+
+int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
+{
+    return refresh_of_call(c, t, SQL_REFRESH_PENDING, "pending refresh", r, err, errlen);
 }
 
 #define SQL_ROW_ESTIMATE "select txidsync.row_estimate($1::pg_catalog.oid::pg_catalog.regclass)"
@@ -752,25 +766,6 @@ int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, siz
         *rows = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return PG_OK;
-}
-
-#define SQL_REFRESH_PENDING                                                                        \
-    "select txidsync.refresh_pending($1::pg_catalog.oid::pg_catalog.regclass)"
-
-int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
-{
-    memset(r, 0, sizeof(*r));
-    const char *params[] = {t->oid};
-    PGresult *res;
-    int rc = exec_params(c, SQL_REFRESH_PENDING, 1, params, PGRES_TUPLES_OK, "pending refresh",
-                         &res, err, errlen);
-    if (rc != PG_OK)
-        return rc;
-    bool none = PQgetisnull(res, 0, 0);
-    char id[24];
-    snprintf(id, sizeof(id), "%s", none ? "" : PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return none ? PG_OK : refresh_row(c, id, r, err, errlen);
 }
 
 #define SQL_TRACKED_AS                                                                             \

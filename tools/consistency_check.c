@@ -809,65 +809,67 @@ static const char summary[] =
     "rows) and stale ones; with --content, also documents whose content is not the row's.\n"
     "Exit status: 0 equal, 1 different, 2 error.";
 
+/* The options (set by settings_parse_main). */
+static const char *conninfo, *es_url, *table_name, *index_name, *ndjson, *topic, *brokers, *columns,
+    *exclude;
+static long long max_report = 20, page_size = 5000, repair_wait = 60;
+static bool content, repair_on;
+static int log_level = 1;
+
+static const Setting settings[] = {
+    {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
+     "libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0, &conninfo,
+     0},
+    {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
+     "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0, &es_url,
+     0},
+    {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
+     "tracked table to compare (schema-qualified if needed)", NULL, 0, 0, &table_name, 0},
+    {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
+     "index to compare with (default: the table's name, with its schema unless public, in "
+     "lower case, as the syncer's)",
+     NULL, 0, 0, &index_name, 0},
+    {"ndjson-file", SETTING_STRING, "", NULL, "PATH",
+     "compare with the change events the syncer wrote to this file (PATH.1, PATH.2, ... then "
+     "PATH; the highest version per key wins) instead of an index",
+     NULL, 0, 0, &ndjson, 0},
+    {"kafka-topic", SETTING_STRING, "", NULL, "NAME",
+     "compare with the change events of this Kafka topic, read from the beginning of every "
+     "partition (the highest version per key wins) instead of an index",
+     NULL, 0, 0, &topic, 0},
+    {"kafka-brokers", SETTING_STRING, "127.0.0.1:9092", "TXIDSYNC_KAFKA_BROKERS", "HOSTS",
+     "with --kafka-topic: the bootstrap servers", NULL, 0, 0, &brokers, 0},
+    {"content", SETTING_BOOL, "false", NULL, NULL,
+     "compare each document's content too, with the document Postgres builds now (canonical "
+     "JSON: member order, number notation and escapes do not matter); a difference names the "
+     "first differing field",
+     NULL, 0, 0, &content, 0},
+    {"columns", SETTING_STRING, "", NULL, "NAMES",
+     "with --content: the columns the syncer puts in the documents (its --columns)", NULL, 0, 0,
+     &columns, 0},
+    {"exclude-columns", SETTING_STRING, "", NULL, "NAMES",
+     "with --content: the columns the syncer leaves out (its --exclude-columns)", NULL, 0, 0,
+     &exclude, 0},
+    {"repair", SETTING_BOOL, "false", NULL, NULL,
+     "then repair what differs, through the running syncer: every key missing, stale or "
+     "different gets a new version in postgres (above the target's), so that the syncer sends "
+     "it again (a deleted row's delete too); a document postgres never had a row for is "
+     "deleted from the index; then check again until equal (needs a role that may update "
+     "txidsync's side tables)",
+     NULL, 0, 0, &repair_on, 0},
+    {"repair-wait", SETTING_INT, "60", NULL, "SECONDS",
+     "with --repair: how long to check again for the syncer to send the repair", NULL, 1, 86400,
+     &repair_wait, 0},
+    {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
+     NULL, 0, 1000000, &max_report, 0},
+    {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request", NULL,
+     1, 10000, &page_size, 0},
+    {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
+     "debug|info|warn|error", 0, 0, &log_level, 0},
+};
+
 int main(int argc, char **argv)
 {
-    const char *conninfo = NULL, *es_url = NULL, *table_name = NULL, *index = NULL, *ndjson = NULL,
-               *topic = NULL, *brokers = NULL, *columns = NULL, *exclude = NULL;
-    long long max_report = 20, page_size = 5000;
-    bool content = false, repair_on = false;
-    long long repair_wait = 60;
-    int log_level = 1;
-    const Setting settings[] = {
-        {"pg", SETTING_STRING, "", "TXIDSYNC_PG", "CONNINFO",
-         "libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0,
-         &conninfo, 0},
-        {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
-         "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0,
-         &es_url, 0},
-        {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
-         "tracked table to compare (schema-qualified if needed)", NULL, 0, 0, &table_name, 0},
-        {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
-         "index to compare with (default: the table's name, with its schema unless public, in "
-         "lower case, as the syncer's)",
-         NULL, 0, 0, &index, 0},
-        {"ndjson-file", SETTING_STRING, "", NULL, "PATH",
-         "compare with the change events the syncer wrote to this file (PATH.1, PATH.2, ... then "
-         "PATH; the highest version per key wins) instead of an index",
-         NULL, 0, 0, &ndjson, 0},
-        {"kafka-topic", SETTING_STRING, "", NULL, "NAME",
-         "compare with the change events of this Kafka topic, read from the beginning of every "
-         "partition (the highest version per key wins) instead of an index",
-         NULL, 0, 0, &topic, 0},
-        {"kafka-brokers", SETTING_STRING, "127.0.0.1:9092", "TXIDSYNC_KAFKA_BROKERS", "HOSTS",
-         "with --kafka-topic: the bootstrap servers", NULL, 0, 0, &brokers, 0},
-        {"content", SETTING_BOOL, "false", NULL, NULL,
-         "compare each document's content too, with the document Postgres builds now (canonical "
-         "JSON: member order, number notation and escapes do not matter); a difference names the "
-         "first differing field",
-         NULL, 0, 0, &content, 0},
-        {"columns", SETTING_STRING, "", NULL, "NAMES",
-         "with --content: the columns the syncer puts in the documents (its --columns)", NULL, 0, 0,
-         &columns, 0},
-        {"exclude-columns", SETTING_STRING, "", NULL, "NAMES",
-         "with --content: the columns the syncer leaves out (its --exclude-columns)", NULL, 0, 0,
-         &exclude, 0},
-        {"repair", SETTING_BOOL, "false", NULL, NULL,
-         "then repair what differs, through the running syncer: every key missing, stale or "
-         "different gets a new version in postgres (above the target's), so that the syncer sends "
-         "it again (a deleted row's delete too); a document postgres never had a row for is "
-         "deleted from the index; then check again until equal (needs a role that may update "
-         "txidsync's side tables)",
-         NULL, 0, 0, &repair_on, 0},
-        {"repair-wait", SETTING_INT, "60", NULL, "SECONDS",
-         "with --repair: how long to check again for the syncer to send the repair", NULL, 1, 86400,
-         &repair_wait, 0},
-        {"max-report", SETTING_INT, "20", NULL, "N", "differences listed at most (all are counted)",
-         NULL, 0, 1000000, &max_report, 0},
-        {"page-size", SETTING_INT, "5000", NULL, "N", "documents read from the index per request",
-         NULL, 1, 10000, &page_size, 0},
-        {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
-         "debug|info|warn|error", 0, 0, &log_level, 0},
-    };
     int usage = settings_parse_main(settings, sizeof(settings) / sizeof(settings[0]),
                                     "consistency-check", TXIDSYNC_VERSION, summary, argc, argv);
     if (usage >= 0)
@@ -878,6 +880,7 @@ int main(int argc, char **argv)
         return CHECK_ERROR;
     }
     char default_index[256];
+    const char *index = index_name;
     if (!index || !*index) {
         target_default_name(table_name, default_index, sizeof(default_index));
         index = default_index;

@@ -84,6 +84,8 @@ void engine_refresh_note(Engine *e, bool changed)
 {
     char err[1024];
     PgRefresh r;
+    /* It answers what a poll would: the next poll is due later. */
+    e->refresh.next_poll = clock_mono_s() + REFRESH_POLL_S;
     int rc = pg_columns_noted(e->pg, &e->table, &r, err, sizeof(err));
     if (rc == PG_OK) {
         adopt(e, &r);

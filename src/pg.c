@@ -444,6 +444,20 @@ static void batch_forget(PgConn *c)
     c->call_got = NULL;
 }
 
+/* Waits until the socket of an outstanding statement is readable.
+ * Returns PG_OK, or PG_LOST when it cannot wait: the session is then
+ * dropped as if lost, the statement forgotten. */
+static int wait_outstanding(PgConn *c, const char *what, char *err, size_t errlen)
+{
+    struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+        int e = errno;
+        batch_forget(c);
+        return fail(err, errlen, PG_LOST, "pg: %s: poll: %s", what, strerror(e));
+    }
+    return PG_OK;
+}
+
 int pg_reconnect(PgConn *c, char *err, size_t errlen)
 {
     batch_forget(c);
@@ -638,13 +652,9 @@ int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, PgRef
     memset(st, 0, sizeof(*st));
     int rc = pg_refresh_step_send(c, id, chunk, lock_wait_ms, err, errlen);
     for (bool done = false; rc == PG_OK && !done;) {
-        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-            int e = errno;
-            batch_forget(c);
-            return fail(err, errlen, PG_LOST, "pg: refresh step: poll: %s", strerror(e));
-        }
-        rc = pg_refresh_step_poll(c, &done, st, err, errlen);
+        rc = wait_outstanding(c, "refresh step", err, errlen);
+        if (rc == PG_OK)
+            rc = pg_refresh_step_poll(c, &done, st, err, errlen);
     }
     return rc;
 }
@@ -1345,14 +1355,9 @@ int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b
     memset(b, 0, sizeof *b);
     int rc = pg_batch_start(c, t, q, err, errlen);
     for (bool done = false; rc == PG_OK && !done;) {
-        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-            /* Cannot wait for the answer: drop the session as if lost. */
-            int e = errno;
-            batch_forget(c);
-            return fail(err, errlen, PG_LOST, "pg: batch query: poll: %s", strerror(e));
-        }
-        rc = pg_batch_poll(c, b, &done, err, errlen);
+        rc = wait_outstanding(c, "batch query", err, errlen);
+        if (rc == PG_OK)
+            rc = pg_batch_poll(c, b, &done, err, errlen);
     }
     return rc;
 }

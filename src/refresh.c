@@ -26,7 +26,8 @@ typedef struct Run {
     double started, last_line, last_live;
     bool live; /* a live progress line on a terminal */
     int failures;
-    char label[64]; /* in messages: "refresh 4" or "tracking" */
+    char label[64];       /* in messages: "refresh 4" or "tracking" */
+    bool tracked_already; /* tracking found the table tracked: nothing to do */
 } Run;
 
 /* The job's word in messages. */
@@ -139,18 +140,18 @@ static int begin(Run *run, bool *tracked)
     return 0;
 }
 
-/* Starts (or resumes) the job and says so; returns 0, 1 when stopped or
- * when the table is tracked already, or -1. */
+/* Starts (or resumes) the job and says so; returns 0 (with
+ * run->tracked_already when there is nothing to do), 1 when stopped, or
+ * -1. */
 static int start(Run *run)
 {
     const RefreshConfig *cfg = run->cfg;
-    bool tracked;
-    int rc = begin(run, &tracked);
+    int rc = begin(run, &run->tracked_already);
     if (rc != 0)
         return rc;
     if (cfg->track) {
         snprintf(run->label, sizeof(run->label), "tracking");
-        if (tracked)
+        if (run->tracked_already)
             log_info("%s: %s is tracked already", cfg->name, cfg->table);
         else if (run->r.rows_done > 0)
             log_info("%s: tracking %s resumes after %lld rows", cfg->name, cfg->table,
@@ -159,7 +160,7 @@ static int start(Run *run)
             log_info("%s: tracking %s: its triggers are installed; filling the state of its "
                      "rows (about %lld)",
                      cfg->name, cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
-        return tracked ? 1 : 0;
+        return 0;
     }
     snprintf(run->label, sizeof(run->label), "refresh %lld", run->r.id);
     const char *what = cfg->where && *cfg->where ? cfg->where : "every key";
@@ -225,7 +226,7 @@ int refresh_run(const RefreshConfig *cfg)
     run.started = run.last_line = clock_mono_s();
     run.pg = pg_connect(cfg->conninfo, err, sizeof(err));
     if (!run.pg) {
-        log_error("%s: %s: %s", cfg->name, cfg->track ? "track" : "refresh", err);
+        log_error("%s: %s: %s", cfg->name, job(&run), err);
         return -1;
     }
     int rc = start(&run);
@@ -233,10 +234,8 @@ int refresh_run(const RefreshConfig *cfg)
         log_info("%s: refresh %lld of %s left to the running syncers: each steps it one chunk at a "
                  "time while it is caught up (its progress: their logs, txidsync.refreshes)",
                  cfg->name, run.r.id, cfg->table);
-    else if (rc == 0)
+    else if (rc == 0 && !run.tracked_already)
         rc = steps(&run);
-    else if (rc == 1 && cfg->track && !(cfg->stop && cfg->stop(cfg->stop_ctx)))
-        rc = 0; /* tracked already */
     pg_free(run.pg);
     return rc;
 }

@@ -436,21 +436,20 @@ static int on_pg_row(void *ctx, const PgRow *row)
     if (k->head && strcmp(head_key(k), row->key) == 0) {
         KeyState es = hit_state(k->head);
         char note[300];
-        int same = same_state(&pg, &es) ? same_content(k, row, note, sizeof(note)) : 0;
+        /* With --content, a stale key's note tells whether the body
+         * differs too (a document edited by hand has a version of the
+         * index's). */
+        int same = same_content(k, row, note, sizeof(note));
         if (same < 0)
             return -1;
-        if (same == 1) {
+        bool versions_agree = same_state(&pg, &es);
+        if (versions_agree && same == 1) {
             k->equal++;
-        } else if (same_state(&pg, &es)) {
+        } else if (versions_agree) {
             k->content++;
             add_diff(k, DIFF_CONTENT, row->key, &pg, &es, note);
             to_repair(k, row->key, NULL, &es, false);
         } else {
-            /* With --content, the note tells whether the body differs too
-             * (a document edited by hand has a version of the index's). */
-            same = k->check_content ? same_content(k, row, note, sizeof(note)) : 1;
-            if (same < 0)
-                return -1;
             k->stale++;
             add_diff(k, DIFF_STALE, row->key, &pg, &es, same == 0 ? note : NULL);
             to_repair(k, row->key, NULL, &es, false);

@@ -37,6 +37,9 @@
 --   txidsync.columns_noted(tbl)  starts a refresh when the columns of tbl
 --                                changed since it was last called (the
 --                                syncer calls it)
+--   txidsync.grant_reader(role), txidsync.revoke_reader(role)
+--                                what a syncer's role needs to read every
+--                                tracked table, now and tracked later
 --
 -- The txid offset: every id txidsync records or reports is
 -- pg_current_xact_id() (64-bit, with epoch) plus an offset, 0 at first.
@@ -78,8 +81,9 @@
 -- may write the table also maintains the side table; because it does not
 -- pin search_path (that costs every write), all generated code qualifies
 -- every name and operator.  The syncer's role needs USAGE on schema
--- txidsync and SELECT on txidsync.tracked, the side tables and the tracked
--- tables.
+-- txidsync and SELECT on txidsync.tracked, txidsync.refreshes, the side
+-- tables and the tracked tables: select txidsync.grant_reader('ROLE')
+-- grants all that, and track() grants each new table to such readers.
 
 -- One transaction: a failed install or upgrade leaves nothing half done.
 begin;
@@ -122,6 +126,12 @@ alter table txidsync.tracked add column if not exists columns_seen text;
 alter table txidsync.tracked add column if not exists filling boolean not null default false;
 alter table txidsync.tracked add column if not exists fill_after text[];
 alter table txidsync.tracked add column if not exists fill_done bigint not null default 0;
+
+-- The roles txidsync.grant_reader() made readers: each table tracked later
+-- is made readable by them too (txidsync._grant_readers).
+create table if not exists txidsync.readers (
+    role_name name primary key
+);
 
 -- The offset is the constant body of a SQL function, so the planner inlines
 -- it into the trigger's cached plan: reading it costs nothing per row.  It
@@ -313,6 +323,24 @@ create or replace function txidsync._after(cols text, types text[], after text[]
            end
 $$;
 
+-- Grants SELECT on tracked table tbl and its side table to who (null:
+-- every role in txidsync.readers).  A grant the caller may not give (it
+-- does not own tbl) is skipped with PostgreSQL's own warning.
+create or replace function txidsync._grant_readers(tbl regclass, side name, who name)
+    returns void
+    language plpgsql
+    as $$
+declare
+    r name;
+begin
+    for r in select x.role_name from txidsync.readers as x
+              where who is null or x.role_name = who loop
+        execute format('grant select on %s to %I', tbl, r);
+        execute format('grant select on txidsync.%I to %I', side, r);
+    end loop;
+end
+$$;
+
 -- Starts tracking tbl: its side table, its row in txidsync.tracked, its
 -- triggers; with fill, also the state of every existing row (version 1,
 -- this transaction's txid), all under a lock that holds writers off until
@@ -488,6 +516,7 @@ $f$, fn,
     execute format('drop trigger if exists txidsync_truncate on %s', base);
     execute format('create trigger txidsync_truncate after truncate on %s '
                    'for each statement execute function txidsync.%I()', base, fn);
+    perform txidsync._grant_readers(tbl, side, null);
     execute format('drop trigger if exists txidsync_notify on %s', base);
     if notify then
         execute format('create trigger txidsync_notify '
@@ -918,6 +947,53 @@ begin
         end if;
     end if;
     return txidsync.refresh_pending(tbl);
+end
+$$;
+
+-- Makes role_name a reader: what a syncer's role needs to sync every
+-- tracked table, now and after (USAGE on the schema, SELECT on its
+-- catalog tables, and on every tracked table and its side table; tables
+-- tracked later are granted by track()).  Run it as the tables' owner or
+-- a superuser.  A reader may not write: it cannot step a refresh or note
+-- changed columns (the syncer then warns and names txidsync refresh).
+-- Returns how many tracked tables it granted.
+create or replace function txidsync.grant_reader(role_name name) returns integer
+    language plpgsql
+    as $$
+declare
+    t record;
+    n integer := 0;
+begin
+    if not exists (select from pg_catalog.pg_roles as r where r.rolname = role_name) then
+        raise exception 'txidsync: role % does not exist', role_name;
+    end if;
+    insert into txidsync.readers as x values (role_name) on conflict do nothing;
+    execute format('grant usage on schema txidsync to %I', role_name);
+    execute format('grant select on txidsync.tracked, txidsync.refreshes to %I', role_name);
+    for t in select k.relid, k.side_table from txidsync.tracked as k loop
+        perform txidsync._grant_readers(t.relid, t.side_table, role_name);
+        n := n + 1;
+    end loop;
+    return n;
+end
+$$;
+
+-- Undoes grant_reader: role_name is no reader any more, and loses what it
+-- gave (SELECT on the tracked tables too: grant it again if the role
+-- needs it for something else).
+create or replace function txidsync.revoke_reader(role_name name) returns void
+    language plpgsql
+    as $$
+declare
+    t record;
+begin
+    delete from txidsync.readers as x where x.role_name = revoke_reader.role_name;
+    for t in select k.relid, k.side_table from txidsync.tracked as k loop
+        execute format('revoke select on %s from %I', t.relid, role_name);
+        execute format('revoke select on txidsync.%I from %I', t.side_table, role_name);
+    end loop;
+    execute format('revoke select on txidsync.tracked, txidsync.refreshes from %I', role_name);
+    execute format('revoke usage on schema txidsync from %I', role_name);
 end
 $$;
 

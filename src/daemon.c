@@ -134,6 +134,7 @@ static Sink *es_sink(Daemon *d, const TableConfig *t)
     char err[1024];
     SinkEsConfig sc = {
         .url = t->es_url,
+        .auth = &t->es_auth,
         .index = t->index,
         .replicas = (int)t->replicas,
         .max_in_flight = (size_t)t->bulk_concurrency,
@@ -151,6 +152,10 @@ static Sink *es_sink(Daemon *d, const TableConfig *t)
         }
         sc.index_body = buf_str(&body);
     }
+    if (t->es_auth.insecure)
+        log_warn("%s: --es-insecure: the sink's certificate and host name are NOT verified: "
+                 "whoever is on the path can read and change what is sent",
+                 t->name);
     Sink *sink = sink_es_new(&sc, d->loop, err, sizeof(err));
     buf_free(&body);
     if (!sink)
@@ -209,7 +214,8 @@ static Store *table_store(Daemon *d, const TableConfig *t)
         store = store_file_new(path);
     } else {
         state_id(t, id, sizeof(id));
-        store = store_es_new(t->es_url, t->state_index, id, (int)t->replicas, err, sizeof(err));
+        store = store_es_new(t->es_url, &t->es_auth, t->state_index, id, (int)t->replicas, err,
+                             sizeof(err));
     }
     if (!store)
         log_error("%s: cannot set up the cursor store: %s", t->name, err);

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "es.h"
+
 typedef enum DaemonSink {
     DAEMON_SINK_OPENSEARCH = 0,
     DAEMON_SINK_NDJSON = 1,
@@ -27,6 +29,7 @@ typedef struct TableConfig {
     const char *conninfo; /* NULL or "": libpq's PG* environment */
     int sink;             /* DaemonSink */
     const char *es_url;
+    EsAuth es_auth;          /* the sink's credentials and TLS options */
     const char *ndjson_file; /* NULL or "": the table's name with .ndjson */
     long long ndjson_rotate_bytes;
     const char *kafka_brokers;

@@ -364,6 +364,7 @@ static void fetch_start(Engine *e)
     char err[1024];
     CursorQuery q;
     e->fetch_limit = batch_limit(e);
+    e->fetch_at = clock_mono_s();
     cursor_query(&e->ahead, e->fetch_limit, &q);
     int rc = pg_batch_start(e->pg, &e->table, &q, err, sizeof(err));
     if (rc != PG_OK) {
@@ -495,11 +496,9 @@ static void fetch_poll(Engine *e)
     e->used++;
     e->rows_read += n;
     e->read_caught_up = n < e->fetch_limit;
+    sl->read_at = e->fetch_at;
+    sl->complete = e->read_caught_up;
     note_row_bytes(e, &sl->batch);
-    if (e->read_caught_up)
-        e->stats.behind_since = 0;
-    else if (e->stats.behind_since == 0)
-        e->stats.behind_since = clock_mono_s();
 }
 
 /* The change of row, as the sink takes it. */
@@ -817,6 +816,8 @@ static int acknowledge(Engine *e)
             engine_fail(e);
             return -1;
         }
+        if (sl->complete)
+            e->stats.complete_at = sl->read_at;
         slot_clear(e, sl);
         e->head = (e->head + 1) % e->n_slots;
         e->used--;
@@ -828,6 +829,18 @@ static int acknowledge(Engine *e)
     if ((drained && e->unsaved_rows) || (due && !cursor_same(&e->cursor, &e->saved)))
         return save_cursor(e) < 0 ? -1 : 0;
     return 0;
+}
+
+double engine_lag_s(const Engine *e, double now)
+{
+    bool pending = !e->read_caught_up;
+    for (size_t i = 0; i < e->used && !pending; i++) {
+        const Slot *sl = &e->slots[(e->head + i) % e->n_slots];
+        pending = sl->batch.n_rows > 0 || !sl->complete;
+    }
+    if (!pending || e->stats.complete_at <= 0)
+        return 0.0;
+    return now > e->stats.complete_at ? now - e->stats.complete_at : 0.0;
 }
 
 /* Prints the periodic stats line when it is due (or when force is set).
@@ -860,8 +873,8 @@ static void stats_line(Engine *e, bool force)
          " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s%s",
          s->rows, dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0, s->deletes,
          s->conflicts, s->retries, s->rejected, s->batches, s->reconnects, lag_tx,
-         s->behind_since > 0 ? t - s->behind_since : 0.0, e->cursor.n_xip, s->refreshes,
-         s->refresh_rows, backfill, refresh, latency);
+         engine_lag_s(e, t), e->cursor.n_xip, s->refreshes, s->refresh_rows, backfill, refresh,
+         latency);
     e->stats.last_line = t;
     e->stats.rows_at_last_line = e->stats.rows;
 }

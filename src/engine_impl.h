@@ -33,7 +33,7 @@ typedef struct Stats {
     uint64_t refreshes, refresh_rows; /* background refreshes finished, rows they refreshed */
     uint64_t rows_at_last_line;
     double last_line;
-    double behind_since; /* when the engine was last caught up; 0 = it is */
+    double complete_at; /* every change committed before this is acknowledged */
     uint64_t last_xmax;
 } Stats;
 
@@ -63,6 +63,8 @@ typedef struct Slot {
     size_t n_keys;
     int attempt;
     double retry_at;
+    double read_at; /* when its query was sent: its snapshot is no older */
+    bool complete;  /* it came back short: it holds every change its snapshot sees */
 } Slot;
 
 /* The refresh the engine steps in the background (engine_refresh.c). */
@@ -71,7 +73,8 @@ typedef struct BgRefresh {
     PgConn *pg;  /* its own connection, while one runs */
     int fd;      /* its watched socket, -1 when none */
     bool in_flight;
-    int failures; /* steps failed in a row */
+    int failures;   /* steps failed in a row */
+    bool read_only; /* the role may not step refreshes: none is taken up */
     double retry_at;
     double started, last_line;
     long long done, done_at_start; /* rows so far, and when the engine took it up */
@@ -111,6 +114,7 @@ struct Engine {
     bool read_caught_up; /* the last batch read was short: wait before reading on */
     bool fetching;       /* the next batch's query is outstanding */
     size_t fetch_limit;  /* the row limit of the batch being read */
+    double fetch_at;     /* when its query was sent */
     double row_bytes;    /* the mean size of the rows of the last batch; 0 unknown */
     int fetch_errors;    /* failed batch queries in a row */
     double fetch_retry_at;
@@ -138,6 +142,10 @@ struct Engine {
 
 /* For the files of the engine (engine.c). */
 double engine_backoff_s(Engine *e, int attempt);
+/* Seconds since the oldest commit the sink may not have acknowledged (an
+ * upper bound, within one poll); 0 when everything read is acknowledged
+ * and the last read found nothing more. */
+double engine_lag_s(const Engine *e, double now);
 void engine_fail(Engine *e);
 int engine_watch_pg(Engine *e);
 void engine_unwatch_pg(Engine *e);

@@ -61,7 +61,7 @@ void engine_refresh_free(Engine *e)
 static void adopt(Engine *e, const PgRefresh *r)
 {
     BgRefresh *b = &e->refresh;
-    if (r->id == 0 || r->id == b->r.id)
+    if (r->id == 0 || r->id == b->r.id || b->read_only)
         return;
     b->r = *r;
     b->done = r->rows_done;
@@ -93,7 +93,12 @@ void engine_refresh_note(Engine *e, bool changed)
     }
     if (rc == PG_LOST)
         return; /* the engine's next statement finds out and reconnects */
-    if (changed)
+    if (strstr(err, "(42501)"))
+        elog(e, LOG_WARN,
+             "the table's columns changed, and this role may only read: the documents keep "
+             "their old shape until the tables' owner runs txidsync refresh --table %s",
+             e->cfg.table);
+    else if (changed)
         elog(e, LOG_WARN,
              "the documents keep their old shape until the table is refreshed: no refresh "
              "could be started (run txidsync refresh --table %s as a role that may write "
@@ -125,6 +130,15 @@ static void step_failed(Engine *e, int rc, const char *err)
     if (rc == PG_BUSY) {
         log_msg(LOG_DEBUG, "%s: refresh %lld: rows are held by other transactions; trying again",
                 e->cfg.name, b->r.id);
+        return;
+    }
+    if (strstr(err, "(42501)")) {
+        elog(e, LOG_WARN,
+             "refresh %lld: this role may only read, so it leaves the refresh to txidsync "
+             "refresh --table %s run by a role that may write txidsync's tables",
+             b->r.id, e->cfg.table);
+        b->read_only = true;
+        engine_refresh_free(e);
         return;
     }
     elog(e, LOG_WARN, "refresh %lld: a step failed (%d in a row), trying again: %s", b->r.id,

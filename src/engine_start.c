@@ -285,12 +285,16 @@ int engine_start(Engine *e)
         e->state = ENGINE_FAILED;
         return -1;
     }
+    char source[512];
+    pg_describe(e->pg, source, sizeof(source));
     elog(e, LOG_INFO,
-         "syncing %s (key %s) into %s; cursor in %s, %s at xid %" PRIu64 " with %zu in progress",
-         e->table.name, e->table.key_columns, e->where, store_describe(e->store),
+         "syncing %s (key %s) of %s into %s; cursor in %s, %s at xid %" PRIu64
+         " with %zu in progress",
+         e->table.name, e->table.key_columns, source, e->where, store_describe(e->store),
          e->resuming ? "resuming" : "starting", e->cursor.xid_next, e->cursor.n_xip);
     e->state = ENGINE_RUNNING;
     e->stats.last_line = clock_mono_s();
+    e->stats.complete_at = e->stats.last_line; /* not known before: from the start at most */
     e->last_save = clock_mono_s();
     engine_refresh_note(e, false); /* columns changed while it did not run */
     if (!e->resuming)

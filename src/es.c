@@ -11,6 +11,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "es_auth.h"
 #include "json.h"
 #include "json_canon.h"
 #include "log.h"
@@ -22,64 +23,44 @@ struct EsClient {
     CURL *curl;
     struct curl_slist *json_headers;
     struct curl_slist *ndjson_headers;
-    char *base;    /* as given, may hold credentials: never printed */
-    char *display; /* without credentials */
+    struct curl_slist *plain_headers; /* for requests without a body: the API key, or NULL */
+    EsSecurity sec;
+    const char *base; /* sec.base: without credentials */
+    char error[CURL_ERROR_SIZE];
     long last_status;
     Buf bulk_resp; /* the response of the last es_bulk, kept for its memory */
 };
 
-/* Copies url without any "user:password@" part into a new string. */
-static char *strip_credentials(const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *slash = strchr(host, '/');
-    const char *at = strchr(host, '@');
-    if (!at || (slash && at > slash))
-        return strdup(url);
-    size_t head = (size_t)(host - url);
-    char *out = malloc(strlen(url) + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, url, head);
-    strcpy(out + head, at + 1);
-    return out;
-}
-
-EsClient *es_client_new(const char *base_url, char *err, size_t errlen)
+EsClient *es_client_new(const char *base_url, const EsAuth *auth, char *err, size_t errlen)
 {
     static int global_done;
     if (!global_done) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         global_done = 1;
     }
-    if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0) {
-        err_printf(err, errlen, "sink url must start with http:// or https://");
-        return NULL;
-    }
     EsClient *c = calloc(1, sizeof(*c));
     if (!c)
         goto oom;
     buf_init(&c->bulk_resp, ES_RESPONSE_MAX);
-    c->base = strdup(base_url);
-    c->display = strip_credentials(base_url);
+    if (es_security_load(base_url, auth, &c->sec, err, errlen) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->base = c->sec.base;
     c->curl = curl_easy_init();
-    if (!c->base || !c->display || !c->curl)
+    if (!c->curl)
         goto oom;
-    size_t n = strlen(c->base);
-    while (n > 0 && c->base[n - 1] == '/')
-        c->base[--n] = '\0';
-    n = strlen(c->display);
-    while (n > 0 && c->display[n - 1] == '/')
-        c->display[--n] = '\0';
-    c->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    c->json_headers =
+        es_security_headers(&c->sec, curl_slist_append(NULL, "Content-Type: application/json"));
     /* No "Expect: 100-continue" before a large bulk body: the sink is
      * known to take it, and the wait would cost a round trip. */
     struct curl_slist *nd = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
-    c->ndjson_headers = nd ? curl_slist_append(nd, "Expect:") : NULL;
+    nd = nd ? curl_slist_append(nd, "Expect:") : NULL;
+    c->ndjson_headers = nd ? es_security_headers(&c->sec, nd) : NULL;
     if (!c->ndjson_headers)
         curl_slist_free_all(nd);
-    if (!c->json_headers || !c->ndjson_headers)
+    c->plain_headers = es_security_headers(&c->sec, NULL);
+    if (!c->json_headers || !c->ndjson_headers || (c->sec.auth_header && !c->plain_headers))
         goto oom;
     return c;
 oom:
@@ -96,15 +77,15 @@ void es_client_free(EsClient *c)
         curl_easy_cleanup(c->curl);
     curl_slist_free_all(c->json_headers);
     curl_slist_free_all(c->ndjson_headers);
-    free(c->base);
-    free(c->display);
+    curl_slist_free_all(c->plain_headers);
+    es_security_free(&c->sec);
     buf_free(&c->bulk_resp);
     free(c);
 }
 
 const char *es_client_url(const EsClient *c)
 {
-    return c->display;
+    return c->base;
 }
 
 long es_client_last_status(const EsClient *c)
@@ -123,14 +104,28 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return len;
 }
 
+/* What a failed transfer came to: libcurl's words, its detail, and for a
+ * certificate that does not verify, what to look at. */
+static void es_transfer_error(CURLcode rc, const char *detail, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s", curl_easy_strerror(rc));
+    if (detail && *detail && n >= 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, " (%.*s)", (int)strcspn(detail, "\n"), detail);
+    if ((rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) && n >= 0 &&
+        (size_t)n < len)
+        snprintf(out + n, len - (size_t)n,
+                 ": is --es-ca-file the CA that signed the server's certificate?");
+}
+
 /*
  * The options every transfer shares: url, no signals, no Nagle delay, the
  * connect and total timeouts, the response into resp.  compressed asks
  * for a gzipped response; bulk responses are not worth the sink's CPU
  * (about 30 KB for a 300 KB request, on what is usually a LAN).
  */
-static void set_transfer(CURL *h, const char *url, Buf *resp, bool compressed)
+static void set_transfer(const EsClient *c, CURL *h, const char *url, Buf *resp, bool compressed)
 {
+    es_security_apply(&c->sec, h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -155,7 +150,9 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
     c->last_status = 0;
     CURL *h = c->curl;
     curl_easy_reset(h);
-    set_transfer(h, url, resp, strncmp(path, ES_BULK_PATH, sizeof(ES_BULK_PATH) - 1) != 0);
+    set_transfer(c, h, url, resp, strncmp(path, ES_BULK_PATH, sizeof(ES_BULK_PATH) - 1) != 0);
+    c->error[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->error);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -163,12 +160,17 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
         curl_easy_setopt(h, CURLOPT_HTTPHEADER,
                          content_type && strstr(content_type, "ndjson") ? c->ndjson_headers
                                                                         : c->json_headers);
-    } else if (!strcmp(method, "HEAD")) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else {
+        if (c->plain_headers)
+            curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->plain_headers);
+        if (!strcmp(method, "HEAD"))
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     }
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        err_printf(err, errlen, "%s %s%s: %s", method, c->display, path, curl_easy_strerror(rc));
+        char why[CURL_ERROR_SIZE + 160];
+        es_transfer_error(rc, c->error, why, sizeof(why));
+        err_printf(err, errlen, "%s %s%s: %s", method, c->base, path, why);
         return ES_RETRY;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -200,6 +202,20 @@ static void describe_error(yajl_val error, char *out, size_t outlen)
         snprintf(out, outlen, "unknown error");
 }
 
+/* What a refused request says, with what to check for a refused login. */
+static void describe_status(long status, const char *body, char *out, size_t outlen)
+{
+    char what[512] = "";
+    es_describe_error_body(body, what, sizeof(what));
+    if (status == 401)
+        snprintf(out, outlen,
+                 "authentication failed: check --es-user and its password, or the API key");
+    else if (status == 403)
+        snprintf(out, outlen, "forbidden: the sink's user may not do this (%s)", what);
+    else
+        snprintf(out, outlen, "%s", what);
+}
+
 EsResult es_call(EsClient *c, const char *method, const char *path, const char *body,
                  long *status_out, Buf *resp, char *err, size_t errlen)
 {
@@ -212,9 +228,9 @@ EsResult es_call(EsClient *c, const char *method, const char *path, const char *
         return r;
     r = classify(status);
     if (r != ES_OK) {
-        char what[512] = "";
-        es_describe_error_body(buf_str(resp), what, sizeof(what));
-        err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->display, path, status, what);
+        char what[600] = "";
+        describe_status(status, buf_str(resp), what, sizeof(what));
+        err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->base, path, status, what);
     }
     return r;
 }
@@ -337,7 +353,9 @@ EsResult es_bulk_parse(const char *where, long status, const Buf *resp, size_t n
 {
     EsResult r = classify(status);
     if (r != ES_OK) {
-        err_printf(err, errlen, "POST %s/_bulk: http %ld: %.300s", where, status, buf_str(resp));
+        char what[600];
+        describe_status(status, buf_str(resp), what, sizeof(what));
+        err_printf(err, errlen, "POST %s/_bulk: http %ld: %.300s", where, status, what);
         return r;
     }
     const char *text = buf_str(resp);
@@ -389,7 +407,7 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
                             "application/x-ndjson", &status, &c->bulk_resp, err, errlen);
     if (r != ES_OK)
         return r;
-    return es_bulk_parse(c->display, status, &c->bulk_resp, n, items, err, errlen);
+    return es_bulk_parse(c->base, status, &c->bulk_resp, n, items, err, errlen);
 }
 
 /* One connection of a pipe and the request on it, if any. */
@@ -400,6 +418,7 @@ typedef struct EsLane {
     size_t n;
     EsBulkItem *items; /* borrowed while busy */
     void *tag;
+    char error[CURL_ERROR_SIZE];
 } EsLane;
 
 struct EsPipe {
@@ -425,8 +444,9 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     done->status = 0;
     done->err[0] = '\0';
     if (rc != CURLE_OK) {
-        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->display,
-                   curl_easy_strerror(rc));
+        char why[CURL_ERROR_SIZE + 160];
+        es_transfer_error(rc, l->error, why, sizeof(why));
+        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->base, why);
         p->c->last_status = 0;
         done->result = ES_RETRY;
         return;
@@ -435,8 +455,8 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
     p->c->last_status = status;
     done->status = status;
-    done->result = es_bulk_parse(p->c->display, status, &l->resp, l->n, l->items, done->err,
-                                 sizeof(done->err));
+    done->result =
+        es_bulk_parse(p->c->base, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
 }
 
 /* Hands every finished transfer to the owner. */
@@ -540,7 +560,8 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, Loop *loop, EsPipeDoneFn 
         if (!l->curl)
             goto oom;
         CURL *h = l->curl;
-        set_transfer(h, p->url, &l->resp, false);
+        set_transfer(c, h, p->url, &l->resp, false);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, l->error);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->ndjson_headers);
         curl_easy_setopt(h, CURLOPT_PRIVATE, l);
     }
@@ -589,10 +610,11 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
         if (!p->lanes[i].busy)
             l = &p->lanes[i];
     if (!l) {
-        err_printf(err, errlen, "POST %s/_bulk: no room for another request", p->c->display);
+        err_printf(err, errlen, "POST %s/_bulk: no room for another request", p->c->base);
         return ES_FAIL;
     }
     buf_reset(&l->resp);
+    l->error[0] = '\0';
     curl_easy_setopt(l->curl, CURLOPT_POSTFIELDS, buf_str(body));
     curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     l->busy = true;
@@ -604,7 +626,7 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
     if (mc != CURLM_OK) {
         l->busy = false;
         p->busy--;
-        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->display, curl_multi_strerror(mc));
+        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->base, curl_multi_strerror(mc));
         return ES_FAIL;
     }
     return ES_OK;
@@ -635,8 +657,7 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
     }
     r = classify(status);
     if (r != ES_OK) {
-        err_printf(err, errlen, "GET %s%s: http %ld: %.200s", c->display, path, status,
-                   buf_str(doc));
+        err_printf(err, errlen, "GET %s%s: http %ld: %.200s", c->base, path, status, buf_str(doc));
         goto done;
     }
     *found = true;
@@ -715,7 +736,7 @@ EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err
     if (status == 404)
         return ES_OK;
     r = classify(status);
-    err_printf(err, errlen, "HEAD %s%s: http %ld", c->display, path, status);
+    err_printf(err, errlen, "HEAD %s%s: http %ld", c->base, path, status);
     return r == ES_RETRY ? ES_RETRY : ES_FAIL;
 }
 
@@ -987,7 +1008,7 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
     if (r != ES_OK)
         goto done;
     char what[1100];
-    snprintf(what, sizeof(what), "POST %s%s", s->c->display, path);
+    snprintf(what, sizeof(what), "POST %s%s", s->c->base, path);
     char perr[256];
     s->page = yajl_tree_parse(buf_str(&s->resp), perr, sizeof(perr));
     if (!s->page) {
@@ -1031,7 +1052,7 @@ EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen
     yajl_val version = yajl_tree_get(h, version_path, yajl_t_number);
     yajl_val source = yajl_tree_get(h, source_path, yajl_t_object);
     if (!id) {
-        err_printf(err, errlen, "POST %s/_search: a hit without _id", s->c->display);
+        err_printf(err, errlen, "POST %s/_search: a hit without _id", s->c->base);
         s->failed = true;
         return ES_FAIL;
     }

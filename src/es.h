@@ -29,10 +29,25 @@ typedef enum EsResult {
     ES_FAIL = -1, /* rejected for good (other 4xx) or not understood */
 } EsResult;
 
-/* Creates a client for base_url ("http://host:port", no trailing path).
- * Returns NULL with err filled on a malformed URL or when out of memory.
- * The caller frees it with es_client_free. */
-EsClient *es_client_new(const char *base_url, char *err, size_t errlen);
+/* How to reach a secured cluster; every field may be NULL/false.  The
+ * secrets are read when the client is created. */
+typedef struct EsAuth {
+    const char *user;          /* basic auth; else the URL's userinfo, if any */
+    const char *password;      /* the password itself (environment, config file) */
+    const char *password_file; /* or the file holding it */
+    const char *api_key;       /* "Authorization: ApiKey KEY" (environment, config file) */
+    const char *api_key_file;  /* or the file holding the key */
+    const char *ca_file;       /* the CA bundle that verifies the server (PEM) */
+    const char *cert_file;     /* client certificate (PEM) */
+    const char *key_file;      /* and its key */
+    bool insecure;             /* verify neither certificate nor host name */
+} EsAuth;
+
+/* Creates a client for base_url ("http://host:port", no trailing path;
+ * credentials percent-encoded), with auth (NULL: none).  Returns NULL
+ * with err filled on a malformed URL or option (never quoting a secret)
+ * or when out of memory.  The caller frees it with es_client_free. */
+EsClient *es_client_new(const char *base_url, const EsAuth *auth, char *err, size_t errlen);
 
 void es_client_free(EsClient *c);
 

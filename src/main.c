@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "es_settings.h"
 #include "log.h"
 #include "settings.h"
 #include "version.h"
@@ -94,9 +95,11 @@ static const Setting table[] = {
      "... and begin a new one; 0 for never",
      NULL, 0, 9e18, &tc.ndjson_rotate_bytes, T},
     {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
-     "per table: Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0,
-     0, &tc.es_url, T},
-    {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
+     "per table: Elasticsearch/OpenSearch base URL, http:// or https:// (credentials in it must be "
+     "percent-encoded, and ps shows them: prefer --es-user)",
+     NULL, 0, 0, &tc.es_url, T},
+    ES_AUTH_SETTINGS(tc.es_auth, T, "per table: "),
+    {"table", SETTING_STRING, "", "TXIDSYNC_TABLE", "NAME",
      "per table: tracked table to copy (schema-qualified if needed); in a config file, the "
      "section's name unless set",
      NULL, 0, 0, &tc.table, T},
@@ -305,6 +308,10 @@ int main(int argc, char **argv)
         n_tables = (size_t)kept;
     } else if (*only) {
         fprintf(stderr, "txidsync: --only needs --config\n");
+        return DAEMON_EXIT_USAGE;
+    } else if (!*tc.table) {
+        fprintf(stderr, "txidsync: name the table to sync: --table NAME (or TXIDSYNC_TABLE), or "
+                        "--config FILE with a section per table (see --help)\n");
         return DAEMON_EXIT_USAGE;
     }
     rc = run(tables, n_tables);

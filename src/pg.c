@@ -214,7 +214,12 @@ static int result_fail(PgConn *c, PGresult *res, const char *what, char *err, si
         msg = PQerrorMessage(c->conn);
     if (!*msg)
         msg = res ? "unexpected result" : "no result";
-    if (state)
+    if (state && !strcmp(state, "42501"))
+        fail(err, errlen, code,
+             "pg: %s: %s (%s): a syncer's role needs what select txidsync.grant_reader('%s') "
+             "gives, run by the tables' owner",
+             what, msg, state, PQuser(c->conn));
+    else if (state)
         fail(err, errlen, code, "pg: %s: %s (%s)", what, msg, state);
     else
         fail(err, errlen, code, "pg: %s: %s", what, msg);
@@ -335,6 +340,14 @@ static bool looks_like_conninfo(const char *conninfo)
 {
     return strchr(conninfo, '=') || strncmp(conninfo, "postgresql://", 13) == 0 ||
            strncmp(conninfo, "postgres://", 11) == 0;
+}
+
+void pg_describe(const PgConn *c, char *out, size_t len)
+{
+    const char *host = PQhost(c->conn);
+    snprintf(out, len, "database %s on %s%s port %s as %s", PQdb(c->conn),
+             host && host[0] == '/' ? "socket " : "", host && *host ? host : "localhost",
+             PQport(c->conn), PQuser(c->conn));
 }
 
 PgConn *pg_connect(const char *conninfo, char *err, size_t errlen)
@@ -934,9 +947,9 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     PQclear(res);
     if (!installed)
         return fail(err, errlen, PG_ERROR,
-                    "pg: txidsync is not installed in this database "
-                    "(run psql -f sql/txidsync.sql, then select txidsync.track('%s'))",
-                    table);
+                    "pg: txidsync is not installed in database %s (run psql -d %s -f "
+                    "sql/txidsync.sql, then select txidsync.track('%s'))",
+                    PQdb(c->conn), PQdb(c->conn), table);
     if (!exists)
         return fail(err, errlen, PG_ERROR, "pg: table %s does not exist", table);
 

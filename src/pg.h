@@ -39,6 +39,10 @@ enum {
 
 typedef struct PgConn PgConn;
 
+/* "database D on H port P as U" of the connection, for messages: never
+ * a password or the connection string. */
+void pg_describe(const PgConn *c, char *out, size_t len);
+
 /*
  * Connects to the server named by conninfo (a libpq keyword/value string,
  * a URI or a bare database name; NULL or "" means libpq's PG* environment

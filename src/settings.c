@@ -116,7 +116,9 @@ void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
     for (size_t i = 0; i < n; i++) {
         const Setting *s = &table[i];
         char flag[128], text[1024];
-        if (s->type == SETTING_BOOL)
+        if (s->flags & SETTING_NO_FLAG)
+            snprintf(flag, sizeof(flag), "  %s=VALUE", s->env ? s->env : s->name);
+        else if (s->type == SETTING_BOOL)
             snprintf(flag, sizeof(flag), "  --%s", s->name);
         else
             snprintf(flag, sizeof(flag), "  --%s %s", s->name,
@@ -124,7 +126,10 @@ void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,
         int len = snprintf(text, sizeof(text), "%s", s->help);
         if (s->def && *s->def && s->type != SETTING_BOOL && len < (int)sizeof(text))
             len += snprintf(text + len, sizeof(text) - (size_t)len, " (default: %s)", s->def);
-        if (s->env && len < (int)sizeof(text))
+        if (s->flags & SETTING_NO_FLAG && len < (int)sizeof(text))
+            snprintf(text + len, sizeof(text) - (size_t)len,
+                     " [environment, or the config file's key %s; no flag]", s->name);
+        else if (s->env && len < (int)sizeof(text))
             snprintf(text + len, sizeof(text) - (size_t)len, " [env %s]", s->env);
         fputs(flag, out);
         int col = (int)strlen(flag);
@@ -213,6 +218,13 @@ SettingsResult settings_apply_args(const Setting *table, size_t n, const char *p
         const Setting *s = settings_find(table, n, name, name_len);
         if (!s) {
             err_printf(err, errlen, "unknown option '--%.*s' (see --help)", (int)name_len, name);
+            return SETTINGS_ERROR;
+        }
+        if (s->flags & SETTING_NO_FLAG) {
+            err_printf(err, errlen,
+                       "--%s cannot be given on the command line, where ps shows it: set %s or "
+                       "the config file's key %s, or use --%s-file",
+                       s->name, s->env ? s->env : "(none)", s->name, s->name);
             return SETTINGS_ERROR;
         }
         snprintf(origin, sizeof(origin), "--%s", s->name);

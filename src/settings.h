@@ -39,6 +39,9 @@ typedef struct Setting {
 /* A setting of each table rather than of the process: with a config file
  * it is set per table section (see config.h), not on the command line. */
 #define SETTING_PER_TABLE 1u
+/* A secret: no command-line flag (ps would show it), only its
+ * environment variable or a key of the config file. */
+#define SETTING_NO_FLAG 2u
 
 typedef enum SettingsResult {
     SETTINGS_OK = 0,     /* run the program */

@@ -333,7 +333,7 @@ Sink *sink_es_new(const SinkEsConfig *cfg, Loop *loop, char *err, size_t errlen)
     d->replicas = cfg->replicas;
     d->max_bytes = cfg->max_bytes > 0 && cfg->max_bytes < BODY_MAX ? cfg->max_bytes : BODY_MAX;
     char why[512];
-    d->es = es_client_new(cfg->url, why, sizeof(why));
+    d->es = es_client_new(cfg->url, cfg->auth, why, sizeof(why));
     if (!d->es) {
         err_printf(err, errlen, "--es-url: %s", why);
         goto fail;

@@ -19,12 +19,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "es.h"
 #include "sink.h"
 
 typedef struct SinkEsConfig {
-    const char *url;   /* base URL, credentials allowed */
-    const char *index; /* the table's index */
-    int replicas;      /* number_of_replicas of the indices it creates */
+    const char *url;    /* base URL, credentials allowed */
+    const EsAuth *auth; /* credentials and TLS options; NULL: none */
+    const char *index;  /* the table's index */
+    int replicas;       /* number_of_replicas of the indices it creates */
     size_t max_in_flight;
     size_t max_bytes;              /* the most bytes of a bulk body (--bulk-max-bytes) */
     const char *dead_letter_index; /* NULL: no dead letters (--on-reject stop) */

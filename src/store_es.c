@@ -79,8 +79,8 @@ static const StoreInterface st_interface = {
     .free = st_free,
 };
 
-Store *store_es_new(const char *url, const char *state_index, const char *id, int replicas,
-                    char *err, size_t errlen)
+Store *store_es_new(const char *url, const EsAuth *auth, const char *state_index, const char *id,
+                    int replicas, char *err, size_t errlen)
 {
     EsStore *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -88,7 +88,7 @@ Store *store_es_new(const char *url, const char *state_index, const char *id, in
         return NULL;
     }
     s->replicas = replicas;
-    s->es = es_client_new(url, err, errlen);
+    s->es = es_client_new(url, auth, err, errlen);
     s->index = strdup(state_index);
     s->id = strdup(id);
     if (!s->es || !s->index || !s->id) {

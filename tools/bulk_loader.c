@@ -289,7 +289,7 @@ int main(int argc, char **argv)
         buf_init(&t->resp, RESP_MAX);
         t->lines = calloc((size_t)cfg.batch_size, sizeof(*t->lines));
         t->caps = calloc((size_t)cfg.batch_size, sizeof(*t->caps));
-        t->es = es_client_new(cfg.es_url, err, sizeof(err));
+        t->es = es_client_new(cfg.es_url, NULL, err, sizeof(err));
         if (!t->lines || !t->caps || !t->es) {
             log_error("cannot create sender %zu: %s", i, t->es ? "out of memory" : err);
             code = EXIT_FAILED;

@@ -59,6 +59,7 @@
 #include "clock.h"
 #include "doc.h"
 #include "es.h"
+#include "es_settings.h"
 #include "json_canon.h"
 #include "keys.h"
 #include "log.h"
@@ -813,6 +814,7 @@ static const char *conninfo, *es_url, *table_name, *index_name, *ndjson, *topic,
     *exclude;
 static long long max_report = 20, page_size = 5000, repair_wait = 60;
 static bool content, repair_on;
+static EsAuth es_auth;
 static int log_level = 1;
 
 static const Setting settings[] = {
@@ -820,9 +822,11 @@ static const Setting settings[] = {
      "libpq connection string or URI; empty uses libpq's PG* environment", NULL, 0, 0, &conninfo,
      0},
     {"es-url", SETTING_STRING, "http://127.0.0.1:9200", "TXIDSYNC_ES_URL", "URL",
-     "Elasticsearch/OpenSearch base URL, credentials allowed (user:pass@host)", NULL, 0, 0, &es_url,
-     0},
-    {"table", SETTING_STRING, "some_table", "TXIDSYNC_TABLE", "NAME",
+     "Elasticsearch/OpenSearch base URL, http:// or https:// (credentials in it must be "
+     "percent-encoded, and ps shows them: prefer --es-user)",
+     NULL, 0, 0, &es_url, 0},
+    ES_AUTH_SETTINGS(es_auth, 0, ""),
+    {"table", SETTING_STRING, "", "TXIDSYNC_TABLE", "NAME",
      "tracked table to compare (schema-qualified if needed)", NULL, 0, 0, &table_name, 0},
     {"index", SETTING_STRING, NULL, "TXIDSYNC_INDEX", "NAME",
      "index to compare with (default: the table's name, with its schema unless public, in "
@@ -875,7 +879,8 @@ int main(int argc, char **argv)
         return usage; /* CHECK_EQUAL after --help, CHECK_ERROR after bad usage */
     char err[1024];
     if (!*table_name) {
-        fprintf(stderr, "consistency-check: --table: must not be empty\n");
+        fprintf(stderr,
+                "consistency-check: name the table to compare: --table NAME (or TXIDSYNC_TABLE)\n");
         return CHECK_ERROR;
     }
     char default_index[256];
@@ -909,7 +914,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "consistency-check: out of memory\n");
         goto done;
     }
-    k.es = es_client_new(es_url, err, sizeof(err));
+    k.es = es_client_new(es_url, &es_auth, err, sizeof(err));
     if (!k.es) {
         fprintf(stderr, "consistency-check: es: %s\n", err);
         goto done;

@@ -8,7 +8,7 @@ set -euo pipefail
 index=$(test_index)
 setup_demo
 log=$TXIDSYNC_TEST_TMP/syncer.log
-start_syncer "$log" --index "$index" --state-index "$index-state"
+start_syncer "$log" --index "$index" --state-index "$index-state" --stats-interval 2
 syncer=$SYNC_PID
 wait_for 60 grep -q 'listening on' "$log"
 
@@ -53,4 +53,9 @@ wait_for 60 doc_present "$index" "$last"
 stop_syncer "$syncer" || fail "syncer exited non-zero on SIGTERM"
 grep -q 'sink unavailable, retrying' "$log" || fail "no retry was logged during the sink outage"
 grep -q 'reconnected to postgres' "$log" || fail "no reconnect was logged after the postgres restart"
+# Lag in seconds is the age of the oldest commit the sink has not taken:
+# it grows through the 30 s outage.
+most=$(grep -oE 'transactions [0-9.]+ s' "$log" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }')
+awk -v m="$most" 'BEGIN { exit !(m >= 20) }' || fail "lag in seconds reached only $most s in a 30 s sink outage"
+echo "lag in seconds during the outage: up to $most s"
 check_consistent "$index"

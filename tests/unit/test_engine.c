@@ -293,6 +293,12 @@ int pg_reconnect(PgConn *c, char *err, size_t errlen)
     return PG_OK;
 }
 
+void pg_describe(const PgConn *c, char *out, size_t len)
+{
+    (void)c;
+    snprintf(out, len, "database fake");
+}
+
 int pg_listen(PgConn *c, const char *channel, char *err, size_t errlen)
 {
     (void)c, (void)channel, (void)err, (void)errlen;

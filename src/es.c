@@ -657,7 +657,9 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
     }
     r = classify(status);
     if (r != ES_OK) {
-        err_printf(err, errlen, "GET %s%s: http %ld: %.200s", c->base, path, status, buf_str(doc));
+        char what[600];
+        describe_status(status, buf_str(doc), what, sizeof(what));
+        err_printf(err, errlen, "GET %s%s: http %ld: %s", c->base, path, status, what);
         goto done;
     }
     *found = true;

@@ -14,7 +14,7 @@
 
 BUILD     ?= build
 CC        ?= cc
-PKGS      := libpq libcurl yajl inih libcrypto rdkafka
+PKGS      := libpq libcurl yajl inih libcrypto rdkafka libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)

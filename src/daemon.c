@@ -18,10 +18,13 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "crash.h"
 #include "engine.h"
+#include "http_status.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "refresh.h"
 #include "sink_es.h"
 #include "sink_kafka.h"
@@ -30,6 +33,7 @@
 #include "store_file.h"
 #include "store_null.h"
 #include "target_name.h"
+#include "version.h"
 
 static int signal_pipe[2] = {-1, -1};
 
@@ -62,7 +66,59 @@ typedef struct Daemon {
     Engine **engines;
     size_t n_engines;
     char (*hints)[1024]; /* per table: the command that resets it */
+    Metrics *metrics;    /* with --metrics-listen: what the endpoint serves */
+    HttpStatus *http;
+    LoopTimer publish; /* the next publication of the engines' figures */
 } Daemon;
+
+#define PUBLISH_EVERY_MS 500
+
+/* The loop's call to publish every engine's figures (and that the loop
+ * turns), then again after PUBLISH_EVERY_MS. */
+static void on_publish(void *ctx)
+{
+    Daemon *d = ctx;
+    double now = clock_mono_s();
+    for (size_t i = 0; i < d->n_engines; i++) {
+        TableMetrics tm;
+        engine_metrics(d->engines[i], &tm);
+        metrics_publish(d->metrics, i, &tm, now);
+    }
+    loop_timer_after_ms(d->loop, &d->publish, PUBLISH_EVERY_MS);
+}
+
+/* With --metrics-listen: the registry of the engines and the endpoint
+ * serving it.  Returns 0, or -1 after printing why. */
+static int status_up(Daemon *d)
+{
+    const DaemonConfig *cfg = d->cfg;
+    if (!cfg->metrics_listen || !*cfg->metrics_listen)
+        return 0;
+    char err[512];
+    const char **names = calloc(d->n_engines ? d->n_engines : 1, sizeof(*names));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = 0; names && i < d->n_engines; i++)
+        names[i] = cfg->tables[i].name;
+    d->metrics = names ? metrics_new(names, d->n_engines, TXIDSYNC_VERSION,
+                                     (double)ts.tv_sec + (double)ts.tv_nsec / 1e9)
+                       : NULL;
+    free(names);
+    if (!d->metrics) {
+        log_error("out of memory");
+        return -1;
+    }
+    d->http =
+        http_status_start(cfg->metrics_listen, d->metrics, cfg->ready_max_lag_s, err, sizeof(err));
+    if (!d->http) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("serving /metrics, /healthz and /readyz on %s", cfg->metrics_listen);
+    loop_timer_init(&d->publish, on_publish, d);
+    on_publish(d);
+    return 0;
+}
 
 /* The loop's call for the signal pipe. */
 static void on_signal_byte(void *ctx, int fd, int events)
@@ -146,20 +202,21 @@ static Sink *es_sink(Daemon *d, const TableConfig *t)
     buf_init(&body, MAPPING_MAX);
     if (t->mapping && *t->mapping) {
         if (buf_read_file(&body, t->mapping) < 0) {
-            log_error("%s: --mapping: cannot read %s: %s", t->name, t->mapping, strerror(errno));
+            log_table(LOG_ERROR, t->name, NULL, "--mapping: cannot read %s: %s", t->mapping,
+                      strerror(errno));
             buf_free(&body);
             return NULL;
         }
         sc.index_body = buf_str(&body);
     }
     if (t->es_auth.insecure)
-        log_warn("%s: --es-insecure: the sink's certificate and host name are NOT verified: "
-                 "whoever is on the path can read and change what is sent",
-                 t->name);
+        log_table(LOG_WARN, t->name, NULL,
+                  "--es-insecure: the sink's certificate and host name are NOT verified: "
+                  "whoever is on the path can read and change what is sent");
     Sink *sink = sink_es_new(&sc, d->loop, err, sizeof(err));
     buf_free(&body);
     if (!sink)
-        log_error("%s: %s", t->name, err);
+        log_table(LOG_ERROR, t->name, NULL, "%s", err);
     return sink;
 }
 
@@ -183,7 +240,7 @@ static Sink *table_sink(Daemon *d, const TableConfig *t)
         };
         Sink *sink = sink_kafka_new(&kc, d->loop, err, sizeof(err));
         if (!sink)
-            log_error("%s: %s", t->name, err);
+            log_table(LOG_ERROR, t->name, NULL, "%s", err);
         return sink;
     }
     SinkNdjsonConfig nc = {
@@ -193,7 +250,7 @@ static Sink *table_sink(Daemon *d, const TableConfig *t)
     };
     Sink *sink = sink_ndjson_new(&nc, d->loop, err, sizeof(err));
     if (!sink)
-        log_error("%s: %s", t->name, err);
+        log_table(LOG_ERROR, t->name, NULL, "%s", err);
     return sink;
 }
 
@@ -218,7 +275,7 @@ static Store *table_store(Daemon *d, const TableConfig *t)
                              sizeof(err));
     }
     if (!store)
-        log_error("%s: cannot set up the cursor store: %s", t->name, err);
+        log_table(LOG_ERROR, t->name, NULL, "cannot set up the cursor store: %s", err);
     return store;
 }
 
@@ -253,7 +310,7 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
     reset_hint(d, t, hint, hintlen);
     Engine *e = engine_new(&ec, d->loop, sink, store, err, sizeof(err));
     if (!e)
-        log_error("%s: %s", t->name, err);
+        log_table(LOG_ERROR, t->name, NULL, "%s", err);
     return e;
 }
 
@@ -288,6 +345,8 @@ static int start_all(Daemon *d)
             return DAEMON_EXIT_USAGE;
         d->engines[d->n_engines++] = e;
     }
+    if (!d->cfg->reset && status_up(d) < 0)
+        return DAEMON_EXIT_USAGE;
     if (d->cfg->reset) {
         int code = START_DONE;
         for (size_t i = 0; i < d->n_engines; i++)
@@ -394,6 +453,10 @@ int daemon_run(const DaemonConfig *cfg)
     else if (code == 0)
         code = run_all(&d);
 done:
+    http_status_stop(d.http);
+    if (d.metrics)
+        loop_timer_cancel(d.loop, &d.publish);
+    metrics_free(d.metrics);
     for (size_t i = 0; i < d.n_engines; i++)
         engine_free(d.engines[i]);
     free(d.engines);

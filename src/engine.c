@@ -219,6 +219,7 @@ static int save_cursor(Engine *e)
         return 1;
     }
     crash_point("after saving the cursor");
+    e->stats.saves++;
     e->save_attempt = 0;
     e->save_retry_at = 0;
     cursor_free(&e->saved);
@@ -498,6 +499,7 @@ static void fetch_poll(Engine *e)
     e->read_caught_up = n < e->fetch_limit;
     sl->read_at = e->fetch_at;
     sl->complete = e->read_caught_up;
+    metrics_hist_record(&e->stats.batch_seconds, clock_mono_s() - e->fetch_at);
     note_row_bytes(e, &sl->batch);
 }
 
@@ -537,6 +539,7 @@ static int fill_request(Engine *e, Slot *sl)
             break;
         if (rc == SINK_ADD_OK) {
             sl->pending[w++] = sl->pending[i];
+            e->stats.bytes += row->doc_len + strlen(row->key);
             continue;
         }
         rc = rejected(e, row, err);
@@ -581,6 +584,8 @@ static int send_slot(Engine *e, Slot *sl)
         return -1;
     }
     sl->state = SLOT_SENT;
+    sl->sent_at = clock_mono_s();
+    e->stats.requests++;
     return 0;
 }
 
@@ -662,6 +667,7 @@ static int rejected(Engine *e, const PgRow *row, const char *reason)
     SinkChange ch = change_of(row);
     SinkResult r = sink_dead_letter(e->sink, &ch, reason, err, sizeof(err));
     if (r == SINK_OK) {
+        e->stats.dead_letters++;
         elog(e, LOG_WARN,
              "the sink rejected key %s (version %" PRIu64 "): %s; recorded as a dead letter",
              row->key, row->version, reason);
@@ -771,6 +777,8 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
     Slot *sl = tag;
     if (e->state != ENGINE_RUNNING)
         return;
+    metrics_hist_record(&e->stats.request_seconds, clock_mono_s() - sl->sent_at);
+    e->stats.sink_down = result == SINK_RETRY;
     if (result == SINK_FAIL) {
         /* Refused as a whole (a 4xx): nothing of it is applied.  The table
          * backs off on its own and tries again, so that an operator can
@@ -867,14 +875,24 @@ static void stats_line(Engine *e, bool force)
         latency_reset(&e->latency_interval);
     }
     const Stats *s = &e->stats;
-    elog(e, LOG_INFO,
-         "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
-         " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
-         " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s%s",
-         s->rows, dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0, s->deletes,
-         s->conflicts, s->retries, s->rejected, s->batches, s->reconnects, lag_tx,
-         engine_lag_s(e, t), e->cursor.n_xip, s->refreshes, s->refresh_rows, backfill, refresh,
-         latency);
+    double rate = dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0;
+    double lag_s = engine_lag_s(e, t);
+    char fields[512];
+    snprintf(fields, sizeof(fields),
+             "{\"rows\":%" PRIu64 ",\"rows_per_s\":%.1f,\"deletes\":%" PRIu64
+             ",\"conflicts\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"rejected\":%" PRIu64
+             ",\"batches\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"lag_transactions\":%" PRIu64
+             ",\"lag_seconds\":%.3f,\"in_progress\":%zu,\"refreshes\":%" PRIu64
+             ",\"refresh_rows\":%" PRIu64 "}",
+             s->rows, rate, s->deletes, s->conflicts, s->retries, s->rejected, s->batches,
+             s->reconnects, lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows);
+    log_table(
+        LOG_INFO, e->cfg.name, fields,
+        "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
+        " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
+        " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s%s",
+        s->rows, rate, s->deletes, s->conflicts, s->retries, s->rejected, s->batches, s->reconnects,
+        lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows, backfill, refresh, latency);
     e->stats.last_line = t;
     e->stats.rows_at_last_line = e->stats.rows;
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "loop.h"
+#include "metrics.h"
 #include "sink.h"
 #include "store.h"
 
@@ -106,5 +107,8 @@ void engine_stop(Engine *e);
 void engine_report(Engine *e);
 
 EngineState engine_state(const Engine *e);
+
+/* The engine's figures so far, for the metrics registry. */
+void engine_metrics(const Engine *e, TableMetrics *out);
 
 #endif

@@ -26,7 +26,7 @@ void engine_backfill_begin(Engine *e)
     Backfill *b = &e->backfill;
     long long estimate = -1;
     if (pg_row_estimate(e->pg, &e->table, &estimate, err, sizeof(err)) != PG_OK)
-        log_msg(LOG_DEBUG, "%s: no row estimate for the progress: %s", e->cfg.name, err);
+        log_table(LOG_DEBUG, e->cfg.name, NULL, "no row estimate for the progress: %s", err);
     b->active = true;
     b->estimate = estimate;
     b->started = b->last_line = clock_mono_s();

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "json.h"
 #include "latency.h"
+#include "metrics.h"
 #include "log.h"
 #include "pg.h"
 
@@ -26,11 +27,14 @@
 #define FIRST_BATCH_ROWS      16 /* with a byte budget: the first batch, before row sizes are known */
 
 /* Every message of an engine names its table. */
-#define elog(e, level, fmt, ...) log_msg(level, "%s: " fmt, (e)->cfg.name, ##__VA_ARGS__)
+#define elog(e, level, fmt, ...) log_table(level, (e)->cfg.name, NULL, fmt, ##__VA_ARGS__)
 
 typedef struct Stats {
     uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
     uint64_t refreshes, refresh_rows; /* background refreshes finished, rows they refreshed */
+    uint64_t requests, bytes, saves, dead_letters;
+    MetricsHist batch_seconds, request_seconds;
+    bool sink_down; /* the sink's last answer was "unavailable" */
     uint64_t rows_at_last_line;
     double last_line;
     double complete_at; /* every change committed before this is acknowledged */
@@ -64,6 +68,7 @@ typedef struct Slot {
     int attempt;
     double retry_at;
     double read_at; /* when its query was sent: its snapshot is no older */
+    double sent_at; /* when its request was sent */
     bool complete;  /* it came back short: it holds every change its snapshot sees */
 } Slot;
 

@@ -128,8 +128,8 @@ static void step_failed(Engine *e, int rc, const char *err)
     b->failures++;
     b->retry_at = clock_mono_s() + engine_backoff_s(e, b->failures);
     if (rc == PG_BUSY) {
-        log_msg(LOG_DEBUG, "%s: refresh %lld: rows are held by other transactions; trying again",
-                e->cfg.name, b->r.id);
+        log_table(LOG_DEBUG, e->cfg.name, NULL,
+                  "refresh %lld: rows are held by other transactions; trying again", b->r.id);
         return;
     }
     if (strstr(err, "(42501)")) {
@@ -257,7 +257,7 @@ void engine_refresh_poll(Engine *e)
     if (rc == PG_OK)
         adopt(e, &r);
     else if (rc == PG_ERROR)
-        log_msg(LOG_DEBUG, "%s: cannot look for a refresh: %s", e->cfg.name, err);
+        log_table(LOG_DEBUG, e->cfg.name, NULL, "cannot look for a refresh: %s", err);
 }
 
 bool engine_refresh_running(const Engine *e)

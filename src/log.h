@@ -4,7 +4,10 @@
  *
  * Messages are lowercase, without a trailing period, and never carry a
  * password or a full connection string (callers pass names, hosts and
- * ports, not conninfo).  Each line: "2026-11-22T00:32:33.123Z info  text".
+ * ports, not conninfo).  Each line: "2026-11-22T00:32:33.123Z info  text",
+ * or "... info  TABLE: text" for a table's message; in the JSON format
+ * one object a line: {"time", "level", "table" (when there is one),
+ * "message", "fields" (when the caller gives some)}.
  * The module holds only the level threshold; it knows nothing of the
  * application.
  */
@@ -23,8 +26,20 @@ void log_set_level(LogLevel level);
  * Returns 0, or -1 when the name is none of those. */
 int log_level_parse(const char *name, LogLevel *level);
 
+typedef enum LogFormat { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 } LogFormat;
+
+/* Sets the format of the lines (text by default).  JSON lines never draw
+ * the status line (log_status then returns false). */
+void log_set_format(LogFormat format);
+
 /* Prints one line at the given level when it is at or above the threshold. */
 void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The same for a message of table (NULL: none); fields, when not NULL, is
+ * a JSON object of figures for the JSON format (the text format prints
+ * only the message). */
+void log_table(LogLevel level, const char *table, const char *fields, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

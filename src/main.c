@@ -58,6 +58,7 @@ static DaemonConfig dc;
 static const char *config_path;
 static const char *only;
 static int log_level = 1;
+static int log_format = LOG_FORMAT_TEXT;
 
 static const Setting table[] = {
     {"config", SETTING_STRING, "", "TXIDSYNC_CONFIG", "FILE",
@@ -191,8 +192,21 @@ static const Setting table[] = {
     {"crash-seed", SETTING_INT, "0", NULL, "N",
      "seed of the crash injection; 0 picks one from time and pid", NULL, 0, 9e18, &dc.crash_seed,
      0},
+    {"metrics-listen", SETTING_STRING, "", "TXIDSYNC_METRICS_LISTEN", "HOST:PORT",
+     "serve Prometheus /metrics, /healthz (the sync loop turns) and /readyz (every table "
+     "reaches Postgres and its sink, lag under --ready-max-lag) over HTTP on this address, "
+     "e.g. 127.0.0.1:9187 (:9187 for every address); empty for none",
+     NULL, 0, 0, &dc.metrics_listen, 0},
+    {"ready-max-lag", SETTING_DOUBLE, "60", NULL, "SECONDS",
+     "/readyz: a table lagging more than this (the age of the oldest commit the sink has not "
+     "acknowledged) is not ready",
+     NULL, 0, 1e9, &dc.ready_max_lag_s, 0},
     {"log-level", SETTING_ENUM, "info", "TXIDSYNC_LOG_LEVEL", NULL, "lowest level logged",
      "debug|info|warn|error", 0, 0, &log_level, 0},
+    {"log-format", SETTING_ENUM, "text", "TXIDSYNC_LOG_FORMAT", NULL,
+     "log lines as text, or as one JSON object a line (time, level, table, message, and the "
+     "stats line's figures as fields)",
+     "text|json", 0, 0, &log_format, 0},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -274,6 +288,7 @@ static int run(TableConfig *tables, size_t n_tables)
     dc.n_tables = n_tables;
     dc.config_path = config_path && *config_path ? config_path : NULL;
     log_set_level((LogLevel)log_level);
+    log_set_format((LogFormat)log_format);
     return daemon_run(&dc);
 }
 

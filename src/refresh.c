@@ -73,7 +73,7 @@ static void report(Run *run, bool force)
     } else if (!run->live && run->cfg->stats_interval_s > 0 &&
                now - run->last_line >= (double)run->cfg->stats_interval_s) {
         progress(run, text, sizeof(text));
-        log_info("%s: %s: %s", run->cfg->name, run->label, text);
+        log_table(LOG_INFO, run->cfg->name, NULL, "%s: %s", run->label, text);
         run->last_line = now;
     }
 }
@@ -93,25 +93,26 @@ static int failed(Run *run, int rc, const char *err)
     run->failures++;
     if (rc == PG_ERROR) {
         end_live(run);
-        log_error("%s: %s: %s", run->cfg->name, job(run), err);
+        log_table(LOG_ERROR, run->cfg->name, NULL, "%s: %s", job(run), err);
         return -1;
     }
     if (rc == PG_BUSY) {
         if (run->failures == 1 || run->failures % 20 == 0) {
             end_live(run);
-            log_warn("%s: %s: rows are held by other transactions; trying again (%d)",
-                     run->cfg->name, job(run), run->failures);
+            log_table(LOG_WARN, run->cfg->name, NULL,
+                      "%s: rows are held by other transactions; trying again (%d)", job(run),
+                      run->failures);
         }
         sleep_s(backoff_s(run->failures));
         return 0;
     }
     end_live(run);
-    log_warn("%s: %s: %s; reconnecting in %.1f s", run->cfg->name, job(run), err,
-             backoff_s(run->failures));
+    log_table(LOG_WARN, run->cfg->name, NULL, "%s: %s; reconnecting in %.1f s", job(run), err,
+              backoff_s(run->failures));
     sleep_s(backoff_s(run->failures));
     char why[512];
     if (pg_reconnect(run->pg, why, sizeof(why)) != PG_OK)
-        log_warn("%s: %s: %s", run->cfg->name, job(run), why);
+        log_table(LOG_WARN, run->cfg->name, NULL, "%s: %s", job(run), why);
     return 0;
 }
 
@@ -152,24 +153,25 @@ static int start(Run *run)
     if (cfg->track) {
         snprintf(run->label, sizeof(run->label), "tracking");
         if (run->tracked_already)
-            log_info("%s: %s is tracked already", cfg->name, cfg->table);
+            log_table(LOG_INFO, cfg->name, NULL, "%s is tracked already", cfg->table);
         else if (run->r.rows_done > 0)
-            log_info("%s: tracking %s resumes after %lld rows", cfg->name, cfg->table,
-                     run->r.rows_done);
+            log_table(LOG_INFO, cfg->name, NULL, "tracking %s resumes after %lld rows", cfg->table,
+                      run->r.rows_done);
         else
-            log_info("%s: tracking %s: its triggers are installed; filling the state of its "
-                     "rows (about %lld)",
-                     cfg->name, cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
+            log_table(LOG_INFO, cfg->name, NULL,
+                      "tracking %s: its triggers are installed; filling the state of its "
+                      "rows (about %lld)",
+                      cfg->table, run->r.estimate < 0 ? 0 : run->r.estimate);
         return 0;
     }
     snprintf(run->label, sizeof(run->label), "refresh %lld", run->r.id);
     const char *what = cfg->where && *cfg->where ? cfg->where : "every key";
     if (run->r.rows_done > 0)
-        log_info("%s: refresh %lld of %s (%s) resumes after %lld rows", cfg->name, run->r.id,
-                 cfg->table, what, run->r.rows_done);
+        log_table(LOG_INFO, cfg->name, NULL, "refresh %lld of %s (%s) resumes after %lld rows",
+                  run->r.id, cfg->table, what, run->r.rows_done);
     else
-        log_info("%s: refresh %lld of %s (%s) started, about %lld rows", cfg->name, run->r.id,
-                 cfg->table, what, run->r.estimate < 0 ? 0 : run->r.estimate);
+        log_table(LOG_INFO, cfg->name, NULL, "refresh %lld of %s (%s) started, about %lld rows",
+                  run->r.id, cfg->table, what, run->r.estimate < 0 ? 0 : run->r.estimate);
     return 0;
 }
 
@@ -181,8 +183,9 @@ static int steps(Run *run)
     for (bool finished = false; !finished;) {
         if (cfg->stop && cfg->stop(cfg->stop_ctx)) {
             end_live(run);
-            log_info("%s: %s stopped after %lld rows; the same command resumes it", cfg->name,
-                     run->label, run->done);
+            log_table(LOG_INFO, cfg->name, NULL,
+                      "%s stopped after %lld rows; the same command resumes it", run->label,
+                      run->done);
             return 1;
         }
         PgRefreshStep st;
@@ -207,15 +210,18 @@ static int steps(Run *run)
     char took[32];
     progress_duration(took, sizeof(took), s);
     if (cfg->track)
-        log_info("%s: tracking %s: the state of %lld rows is filled (%lld of them in %s, %.0f "
-                 "rows/s); every row is tracked",
-                 cfg->name, cfg->table, run->done, now, took, s > 0 ? (double)now / s : 0.0);
+        log_table(LOG_INFO, cfg->name, NULL,
+                  "tracking %s: the state of %lld rows is filled (%lld of them in %s, %.0f "
+                  "rows/s); every row is tracked",
+                  cfg->table, run->done, now, took, s > 0 ? (double)now / s : 0.0);
     else if (run->done_at_start > 0)
-        log_info("%s: refresh %lld of %s finished: %lld rows, %lld of them in %s now", cfg->name,
-                 run->r.id, cfg->table, run->done, now, took);
+        log_table(LOG_INFO, cfg->name, NULL,
+                  "refresh %lld of %s finished: %lld rows, %lld of them in %s now", run->r.id,
+                  cfg->table, run->done, now, took);
     else
-        log_info("%s: refresh %lld of %s finished: %lld rows in %s (%.0f rows/s)", cfg->name,
-                 run->r.id, cfg->table, run->done, took, s > 0 ? (double)now / s : 0.0);
+        log_table(LOG_INFO, cfg->name, NULL,
+                  "refresh %lld of %s finished: %lld rows in %s (%.0f rows/s)", run->r.id,
+                  cfg->table, run->done, took, s > 0 ? (double)now / s : 0.0);
     return 0;
 }
 
@@ -226,14 +232,15 @@ int refresh_run(const RefreshConfig *cfg)
     run.started = run.last_line = clock_mono_s();
     run.pg = pg_connect(cfg->conninfo, err, sizeof(err));
     if (!run.pg) {
-        log_error("%s: %s: %s", cfg->name, job(&run), err);
+        log_table(LOG_ERROR, cfg->name, NULL, "%s: %s", job(&run), err);
         return -1;
     }
     int rc = start(&run);
     if (rc == 0 && cfg->background && !cfg->track)
-        log_info("%s: refresh %lld of %s left to the running syncers: each steps it one chunk at a "
-                 "time while it is caught up (its progress: their logs, txidsync.refreshes)",
-                 cfg->name, run.r.id, cfg->table);
+        log_table(LOG_INFO, cfg->name, NULL,
+                  "refresh %lld of %s left to the running syncers: each steps it one chunk at a "
+                  "time while it is caught up (its progress: their logs, txidsync.refreshes)",
+                  run.r.id, cfg->table);
     else if (rc == 0 && !run.tracked_already)
         rc = steps(&run);
     pg_free(run.pg);

@@ -10,6 +10,9 @@
 #                   benchmarks/*.png (tools/bench; about 70 minutes)
 #   make asan       unit tests under AddressSanitizer + UBSan
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each
+#   make install    txidsync, its checker, sql/, the man page, an example
+#                   config and a systemd unit under DESTDIR/PREFIX
+#   make uninstall  removes what make install put there
 #   make help       every target
 
 BUILD     ?= build
@@ -64,7 +67,7 @@ FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-poi
                  -fno-sanitize-recover=all
 
 .PHONY: all check unit integration demo clean format format-check asan valgrind \
-        deps opensearch kafka bench soak help fuzz fuzz-smoke fuzz-build
+        deps opensearch kafka bench soak help fuzz fuzz-smoke fuzz-build install uninstall man
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -190,11 +193,57 @@ format:
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: ok"
 
+# The man pages come from the programs' settings tables (--man), like
+# their --help.
+MAN_PAGES := $(BUILD)/man/txidsync.1 $(BUILD)/man/txidsync-consistency-check.1
+man: $(MAN_PAGES)
+$(BUILD)/man/txidsync.1: $(BUILD)/txidsync
+	@mkdir -p $(dir $@)
+	$(Q)$< --man >$@
+$(BUILD)/man/txidsync-consistency-check.1: $(BUILD)/consistency-check
+	@mkdir -p $(dir $@)
+	$(Q)$< --man | sed -e "s/^\.TH CONSISTENCY-CHECK/.TH TXIDSYNC-CONSISTENCY-CHECK/" \
+	    -e 's/^consistency\\-check/txidsync\\-consistency\\-check/' >$@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the checker is installed as
+# txidsync-consistency-check; the unit runs txidsync --config
+# $(SYSCONFDIR)/txidsync/txidsync.ini as user txidsync (sysusers.d).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+BINDIR     := $(PREFIX)/bin
+DATADIR    := $(PREFIX)/share/txidsync
+DOCDIR     := $(PREFIX)/share/doc/txidsync
+MANDIR     := $(PREFIX)/share/man/man1
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALLED  := $(BINDIR)/txidsync $(BINDIR)/txidsync-consistency-check $(DATADIR)/sql/txidsync.sql \
+              $(MANDIR)/txidsync.1 $(MANDIR)/txidsync-consistency-check.1 \
+              $(DOCDIR)/txidsync.ini.example $(DOCDIR)/README.md $(UNITDIR)/txidsync.service \
+              $(SYSUSERSDIR)/txidsync.conf
+install: all man
+	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(MANDIR) \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(Q)install -m 755 $(BUILD)/txidsync $(DESTDIR)$(BINDIR)/txidsync
+	$(Q)install -m 755 $(BUILD)/consistency-check $(DESTDIR)$(BINDIR)/txidsync-consistency-check
+	$(Q)install -m 644 sql/txidsync.sql $(DESTDIR)$(DATADIR)/sql/txidsync.sql
+	$(Q)install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/
+	$(Q)install -m 644 tools/dist/txidsync.ini.example README.md $(DESTDIR)$(DOCDIR)/
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	    tools/dist/txidsync.service.in >$(DESTDIR)$(UNITDIR)/txidsync.service
+	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/txidsync.service
+	$(Q)install -m 644 tools/dist/txidsync.sysusers $(DESTDIR)$(SYSUSERSDIR)/txidsync.conf
+	@echo "installed under $(DESTDIR)$(PREFIX); configure $(SYSCONFDIR)/txidsync/txidsync.ini" \
+	    "(from $(DOCDIR)/txidsync.ini.example)"
+
+uninstall:
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	$(Q)rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
 clean:
 	rm -rf build tools/opensearch-node/target tools/kafka-node/target
 
 help:
 	@echo "targets: all check unit integration demo bench soak asan valgrind fuzz fuzz-smoke"
-	@echo "         deps opensearch kafka format format-check clean"
+	@echo "         deps opensearch kafka format format-check install uninstall man clean"
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -51,8 +51,11 @@ typedef enum SettingsResult {
 
 /*
  * Applies defaults, then the environment, then argv[1..] to the targets of
- * the n settings in table.  "--help"/"-h" prints the usage to stdout and
- * "--version" prints "<prog> <version>"; both return SETTINGS_EXIT.
+ * the n settings in table.  "--help"/"-h" prints the usage to stdout,
+ * "--version" prints "<prog> <version>" and "--man" the manual page
+ * (settings_man, with the summary up to its first ':' or '.' as the
+ * NAME); all three
+ * return SETTINGS_EXIT.
  * summary is the one-paragraph description shown at the top of --help.
  */
 SettingsResult settings_parse(const Setting *table, size_t n, const char *prog, const char *version,
@@ -96,6 +99,12 @@ const Setting *settings_find(const Setting *table, size_t n, const char *name, s
 int settings_parse_main(const Setting *table, size_t n, const char *prog, const char *version,
                         const char *summary, int argc, char **argv)
     __attribute__((warn_unused_result));
+
+/* Prints the manual page (roff, section 1) generated from the table:
+ * name_line is the NAME section's "does what" after the dash, summary
+ * the description, as for settings_usage. */
+void settings_man(FILE *out, const Setting *table, size_t n, const char *prog, const char *version,
+                  const char *name_line, const char *summary);
 
 /* Prints the usage generated from the table. */
 void settings_usage(FILE *out, const Setting *table, size_t n, const char *prog,

@@ -63,6 +63,11 @@
 -- deleted key stays as a tombstone.  The index (txid, key...) serves the
 -- syncer's batch query.
 --
+-- Two-phase commit: a table tracked with notify => true cannot be written
+-- in a transaction that is then prepared (PREPARE TRANSACTION refuses a
+-- transaction that executed NOTIFY).  The default, notify => false, keeps
+-- 2PC working; the syncer's adaptive poll finds the changes.
+--
 -- Notification channel: when tracked with notify => true, every statement
 -- that writes T sends NOTIFY on the channel "txidsync_<T>" (the table name,
 -- with its schema unless public, cut to 63 bytes; made unique by the
@@ -523,6 +528,10 @@ $f$, fn,
                        'after insert or update or delete or truncate on %s '
                        'for each statement execute function txidsync.notify_trigger(%L)',
                        base, chan);
+        raise warning 'txidsync: % is tracked with notify => true: a transaction that writes it '
+                     'can no longer be prepared (PREPARE TRANSACTION refuses a transaction '
+                     'that executed NOTIFY); applications using two-phase commit on it need '
+                     'notify => false', tbl;
     end if;
 end
 $track$;
@@ -530,6 +539,10 @@ $track$;
 -- Starts tracking tbl in one transaction: the triggers and the state of
 -- every existing row.  Writers of tbl wait until the caller commits (about
 -- 1.8 s per million rows): for a big table in use, track_online.
+-- notify => true breaks two-phase commit on tbl: PostgreSQL refuses
+-- PREPARE TRANSACTION in a transaction that executed NOTIFY, and every
+-- write of tbl then does.  Keep it false (the default) where applications
+-- prepare transactions; the syncer's poll finds their changes anyway.
 create or replace function txidsync.track(tbl regclass, notify boolean default false)
     returns void
     language sql

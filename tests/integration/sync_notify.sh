@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The daemon backfills the demo table, then picks up an insert, an update
 # and a delete within a second of commit.  --poll-interval is 60 s, so only
-# the NOTIFY of the tracked table can wake it that fast.
+# the NOTIFY of the tracked table can wake it that fast.  Then the caveat
+# track() warns of: a write of a notifying table cannot be prepared (2PC),
+# one of a table tracked without notify can, and it is synced.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
@@ -45,3 +47,18 @@ expect_within_1s 18 absent "$t0"
 stop_syncer "$SYNC_PID" || fail "syncer exited non-zero on SIGTERM"
 grep -q 'stopped by a signal' "$log" || fail "no clean stop in the log"
 check_consistent "$index"
+
+out=$(psql -X -q -v ON_ERROR_STOP=1 -c "begin; update some_table set name = '2pc' where id = 1;
+                                        prepare transaction 'txidsync_2pc_a'" 2>&1) &&
+    fail "a write of a notifying table was prepared"
+grep -q 'cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY' <<<"$out" ||
+    fail "the 2PC refusal is not PostgreSQL's NOTIFY one: $out"
+out=$(psql -X -q -v ON_ERROR_STOP=1 -c "select txidsync.track('some_table', notify => true)" 2>&1)
+grep -q 'can no longer be prepared' <<<"$out" || fail "track(notify => true) does not warn of 2PC: $out"
+psql_q "begin; update some_table_parts set qty = qty + 1 where id = 2; prepare transaction 'txidsync_2pc_b'"
+psql_q "commit prepared 'txidsync_2pc_b'"
+"$TXIDSYNC_BIN" --table some_table_parts --index "$index-parts" --state-index "$index-state" --replicas 0 --once 2>/dev/null ||
+    fail "the sync of the table written by a prepared transaction failed"
+check_consistent "$index-parts" some_table_parts
+echo "2PC: refused on the notifying table, and track() says so; prepared and synced on the quiet one"
+

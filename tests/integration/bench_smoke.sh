@@ -21,7 +21,7 @@ fi
 [ -s "$out" ] || fail "no report at $out"
 for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
     "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
-    "## 8. A refresh under load" "## Decisions"; do
+    "## 8. A refresh under load" "## 9. What metrics cost" "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
@@ -38,6 +38,7 @@ grep -Eq '^\| pgb_quiet \| .* \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" || fail "
 grep -Eq '^\| 5000 \| [0-9.]+ \|$' "$out" || fail "no memory figure for the backfill size"
 grep -Eq '^\| lat_notify \| LISTEN.* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ s \|$' "$out" || fail "no idle figures"
 grep -q 'consistency checker found 0 differences' "$out" || fail "the fuzz run is not reported clean"
+grep -Eq '^\| on / off \| \*\*[0-9.]+\*\* \| [0-9.]+ \|$' "$out" || fail "no metrics cost figure: $(grep -A8 '^## 9' "$out")"
 for sink in NDJSON Kafka; do
     grep -Eq "^\| $sink \| \*\*[0-9.]+\*\*( \(to the COPY on one backend: [0-9.]+\))? \| [0-9.]+ \|$" "$out" || fail "no $sink ratios: $(grep -A12 '^## 7' "$out")"
 done

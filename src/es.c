@@ -212,6 +212,9 @@ static void describe_status(long status, const char *body, char *out, size_t out
                  "authentication failed: check --es-user and its password, or the API key");
     else if (status == 403)
         snprintf(out, outlen, "forbidden: the sink's user may not do this (%s)", what);
+    else if (status == 400 && strstr(body, "SSL certificate"))
+        snprintf(out, outlen,
+                 "the sink asks for a client certificate: give --es-cert-file and --es-key-file");
     else
         snprintf(out, outlen, "%s", what);
 }

@@ -11,7 +11,9 @@
 #     of a running syncer; TXIDSYNC_ES_PASSWORD works too;
 #  5. the password in the URL: raw '@' refused without echoing any part of
 #     it, percent-encoded accepted;
-#  6. --es-insecure syncs without the CA and says so loudly.
+#  6. --es-insecure syncs without the CA and says so loudly;
+#  7. the port that asks for a client certificate: with --es-cert-file and
+#     --es-key-file it syncs; without, a clear error and exit 1.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
@@ -90,3 +92,12 @@ grep -q "warn .*--es-insecure: .*NOT verified" <<<"$out" || fail "--es-insecure 
 check_consistent "$ix"
 ! grep -qF "$password" "$logs" || fail "the password shows in a log"
 echo "6. --es-insecure: synced without the CA, with a warning"
+
+mtls=(--es-url "$TXIDSYNC_TLS_MTLS_URL" --es-ca-file "$TXIDSYNC_TLS_CA")
+psql_q "update some_table set name = 'client certificate' where id <= 10"
+"$TXIDSYNC_BIN" "${mtls[@]}" --es-cert-file "$TXIDSYNC_TLS_CLIENT_CERT" --es-key-file "$TXIDSYNC_TLS_CLIENT_KEY" \
+    "${sync[@]}" --once 2>>"$logs" || fail "the sync with a client certificate failed: $(tail -n 3 "$logs")"
+check_consistent "$ix"
+expect 1 "http 400: the sink asks for a client certificate" "$TXIDSYNC_BIN" "${mtls[@]}" "${sync[@]}" --once
+echo "7. a client certificate: synced with --es-cert-file/--es-key-file, refused without (exit 1)"
+

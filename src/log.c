@@ -73,7 +73,8 @@ static void emit(const char *line, size_t len)
 }
 
 /* Formats and writes one line of level (at or above the threshold). */
-static void vlog(LogLevel level, const char *table, const char *fields, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+vlog(LogLevel level, const char *table, const char *fields, const char *fmt, va_list ap)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);

@@ -344,6 +344,25 @@ oom:
     return err_printf(err, errlen, "cursor: out of memory");
 }
 
+int cursor_advance_recovery(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
+                            uint64_t last_txid, const char *last_key, char *err, size_t errlen)
+{
+    if (!c || !s)
+        return err_printf(err, errlen, "cursor: advance needs a cursor and a snapshot");
+    if (snapshot_check(s, err, errlen) != 0)
+        return -1;
+    if (c->xid_next > s->xmin)
+        return err_printf(err, errlen,
+                          "cursor: xid_next %" PRIu64 " is ahead of the standby's xmin %" PRIu64
+                          ": the cursor was earned on a server this one has not caught up with",
+                          c->xid_next, s->xmin);
+    /* What a recovery snapshot vouches for: every id below xmin ended. */
+    CursorSnapshot known = {.xmin = s->xmin, .xmax = s->xmin, .xip = NULL, .n_xip = 0};
+    if (n == batch_size && batch_size > 0 && last_txid >= s->xmin)
+        return cursor_advance(c, &known, 0, batch_size, 0, NULL, err, errlen);
+    return cursor_advance(c, &known, n, batch_size, last_txid, last_key, err, errlen);
+}
+
 /* ---- JSON writing ---- */
 
 /* Writes the NUL-terminated string s as a JSON string. */

@@ -91,6 +91,23 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
     __attribute__((warn_unused_result));
 
 /*
+ * cursor_advance for a snapshot taken on a hot standby (docs/design.md
+ * §4, "On a hot standby").  There pg_current_snapshot() reports no xip:
+ * the ids still running in recovery are not exposed, so nothing is known
+ * of [S.xmin, S.xmax) but that everything below S.xmin has ended.  The
+ * rule is the primary's applied to (S.xmin, S.xmin, no xip): xid_next
+ * never passes S.xmin, and rows at or above it are read again by every
+ * batch until S.xmin passes them (replays are harmless).  A full batch
+ * whose last txid is at or above S.xmin counts as caught up at S.xmin:
+ * the batch reached branch 3 and holds every row below S.xmin.  Returns
+ * as cursor_advance does, and -1 when the cursor is ahead of S.xmin (it
+ * was earned on a server this standby has not caught up with).
+ */
+int cursor_advance_recovery(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
+                            uint64_t last_txid, const char *last_key, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
  * Serialises c as one JSON object (yajl generator) into a malloc'd,
  * NUL-terminated string stored in *out; the caller frees it.  Ids are
  * written as decimal strings (see cursor.c for why).  Returns 0, or -1

@@ -420,6 +420,33 @@ static char *round_trip(const Cursor *c)
 }
 
 /* The exact text written, ids as decimal strings, nulls for no xid_at. */
+/* On a standby (no xip in the snapshot): xid_next stops at xmin, however
+ * far xmax is; a full batch below xmin moves xid_at as on a primary; a
+ * full batch reaching xmin counts as caught up at xmin; a cursor ahead
+ * of xmin is refused. */
+static void test_recovery_rule(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    Cursor c;
+    cursor_init(&c);
+    CursorSnapshot s = {.xmin = 120, .xmax = 150, .xip = NULL, .n_xip = 0};
+    assert_int_equal(cursor_advance_recovery(&c, &s, 3, 10, 0, NULL, err, sizeof err), 0);
+    expect_cursor(&c, 120, NULL, 0, 0, NULL);
+    assert_int_equal(cursor_advance_recovery(&c, &s, 10, 10, 125, "9", err, sizeof err), 0);
+    expect_cursor(&c, 120, NULL, 0, 0, NULL);
+    cursor_free(&c);
+    set_cursor(&c, 100, NULL, 0, 0, NULL);
+    assert_int_equal(cursor_advance_recovery(&c, &s, 10, 10, 110, "4", err, sizeof err), 0);
+    expect_cursor(&c, 111, NULL, 0, 110, "4");
+    cursor_free(&c);
+    set_cursor(&c, 130, NULL, 0, 0, NULL);
+    assert_int_equal(cursor_advance_recovery(&c, &s, 0, 10, 0, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "ahead of the standby's xmin 120"));
+    expect_cursor(&c, 130, NULL, 0, 0, NULL);
+    cursor_free(&c);
+}
+
 static void test_json_exact_text(void **state)
 {
     (void)state;
@@ -723,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_full_batch_ending_in_branch_3),
         cmocka_unit_test(test_ids_above_2_63),
         cmocka_unit_test(test_advance_refusals),
+        cmocka_unit_test(test_recovery_rule),
         cmocka_unit_test(test_json_exact_text),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_lenient_where_harmless),

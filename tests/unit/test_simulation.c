@@ -41,6 +41,12 @@
  * command line that replays it alone, and the last events of its trace.
  * The run also proves itself: the same simulation must catch each of a
  * few deliberately broken cursors (tampered with after cursor_advance).
+ *
+ * One schedule in three reads from a hot standby: its snapshot is what
+ * pg_current_snapshot() reports in recovery, no xip, xmax one past the
+ * newest ended id, xmin the oldest open id below that (or xmax); the
+ * syncer applies cursor_advance_recovery.  One break applies the
+ * primary's rule to that snapshot instead, which must be caught.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,9 +125,10 @@ typedef struct Tx {
  * simulation must catch. */
 typedef enum {
     BREAK_NONE,
-    BREAK_DROP_CARRY,     /* xid_at did not move, yet old xip not carried over */
-    BREAK_FULL_TO_XMAX,   /* a full batch moves xid_next to xmax */
-    BREAK_FORGET_RUNNING, /* caught up, but in-progress ids forgotten */
+    BREAK_DROP_CARRY,         /* xid_at did not move, yet old xip not carried over */
+    BREAK_FULL_TO_XMAX,       /* a full batch moves xid_next to xmax */
+    BREAK_FORGET_RUNNING,     /* caught up, but in-progress ids forgotten */
+    BREAK_PRIMARY_ON_STANDBY, /* the primary's rule on a standby snapshot (no xip) */
     BREAK_COUNT
 } Break;
 
@@ -130,6 +137,7 @@ static const char *const break_names[BREAK_COUNT] = {
     "old xip not carried over while xid_at holds",
     "xid_next = xmax on a full batch",
     "xip emptied when caught up",
+    "the primary's rule on a standby snapshot",
 };
 
 /* What happened over a run, to show that the hard cases were exercised. */
@@ -139,6 +147,8 @@ typedef struct Stats {
     unsigned long tombstones_synced, lock_waits, sp_rollbacks, crashes, crashes_mid_batch;
     unsigned long restarts, persists, max_xip;
     unsigned long composite_branch1; /* full batches ending in branch 1 with a composite key */
+    unsigned long standby_batches, standby_held; /* batches on a standby; of them, with ids
+                                                  * ended in [xmin, xmax) read again */
 } Stats;
 
 /* A ring of the last formatted events, kept only when replaying a
@@ -157,7 +167,9 @@ typedef struct Sim {
     uint64_t base;    /* the first id handed out */
     uint64_t next_id; /* xmax of a snapshot taken now */
     int n_keys, max_open;
-    bool composite; /* keys are (k / 4, COMPONENT[k % 4]), as canonical text */
+    bool composite;     /* keys are (k / 4, COMPONENT[k % 4]), as canonical text */
+    bool standby;       /* the syncer reads a hot standby (recovery snapshots) */
+    uint64_t max_ended; /* the newest id that committed or aborted; 0: none yet */
     Row committed[MAX_KEYS];
     uint64_t lock[MAX_KEYS]; /* id of the open tx holding the key, or 0 */
     Tx open[MAX_OPEN];
@@ -316,6 +328,8 @@ static void tx_end(Sim *s, int i, bool commit)
             s->committed[k] = tx->pending[k];
         s->lock[k] = 0;
     }
+    if (tx->id > s->max_ended)
+        s->max_ended = tx->id;
     if (commit) {
         s->stats->commits++;
         if (tx->n_written > MAX_BATCH)
@@ -588,6 +602,22 @@ static int restart(Sim *s)
     return 0;
 }
 
+/* Turns *snap (the primary's view now) into what a hot standby that has
+ * replayed everything reports: no xip; xmax one past the newest ended id;
+ * xmin the oldest open id below that, else xmax. */
+static void standby_snapshot(Sim *s, CursorSnapshot *snap)
+{
+    snap->xmax = s->max_ended ? s->max_ended + 1 : s->base;
+    snap->xmin = snap->xmax;
+    for (int i = 0; i < s->n_open; i++)
+        if (s->open[i].id < snap->xmin)
+            snap->xmin = s->open[i].id;
+    snap->n_xip = 0;
+    s->stats->standby_batches++;
+    if (snap->xmin < snap->xmax && s->max_ended >= snap->xmin)
+        s->stats->standby_held++;
+}
+
 /* Runs one batch of batch_size rows: snapshot, query, deliver, advance,
  * check, perhaps persist, and now and then crash halfway instead.  Stores
  * the number of rows in *n_rows.  Returns 0 or -1 (failure recorded). */
@@ -600,6 +630,8 @@ static int sync_batch(Sim *s, size_t batch_size, bool may_crash, int *n_rows)
         if (xip[i] < snap.xmin)
             snap.xmin = xip[i];
     }
+    if (s->standby)
+        standby_snapshot(s, &snap);
     Out rows[MAX_BATCH];
     int n = answer_query(s, &s->cursor, batch_size, rows);
     *n_rows = n;
@@ -633,9 +665,14 @@ static int sync_batch(Sim *s, size_t batch_size, bool may_crash, int *n_rows)
     if (cursor_copy(&old, &s->cursor) != 0)
         return sim_fail(s, FAIL_OTHER, "out of memory");
     char err[256];
-    int rc = cursor_advance(&s->cursor, &snap, (size_t)n, batch_size, t, full ? key : NULL, err,
+    int rc;
+    if (s->standby && s->brk != BREAK_PRIMARY_ON_STANDBY)
+        rc = cursor_advance_recovery(&s->cursor, &snap, (size_t)n, batch_size, t, full ? key : NULL,
+                                     err, sizeof err);
+    else
+        rc = cursor_advance(&s->cursor, &snap, (size_t)n, batch_size, t, full ? key : NULL, err,
                             sizeof err);
-    if (rc == 0)
+    if (rc == 0 && !s->standby)
         apply_break(s, &old, &snap, full, t);
     if (full) {
         s->stats->full_by_branch[rows[n - 1].branch]++;
@@ -762,6 +799,7 @@ static void sim_setup(Sim *s, uint64_t seed)
     s->w_restart = rng_below(&s->rng, 4);
     s->p_persist = rng_below(&s->rng, 1001);
     s->p_crash_mid_batch = rng_below(&s->rng, 40);
+    s->standby = rng_below(&s->rng, 3) == 0;
     cursor_init(&s->cursor);
 }
 
@@ -922,19 +960,20 @@ static void test_simulation(void **state)
            "xid_at held: %lu; %lu commits (%lu big), %lu aborts, %lu prepared ended; older tx "
            "over newer row: %lu; re-inserts %lu, tombstones synced %lu; lock waits %lu, "
            "savepoint rollbacks %lu; crashes %lu (%lu mid-batch), restarts %lu, persists %lu; "
-           "max xip %lu\n",
+           "max xip %lu; standby batches %lu (%lu with ended ids held back)\n",
            st.schedules, (unsigned long long)seed0, (unsigned long long)(seed0 + n - 1), secs,
            st.steps, st.batches, st.rows, st.full_by_branch[1], st.full_by_branch[2],
            st.full_by_branch[3], st.composite_branch1, st.carry_mattered, st.commits,
            st.big_commits, st.aborts, st.prepared_ends, st.older_over_newer, st.reinserts,
            st.tombstones_synced, st.lock_waits, st.sp_rollbacks, st.crashes, st.crashes_mid_batch,
-           st.restarts, st.persists, st.max_xip);
+           st.restarts, st.persists, st.max_xip, st.standby_batches, st.standby_held);
     if (n >= 1000) {
         const unsigned long covered[] = {
             st.full_by_branch[1], st.full_by_branch[2], st.full_by_branch[3], st.carry_mattered,
             st.big_commits,       st.prepared_ends,     st.older_over_newer,  st.reinserts,
             st.tombstones_synced, st.lock_waits,        st.sp_rollbacks,      st.crashes_mid_batch,
-            st.crashes,           st.restarts,          st.composite_branch1,
+            st.crashes,           st.restarts,          st.composite_branch1, st.standby_batches,
+            st.standby_held,
         };
         for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
             if (covered[i] == 0)

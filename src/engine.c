@@ -389,8 +389,16 @@ static int slot_fill(Engine *e, Slot *sl)
     }
     /* A batch cut short by its byte budget is a batch of a smaller limit
      * that came back full: any limit keeps the cursor's rule. */
-    if (cursor_advance(&sl->after, &b->snapshot, n, e->fetch_limit, last ? last->txid : 0,
-                       last ? last->key : NULL, err, sizeof(err)) < 0) {
+    if (e->standby && !b->recovery) {
+        e->standby = false;
+        elog(e, LOG_INFO, "the standby was promoted: reading it as a primary from here on");
+    }
+    /* On a hot standby the snapshot lists no running ids: the standby's
+     * rule (docs/design.md §4, "On a hot standby"). */
+    int (*advance)(Cursor *, const CursorSnapshot *, size_t, size_t, uint64_t, const char *, char *,
+                   size_t) = b->recovery ? cursor_advance_recovery : cursor_advance;
+    if (advance(&sl->after, &b->snapshot, n, e->fetch_limit, last ? last->txid : 0,
+                last ? last->key : NULL, err, sizeof(err)) < 0) {
         elog(e, LOG_ERROR, "cannot advance the cursor: %s", err);
         goto fail;
     }
@@ -934,7 +942,7 @@ static void finish(Engine *e, const char *why)
 static void begin_idle(Engine *e)
 {
     char err[1024];
-    if (!e->listening && e->table.notify) {
+    if (!e->listening && e->table.notify && !e->standby) {
         int rc = pg_listen(e->pg, e->table.channel, err, sizeof(err));
         if (rc == PG_OK) {
             e->listening = true;

@@ -106,6 +106,7 @@ struct Engine {
     SinkTarget target;   /* what the sink's target was at start */
     char where[1400];    /* the sink and its target, for messages: "URL/index", "FILE" */
     bool locked;         /* the advisory lock of table and target is held */
+    bool standby;        /* the source was a hot standby at start: no LISTEN */
     bool schema_pending; /* the sink has not been told the table's columns yet */
     bool stopping;
     LoopTimer timer; /* the next step */

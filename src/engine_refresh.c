@@ -57,6 +57,14 @@ void engine_refresh_free(Engine *e)
     memset(&e->refresh.r, 0, sizeof(e->refresh.r));
 }
 
+/* Whether a failed statement's message says the connection may not
+ * write: no privilege (42501), or a read-only transaction (25006: a hot
+ * standby). */
+static bool read_only(const char *err)
+{
+    return strstr(err, "(42501)") || strstr(err, "(25006)");
+}
+
 /* Takes up refresh r (a refresh the engine does not run yet). */
 static void adopt(Engine *e, const PgRefresh *r)
 {
@@ -93,10 +101,11 @@ void engine_refresh_note(Engine *e, bool changed)
     }
     if (rc == PG_LOST)
         return; /* the engine's next statement finds out and reconnects */
-    if (strstr(err, "(42501)"))
+    if (read_only(err))
         elog(e, LOG_WARN,
-             "the table's columns changed, and this role may only read: the documents keep "
-             "their old shape until the tables' owner runs txidsync refresh --table %s",
+             "the table's columns changed, and this connection may only read (a reader role, "
+             "or a standby): the documents keep their old shape until the tables' owner runs "
+             "txidsync refresh --table %s against the primary",
              e->cfg.table);
     else if (changed)
         elog(e, LOG_WARN,
@@ -132,10 +141,11 @@ static void step_failed(Engine *e, int rc, const char *err)
                   "refresh %lld: rows are held by other transactions; trying again", b->r.id);
         return;
     }
-    if (strstr(err, "(42501)")) {
+    if (read_only(err)) {
         elog(e, LOG_WARN,
-             "refresh %lld: this role may only read, so it leaves the refresh to txidsync "
-             "refresh --table %s run by a role that may write txidsync's tables",
+             "refresh %lld: this connection may only read (a reader role, or a standby), so "
+             "it leaves the refresh to txidsync refresh --table %s run against the primary by "
+             "a role that may write txidsync's tables",
              b->r.id, e->cfg.table);
         b->read_only = true;
         engine_refresh_free(e);

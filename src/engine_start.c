@@ -39,11 +39,12 @@ static int start_pg(Engine *e)
         return -1;
     }
     if (standby) {
-        elog(e, LOG_ERROR,
-             "the server is in recovery (a hot standby): its snapshots do not list "
-             "running transactions, so txidsync would skip rows; connect it to the "
-             "primary");
-        return -1;
+        e->standby = true;
+        elog(e, LOG_INFO,
+             "reading a hot standby: its snapshots do not list running transactions, so rows "
+             "committed since the oldest one still running are read again by every batch until "
+             "it ends; no LISTEN (polling); refresh steps and column notes are left to syncers "
+             "of the primary");
     }
     if (pg_table_resolve(e->pg, e->cfg.table, &e->table, err, sizeof(err)) != PG_OK) {
         elog(e, LOG_ERROR, "%s", err);

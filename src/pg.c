@@ -153,6 +153,7 @@ enum {
     COL_XMAX,
     COL_XIP,
     COL_COLUMNS,
+    COL_RECOVERY,
     N_BATCH_COLS
 };
 
@@ -1053,11 +1054,11 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
                       " null::pg_catalog.text as doc,"
                       " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip, ") != 0 ||
         buf_printf(sql, SQL_COLUMNS_HASH("%s::pg_catalog.oid"), t->oid) != 0 ||
-        buf_puts(sql, " as columns"
+        buf_puts(sql, " as columns, pg_catalog.pg_is_in_recovery() as recovery"
                       " from txidsync.snapshot() as sn"
                       " union all"
                       " select b.branch, b.key, b.txid, b.version, b.deleted, b.doc,"
-                      " null, null, null, null from (") != 0 ||
+                      " null, null, null, null, null from (") != 0 ||
         append_branch(sql, t, 1, buf_str(&cond)) != 0 || buf_puts(sql, " union all ") != 0 ||
         append_branch(sql, t, 2, "s.txid = any($2::bigint[])") != 0 ||
         buf_puts(sql, " union all ") != 0 ||
@@ -1140,6 +1141,7 @@ static int read_snapshot(const PGresult *res, int i, PgBatch *b, char *err, size
     b->snapshot.xmax = xmax;
     b->snapshot.xip = b->xip;
     snprintf(b->columns_hash, sizeof(b->columns_hash), "%s", PQgetvalue(res, i, COL_COLUMNS));
+    b->recovery = PQgetvalue(res, i, COL_RECOVERY)[0] == 't';
     return 0;
 }
 

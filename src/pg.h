@@ -258,6 +258,7 @@ typedef struct PgBatch {
     PgRow *rows;             /* owned, in the order the cursor needs */
     size_t n_rows;
     char columns_hash[33]; /* the table's column fingerprint when it was read (PgTable) */
+    bool recovery;         /* read on a hot standby: the snapshot lists no xip */
     void *result;          /* private: the libpq result the rows borrow from */
 } PgBatch;
 

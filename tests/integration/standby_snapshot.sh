@@ -18,8 +18,9 @@ standby() { psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1
 # replayed: the standby has replayed everything the primary wrote so far.
 replayed() {
     local lsn
-    lsn=$(psql_q "select pg_current_wal_lsn()")
-    wait_for 30 test "$(standby "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t
+    lsn=$(psql_q "select pg_current_wal_flush_lsn()")
+    past() { [ "$(standby "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ]; }
+    wait_for 30 past
 }
 snapshot="select pg_snapshot_xmin(s), pg_snapshot_xmax(s), coalesce(array_to_string(array(select pg_snapshot_xip(s)), ','), '')
             from pg_current_snapshot() as s"
@@ -53,7 +54,8 @@ echo "3. $held ended: the standby's xmin is $sxmin"
 
 [ "$(standby "select pg_is_in_recovery()")" = t ] || fail "the standby is not in recovery"
 "$TXIDSYNC_ROOT/tests/bed" promote "$TXIDSYNC_BED"
-wait_for 30 test "$(standby "select pg_is_in_recovery()")" = f
+promoted() { [ "$(standby "select pg_is_in_recovery()")" = f ]; }
+wait_for 30 promoted
 psql -X -q -At -p "$TXIDSYNC_STANDBY_PORT" -c "begin" -c "select pg_current_xact_id()" -c "select pg_sleep(3)" \
     -c "commit" >"$held_file" 2>&1 &
 holder=$!

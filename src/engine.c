@@ -847,6 +847,12 @@ static int acknowledge(Engine *e)
     return 0;
 }
 
+uint64_t engine_lag_transactions(const Engine *e)
+{
+    uint64_t next = e->cursor.xid_next;
+    return e->stats.last_xmax > next ? e->stats.last_xmax - next : 0;
+}
+
 double engine_lag_s(const Engine *e, double now)
 {
     bool pending = !e->read_caught_up;
@@ -869,8 +875,7 @@ static void stats_line(Engine *e, bool force)
     if (!force && (every <= 0 || t - e->stats.last_line < every))
         return;
     double dt = t - e->stats.last_line;
-    uint64_t lag_tx =
-        e->stats.last_xmax > e->cursor.xid_next ? e->stats.last_xmax - e->cursor.xid_next : 0;
+    uint64_t lag_tx = engine_lag_transactions(e);
     char latency[160] = "", refresh[200], backfill[200];
     engine_refresh_text(e, refresh, sizeof(refresh));
     engine_backfill_text(e, backfill, sizeof(backfill));

@@ -152,6 +152,9 @@ double engine_backoff_s(Engine *e, int attempt);
  * upper bound, within one poll); 0 when everything read is acknowledged
  * and the last read found nothing more. */
 double engine_lag_s(const Engine *e, double now);
+/* Transactions between the acknowledged cursor and the newest snapshot
+ * read. */
+uint64_t engine_lag_transactions(const Engine *e);
 void engine_fail(Engine *e);
 int engine_watch_pg(Engine *e);
 void engine_unwatch_pg(Engine *e);

@@ -26,8 +26,7 @@ void engine_metrics(const Engine *e, TableMetrics *out)
     out->refresh_rows = s->refresh_rows;
     out->batch_seconds = s->batch_seconds;
     out->request_seconds = s->request_seconds;
-    out->lag_transactions =
-        s->last_xmax > e->cursor.xid_next ? s->last_xmax - e->cursor.xid_next : 0;
+    out->lag_transactions = engine_lag_transactions(e);
     out->lag_seconds = e->state == ENGINE_RUNNING ? engine_lag_s(e, clock_mono_s()) : 0.0;
     out->running = e->state == ENGINE_RUNNING || e->state == ENGINE_NEW;
     out->pg_up = e->state == ENGINE_RUNNING && e->pg && !e->pg_down;

@@ -24,8 +24,7 @@ struct EsClient {
     struct curl_slist *json_headers;
     struct curl_slist *ndjson_headers;
     struct curl_slist *plain_headers; /* for requests without a body: the API key, or NULL */
-    EsSecurity sec;
-    const char *base; /* sec.base: without credentials */
+    EsSecurity sec; /* sec.base: the URL without credentials, for requests and messages */
     char error[CURL_ERROR_SIZE];
     long last_status;
     Buf bulk_resp; /* the response of the last es_bulk, kept for its memory */
@@ -46,7 +45,6 @@ EsClient *es_client_new(const char *base_url, const EsAuth *auth, char *err, siz
         free(c);
         return NULL;
     }
-    c->base = c->sec.base;
     c->curl = curl_easy_init();
     if (!c->curl)
         goto oom;
@@ -85,7 +83,7 @@ void es_client_free(EsClient *c)
 
 const char *es_client_url(const EsClient *c)
 {
-    return c->base;
+    return c->sec.base;
 }
 
 long es_client_last_status(const EsClient *c)
@@ -142,7 +140,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
                     size_t errlen)
 {
     char url[2048];
-    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->base, path) >= sizeof(url)) {
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->sec.base, path) >= sizeof(url)) {
         err_printf(err, errlen, "request path too long: %.80s", path);
         return ES_FAIL;
     }
@@ -170,7 +168,7 @@ EsResult es_request(EsClient *c, const char *method, const char *path, const cha
     if (rc != CURLE_OK) {
         char why[CURL_ERROR_SIZE + 160];
         es_transfer_error(rc, c->error, why, sizeof(why));
-        err_printf(err, errlen, "%s %s%s: %s", method, c->base, path, why);
+        err_printf(err, errlen, "%s %s%s: %s", method, c->sec.base, path, why);
         return ES_RETRY;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -233,7 +231,7 @@ EsResult es_call(EsClient *c, const char *method, const char *path, const char *
     if (r != ES_OK) {
         char what[600] = "";
         describe_status(status, buf_str(resp), what, sizeof(what));
-        err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->base, path, status, what);
+        err_printf(err, errlen, "%s %s%s: http %ld: %s", method, c->sec.base, path, status, what);
     }
     return r;
 }
@@ -410,7 +408,7 @@ EsResult es_bulk(EsClient *c, const Buf *body, size_t n, EsBulkItem *items, char
                             "application/x-ndjson", &status, &c->bulk_resp, err, errlen);
     if (r != ES_OK)
         return r;
-    return es_bulk_parse(c->base, status, &c->bulk_resp, n, items, err, errlen);
+    return es_bulk_parse(c->sec.base, status, &c->bulk_resp, n, items, err, errlen);
 }
 
 /* One connection of a pipe and the request on it, if any. */
@@ -449,7 +447,7 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     if (rc != CURLE_OK) {
         char why[CURL_ERROR_SIZE + 160];
         es_transfer_error(rc, l->error, why, sizeof(why));
-        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->base, why);
+        err_printf(done->err, sizeof(done->err), "POST %s/_bulk: %s", p->c->sec.base, why);
         p->c->last_status = 0;
         done->result = ES_RETRY;
         return;
@@ -458,8 +456,8 @@ static void pipe_finish(EsPipe *p, EsLane *l, CURLcode rc, EsPipeDone *done)
     curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &status);
     p->c->last_status = status;
     done->status = status;
-    done->result =
-        es_bulk_parse(p->c->base, status, &l->resp, l->n, l->items, done->err, sizeof(done->err));
+    done->result = es_bulk_parse(p->c->sec.base, status, &l->resp, l->n, l->items, done->err,
+                                 sizeof(done->err));
 }
 
 /* Hands every finished transfer to the owner. */
@@ -542,7 +540,8 @@ EsPipe *es_pipe_new(EsClient *c, size_t max_in_flight, Loop *loop, EsPipeDoneFn 
     p->on_done = on_done;
     p->owner = owner;
     loop_timer_init(&p->timer, on_timeout, p);
-    if ((size_t)snprintf(p->url, sizeof(p->url), "%s%s", c->base, ES_BULK_PATH) >= sizeof(p->url)) {
+    if ((size_t)snprintf(p->url, sizeof(p->url), "%s%s", c->sec.base, ES_BULK_PATH) >=
+        sizeof(p->url)) {
         err_printf(err, errlen, "sink url too long");
         free(p);
         return NULL;
@@ -613,7 +612,7 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
         if (!p->lanes[i].busy)
             l = &p->lanes[i];
     if (!l) {
-        err_printf(err, errlen, "POST %s/_bulk: no room for another request", p->c->base);
+        err_printf(err, errlen, "POST %s/_bulk: no room for another request", p->c->sec.base);
         return ES_FAIL;
     }
     buf_reset(&l->resp);
@@ -629,7 +628,7 @@ EsResult es_pipe_send(EsPipe *p, const Buf *body, size_t n, EsBulkItem *items, v
     if (mc != CURLM_OK) {
         l->busy = false;
         p->busy--;
-        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->base, curl_multi_strerror(mc));
+        err_printf(err, errlen, "POST %s/_bulk: %s", p->c->sec.base, curl_multi_strerror(mc));
         return ES_FAIL;
     }
     return ES_OK;
@@ -662,7 +661,7 @@ EsResult es_get_source(EsClient *c, const char *index, const char *id, bool *fou
     if (r != ES_OK) {
         char what[600];
         describe_status(status, buf_str(doc), what, sizeof(what));
-        err_printf(err, errlen, "GET %s%s: http %ld: %s", c->base, path, status, what);
+        err_printf(err, errlen, "GET %s%s: http %ld: %s", c->sec.base, path, status, what);
         goto done;
     }
     *found = true;
@@ -741,7 +740,7 @@ EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err
     if (status == 404)
         return ES_OK;
     r = classify(status);
-    err_printf(err, errlen, "HEAD %s%s: http %ld", c->base, path, status);
+    err_printf(err, errlen, "HEAD %s%s: http %ld", c->sec.base, path, status);
     return r == ES_RETRY ? ES_RETRY : ES_FAIL;
 }
 
@@ -1013,7 +1012,7 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
     if (r != ES_OK)
         goto done;
     char what[1100];
-    snprintf(what, sizeof(what), "POST %s%s", s->c->base, path);
+    snprintf(what, sizeof(what), "POST %s%s", s->c->sec.base, path);
     char perr[256];
     s->page = yajl_tree_parse(buf_str(&s->resp), perr, sizeof(perr));
     if (!s->page) {
@@ -1057,7 +1056,7 @@ EsResult es_scroll_next(EsScroll *s, const EsHit **hit, char *err, size_t errlen
     yajl_val version = yajl_tree_get(h, version_path, yajl_t_number);
     yajl_val source = yajl_tree_get(h, source_path, yajl_t_object);
     if (!id) {
-        err_printf(err, errlen, "POST %s/_search: a hit without _id", s->c->base);
+        err_printf(err, errlen, "POST %s/_search: a hit without _id", s->c->sec.base);
         s->failed = true;
         return ES_FAIL;
     }

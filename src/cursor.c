@@ -16,6 +16,11 @@
  *   {"format":1,"xid_next":"123","xip":["100","101"],
  *    "xid_at":"99","xid_at_key":"42","part_k":0,"part_n":1}
  *
+ * A cursor that read a hot standby may also carry "done":"1b", the ids
+ * above xid_next whose rows were delivered, as a hex bitmap of offsets
+ * from xid_next (cursor_done.h); the field is left out when the set is
+ * empty, so a primary's cursor reads the same as before it existed.
+ *
  * Transaction ids are written as decimal strings, never as JSON numbers:
  * a txid is an unsigned 64-bit integer, yajl's integers are signed
  * (long long), and many JSON readers an operator may point at the cursor
@@ -40,6 +45,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
+#include "cursor_done.h"
 #include "log.h"
 
 /* Orders two 64-bit ids ascending for qsort. */
@@ -60,23 +66,6 @@ static bool ids_contain(const uint64_t *a, size_t n, uint64_t x)
     return false;
 }
 
-/* Tells whether x is among the n ids of the ascending array a (which may
- * be NULL when n is 0, unlike what bsearch allows). */
-static bool sorted_ids_contain(const uint64_t *a, size_t n, uint64_t x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a[mid] == x)
-            return true;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
-}
-
 /* Returns a malloc'd copy of the first len bytes of s with a NUL added,
  * or NULL when out of memory. */
 static char *copy_text(const char *s, size_t len)
@@ -87,6 +76,24 @@ static char *copy_text(const char *s, size_t len)
     memcpy(t, s, len);
     t[len] = '\0';
     return t;
+}
+
+/* Checks the done set: sorted, without duplicates, within
+ * [xid_next, xid_next + CURSOR_DONE_SPAN). */
+static int done_check(const Cursor *c, char *err, size_t errlen)
+{
+    if (c->n_done > 0 && !c->done)
+        return err_printf(err, errlen, "cursor: done has entries but no storage");
+    for (size_t i = 0; i < c->n_done; i++) {
+        if (i > 0 && c->done[i] <= c->done[i - 1])
+            return err_printf(err, errlen, "cursor: done is not sorted or has duplicates");
+        if (c->done[i] < c->xid_next || c->done[i] - c->xid_next >= CURSOR_DONE_SPAN)
+            return err_printf(err, errlen,
+                              "cursor: done entry %" PRIu64 " is outside [xid_next %" PRIu64
+                              ", xid_next + %llu)",
+                              c->done[i], c->xid_next, (unsigned long long)CURSOR_DONE_SPAN);
+    }
+    return 0;
 }
 
 /* Checks the invariants every cursor holds — a sorted xip without
@@ -121,10 +128,10 @@ static int cursor_check(const Cursor *c, char *err, size_t errlen)
             return err_printf(err, errlen,
                               "cursor: xid_at %" PRIu64 " is not below xid_next %" PRIu64,
                               c->xid_at, c->xid_next);
-        if (sorted_ids_contain(c->xip, c->n_xip, c->xid_at))
+        if (cursor_ids_contain(c->xip, c->n_xip, c->xid_at))
             return err_printf(err, errlen, "cursor: xid_at %" PRIu64 " is also in xip", c->xid_at);
     }
-    return 0;
+    return done_check(c, err, errlen);
 }
 
 /* Checks that s is shaped like a Postgres snapshot (xmin <= every xip
@@ -151,6 +158,7 @@ void cursor_init(Cursor *c)
     memset(c, 0, sizeof *c);
     c->xip = NULL;
     c->xid_at_key = NULL;
+    c->done = NULL;
     c->part_k = 0;
     c->part_n = 1;
 }
@@ -161,6 +169,7 @@ void cursor_free(Cursor *c)
         return;
     free(c->xip);
     free(c->xid_at_key);
+    free(c->done);
     cursor_init(c);
 }
 
@@ -169,6 +178,13 @@ int cursor_copy(Cursor *dst, const Cursor *src)
     Cursor tmp = *src;
     tmp.xip = NULL;
     tmp.xid_at_key = NULL;
+    tmp.done = NULL;
+    if (src->n_done > 0) {
+        tmp.done = malloc(src->n_done * sizeof *tmp.done);
+        if (!tmp.done)
+            goto fail;
+        memcpy(tmp.done, src->done, src->n_done * sizeof *tmp.done);
+    }
     if (src->n_xip > 0) {
         tmp.xip = malloc(src->n_xip * sizeof *tmp.xip);
         if (!tmp.xip)
@@ -185,6 +201,7 @@ int cursor_copy(Cursor *dst, const Cursor *src)
 
 fail:
     free(tmp.xip);
+    free(tmp.done);
     cursor_init(dst);
     return -1;
 }
@@ -195,6 +212,9 @@ bool cursor_same(const Cursor *a, const Cursor *b)
         a->part_k != b->part_k || a->part_n != b->part_n)
         return false;
     if (a->n_xip > 0 && memcmp(a->xip, b->xip, a->n_xip * sizeof *a->xip) != 0)
+        return false;
+    if (a->n_done != b->n_done ||
+        (a->n_done > 0 && memcmp(a->done, b->done, a->n_done * sizeof *a->done) != 0))
         return false;
     if (a->has_xid_at && a->xid_at != b->xid_at)
         return false;
@@ -211,6 +231,8 @@ void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q)
     q->xip = c->xip;
     q->n_xip = c->n_xip;
     q->xid_next = c->xid_next;
+    q->done = c->done;
+    q->n_done = c->n_done;
     q->limit = batch_size;
 }
 
@@ -272,8 +294,9 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
     if (full) {
         if (!last_key)
             return err_printf(err, errlen, "cursor: full batch without the key of its last row");
-        bool asked = (c->has_xid_at && t == c->xid_at) || t >= c->xid_next ||
-                     sorted_ids_contain(c->xip, c->n_xip, t);
+        bool asked = (c->has_xid_at && t == c->xid_at) ||
+                     (t >= c->xid_next && !cursor_ids_contain(c->done, c->n_done, t)) ||
+                     cursor_ids_contain(c->xip, c->n_xip, t);
         if (!asked)
             return err_printf(
                 err, errlen,
@@ -327,10 +350,18 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
         if (!key)
             goto oom;
     }
+    /* The done set keeps what lies at or above the new xid_next. */
+    uint64_t *done;
+    size_t n_done;
+    if (cursor_done_merge(c->done, c->n_done, NULL, 0, next, &done, &n_done) != 0)
+        goto oom;
 
     /* Nothing can fail from here on: replace the cursor's state. */
     free(c->xip);
     free(c->xid_at_key);
+    free(c->done);
+    c->done = done;
+    c->n_done = n_done;
     c->xid_next = next;
     c->xip = xip;
     c->n_xip = k;
@@ -341,26 +372,8 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
 
 oom:
     free(xip);
+    free(key);
     return err_printf(err, errlen, "cursor: out of memory");
-}
-
-int cursor_advance_recovery(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
-                            uint64_t last_txid, const char *last_key, char *err, size_t errlen)
-{
-    if (!c || !s)
-        return err_printf(err, errlen, "cursor: advance needs a cursor and a snapshot");
-    if (snapshot_check(s, err, errlen) != 0)
-        return -1;
-    if (c->xid_next > s->xmin)
-        return err_printf(err, errlen,
-                          "cursor: xid_next %" PRIu64 " is ahead of the standby's xmin %" PRIu64
-                          ": the cursor was earned on a server this one has not caught up with",
-                          c->xid_next, s->xmin);
-    /* What a recovery snapshot vouches for: every id below xmin ended. */
-    CursorSnapshot known = {.xmin = s->xmin, .xmax = s->xmin, .xip = NULL, .n_xip = 0};
-    if (n == batch_size && batch_size > 0 && last_txid >= s->xmin)
-        return cursor_advance(c, &known, 0, batch_size, 0, NULL, err, errlen);
-    return cursor_advance(c, &known, n, batch_size, last_txid, last_key, err, errlen);
 }
 
 /* ---- JSON writing ---- */
@@ -377,6 +390,19 @@ static yajl_gen_status gen_id(yajl_gen g, uint64_t id)
     char buf[24];
     snprintf(buf, sizeof buf, "%" PRIu64, id);
     return gen_text(g, buf);
+}
+
+/* Writes the field "done" with the done set's bitmap (cursor_done.h). */
+static yajl_gen_status gen_done(yajl_gen g, const Cursor *c)
+{
+    char *text;
+    if (cursor_done_text(c->done, c->n_done, c->xid_next, &text) != 0)
+        return yajl_gen_in_error_state;
+    yajl_gen_status st = gen_text(g, "done");
+    if (st == yajl_gen_status_ok)
+        st = gen_text(g, text);
+    free(text);
+    return st;
 }
 
 int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
@@ -408,6 +434,8 @@ int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
         st = gen_id(g, c->xip[i]);
     if (st == yajl_gen_status_ok)
         st = yajl_gen_array_close(g);
+    if (st == yajl_gen_status_ok && c->n_done > 0)
+        st = gen_done(g, c);
     if (st == yajl_gen_status_ok)
         st = gen_text(g, "xid_at");
     if (st == yajl_gen_status_ok)
@@ -453,6 +481,7 @@ enum {
     FIELD_XID_AT_KEY,
     FIELD_PART_K,
     FIELD_PART_N,
+    FIELD_DONE,
     FIELD_COUNT,
     FIELD_NONE = -1
 };
@@ -467,7 +496,7 @@ static const struct {
     {"format", "a non-negative integer", true},   {"xid_next", "a decimal string", true},
     {"xip", "an array of decimal strings", true}, {"xid_at", "a decimal string or null", false},
     {"xid_at_key", "a string or null", false},    {"part_k", "a non-negative integer", true},
-    {"part_n", "a non-negative integer", true},
+    {"part_n", "a non-negative integer", true},   {"done", "a string of hex digits", false},
 };
 
 typedef enum { VALUE_NULL, VALUE_BOOL, VALUE_NUMBER, VALUE_STRING, VALUE_CONTAINER } ValueKind;
@@ -483,6 +512,8 @@ typedef struct Parser {
     bool seen[FIELD_COUNT];
     Cursor c; /* being built; owns what it points to */
     size_t xip_cap;
+    char *done_text; /* owned; decoded once xid_next is known */
+    size_t done_len;
     char *err;
     size_t errlen;
 } Parser;
@@ -617,6 +648,16 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
             p->c.part_k = (uint32_t)v;
         else
             p->c.part_n = (uint32_t)v;
+        return 1;
+    case FIELD_DONE:
+        if (kind != VALUE_STRING)
+            return refuse_type(p, f);
+        p->done_text = copy_text((const char *)s, len);
+        p->done_len = len;
+        if (!p->done_text) {
+            err_printf(p->err, p->errlen, "cursor: out of memory");
+            return 0;
+        }
         return 1;
     default:
         err_printf(p->err, p->errlen, "cursor: value without a field");
@@ -791,12 +832,17 @@ int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t 
         free(p.c.xip);
         p.c.xip = NULL;
     }
+    if (p.done_text && cursor_done_parse(p.done_text, p.done_len, p.c.xid_next, &p.c.done,
+                                         &p.c.n_done, err, errlen) != 0)
+        goto fail;
     if (cursor_check(&p.c, err, errlen) != 0)
         goto fail;
+    free(p.done_text);
     *c = p.c;
     return 0;
 
 fail:
+    free(p.done_text);
     cursor_free(&p.c);
     return -1;
 }

@@ -21,6 +21,13 @@
 
 #define CURSOR_FORMAT_VERSION 1
 
+/* How far past xid_next the done set of a standby cursor reaches: ids at
+ * xid_next + CURSOR_DONE_SPAN or beyond are never recorded as done (their
+ * rows are read again by every batch until the standby's xmin passes
+ * them).  The set is stored as a bitmap, at most CURSOR_DONE_SPAN / 4
+ * hex digits. */
+#define CURSOR_DONE_SPAN ((uint64_t)65536)
+
 /* A Postgres snapshot (xmin, xmax, xip) as seen by one batch. */
 typedef struct CursorSnapshot {
     uint64_t xmin;
@@ -36,6 +43,13 @@ typedef struct Cursor {
     bool has_xid_at; /* a transaction larger than one batch is half read */
     uint64_t xid_at;
     char *xid_at_key; /* owned; text form of the last key read of xid_at */
+    /* Ids at or above xid_next whose rows were all delivered (a standby
+     * cursor's knowledge of [xmin, xmax), see cursor_advance_recovery):
+     * owned, sorted ascending, no duplicates, each in [xid_next,
+     * xid_next + CURSOR_DONE_SPAN).  Always empty on a primary that
+     * never read a standby. */
+    uint64_t *done;
+    size_t n_done;
     /* Reserved for partitioning (part k of n); 0 of 1 means "everything". */
     uint32_t part_k;
     uint32_t part_n;
@@ -49,8 +63,10 @@ typedef struct CursorQuery {
     const char *xid_at_key;
     const uint64_t *xip; /* branch 2: txid = any(xip) */
     size_t n_xip;
-    uint64_t xid_next; /* branch 3: txid >= xid_next */
-    size_t limit;      /* per branch and overall */
+    uint64_t xid_next; /* branch 3: txid >= xid_next and txid <> all(done) */
+    const uint64_t *done;
+    size_t n_done;
+    size_t limit; /* per branch and overall */
 } CursorQuery;
 
 /* Initialises *c to the cursor of a syncer that has read nothing:
@@ -94,18 +110,29 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
  * cursor_advance for a snapshot taken on a hot standby (docs/design.md
  * §4, "On a hot standby").  There pg_current_snapshot() reports no xip:
  * the ids still running in recovery are not exposed, so nothing is known
- * of [S.xmin, S.xmax) but that everything below S.xmin has ended.  The
- * rule is the primary's applied to (S.xmin, S.xmin, no xip): xid_next
- * never passes S.xmin, and rows at or above it are read again by every
- * batch until S.xmin passes them (replays are harmless).  A full batch
+ * of [S.xmin, S.xmax) from the snapshot but that everything below S.xmin
+ * has ended.  The rule is the primary's applied to (S.xmin, S.xmin, no
+ * xip): xid_next never passes S.xmin.  What the batch itself proves is
+ * kept in the done set: an id at or above S.xmin with a row in the batch
+ * committed before the snapshot, and every row of it was in the batch
+ * unless it is the last row's id of a full batch; the next batches skip
+ * those ids (branch 3 excludes the done set), so a committed transaction
+ * is sent once even while an old one keeps S.xmin back.  A full batch
  * whose last txid is at or above S.xmin counts as caught up at S.xmin:
- * the batch reached branch 3 and holds every row below S.xmin.  Returns
- * as cursor_advance does, and -1 when the cursor is ahead of S.xmin (it
- * was earned on a server this standby has not caught up with).
+ * the batch reached branch 3 and holds every row below S.xmin.
+ *
+ * txids holds the n rows' txids in the batch's order; last_key is the
+ * last row's key (used when the batch is full).  *reread (may be NULL)
+ * gets the number of rows at or above S.xmin whose id could not be
+ * recorded as done (the last id of a full batch, ids past the span):
+ * the next batch reads them again.  Returns as cursor_advance does, and
+ * -1 when the cursor is ahead of S.xmin (it was earned on a server this
+ * standby has not caught up with) or a row's id is one the query does not
+ * return (in the done set, or not committed in the snapshot).
  */
-int cursor_advance_recovery(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_size,
-                            uint64_t last_txid, const char *last_key, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int cursor_advance_recovery(Cursor *c, const CursorSnapshot *s, const uint64_t *txids, size_t n,
+                            size_t batch_size, const char *last_key, size_t *reread, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Serialises c as one JSON object (yajl generator) into a malloc'd,
@@ -126,7 +153,8 @@ int cursor_to_json(const Cursor *c, char **out, char *err, size_t errlen)
  * canonical unsigned decimals, unknown format version, missing, unknown or
  * repeated fields, an unsorted or duplicated xip, xip entries >= xid_next,
  * xid_at >= xid_next or in xip, xid_at without its key or the key without
- * it, part_n 0, part_k >= part_n — with -1 and a clear message in err;
+ * it, part_n 0, part_k >= part_n, a done bitmap that is not canonical
+ * lowercase hex or reaches past the span — with -1 and a clear message in err;
  * *c is then initialised and empty.
  */
 int cursor_from_json(Cursor *c, const char *json, size_t len, char *err, size_t errlen)

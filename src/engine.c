@@ -307,7 +307,15 @@ static void fetch_failed(Engine *e, int rc, const char *err)
         engine_fail(e);
         return;
     }
-    elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors, err);
+    if (strstr(err, "conflict with recovery"))
+        elog(e, LOG_WARN,
+             "the standby cancelled the batch query to replay the primary's changes (%d in a row), "
+             "retrying: %s (hot_standby_feedback = on, or a larger max_standby_streaming_delay, "
+             "on the standby avoids it)",
+             e->fetch_errors, err);
+    else
+        elog(e, LOG_WARN, "the batch query failed (%d in a row), retrying: %s", e->fetch_errors,
+             err);
     e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, e->fetch_errors);
 }
 
@@ -334,7 +342,7 @@ static bool table_gone(Engine *e)
  * rows are so large that batch_size of them would take more memory than
  * batch_max_bytes (by the size of the rows read last).  Until a row was
  * read, a small first batch finds out. */
-static size_t batch_limit(const Engine *e)
+static size_t batch_limit_bytes(const Engine *e)
 {
     size_t max = e->cfg.batch_size;
     if (e->cfg.batch_max_bytes == 0)
@@ -345,6 +353,13 @@ static size_t batch_limit(const Engine *e)
     if (fit < 1)
         return 1;
     return fit < (double)max ? (size_t)fit : max;
+}
+
+/* The row limit of the next batch: batch_limit_bytes, times the growth
+ * factor of a standby whose last full batch made no progress. */
+static size_t batch_limit(const Engine *e)
+{
+    return batch_limit_bytes(e) * (e->grow > 1 ? e->grow : 1);
 }
 
 /* Remembers the mean size of the rows of batch b (when it has any). */
@@ -375,6 +390,48 @@ static void fetch_start(Engine *e)
     e->fetching = true;
 }
 
+/* Moves sl->after past the batch of sl read on a hot standby, by the
+ * standby's rule (docs/design.md §4, "On a hot standby"), counts the rows
+ * the next batch reads again, and grows the batch limit while a full
+ * batch leaves the cursor where it was (one transaction at or above the
+ * standby's xmin with more rows than a batch).  Returns 0 or -1 (err). */
+static int advance_recovery(Engine *e, Slot *sl, char *err, size_t errlen)
+{
+    const PgBatch *b = &sl->batch;
+    size_t n = b->n_rows;
+    uint64_t *txids = n > 0 ? malloc(n * sizeof(*txids)) : NULL;
+    if (n > 0 && !txids)
+        return err_printf(err, errlen, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        txids[i] = b->rows[i].txid;
+    size_t reread;
+    int rc = cursor_advance_recovery(&sl->after, &b->snapshot, txids, n, e->fetch_limit,
+                                     n > 0 ? b->rows[n - 1].key : NULL, &reread, err, errlen);
+    free(txids);
+    if (rc < 0)
+        return -1;
+    e->stats.reread += reread;
+    bool stuck = n == e->fetch_limit && cursor_same(&sl->after, &e->ahead);
+    bool was_stuck = e->standby_stuck;
+    e->standby_stuck = stuck && e->grow >= STANDBY_GROW_MAX;
+    if (stuck && e->grow < STANDBY_GROW_MAX) {
+        e->grow = e->grow > 1 ? 2 * e->grow : 2;
+        elog(e, LOG_WARN,
+             "a transaction at or above the standby's xmin %" PRIu64
+             " has more rows than a batch of %zu: reading %zu rows a batch until it is passed",
+             b->snapshot.xmin, n, batch_limit(e));
+    } else if (e->standby_stuck && !was_stuck) {
+        elog(e, LOG_WARN,
+             "the rows at or above the standby's xmin %" PRIu64
+             " do not fit in a batch of %zu: they are read again every poll until the oldest "
+             "transaction running on the primary ends",
+             b->snapshot.xmin, n);
+    } else if (!stuck) {
+        e->grow = 1;
+    }
+    return 0;
+}
+
 /* Puts the batch just read into slot sl: the cursor after it, its pending
  * rows and key hashes.  Returns 0, or -1 when the engine failed. */
 static int slot_fill(Engine *e, Slot *sl)
@@ -387,18 +444,17 @@ static int slot_fill(Engine *e, Slot *sl)
         elog(e, LOG_ERROR, "out of memory");
         goto fail;
     }
-    /* A batch cut short by its byte budget is a batch of a smaller limit
-     * that came back full: any limit keeps the cursor's rule. */
     if (e->standby && !b->recovery) {
         e->standby = false;
         elog(e, LOG_INFO, "the standby was promoted: reading it as a primary from here on");
     }
-    /* On a hot standby the snapshot lists no running ids: the standby's
-     * rule (docs/design.md §4, "On a hot standby"). */
-    int (*advance)(Cursor *, const CursorSnapshot *, size_t, size_t, uint64_t, const char *, char *,
-                   size_t) = b->recovery ? cursor_advance_recovery : cursor_advance;
-    if (advance(&sl->after, &b->snapshot, n, e->fetch_limit, last ? last->txid : 0,
-                last ? last->key : NULL, err, sizeof(err)) < 0) {
+    /* A batch cut short by its byte budget is a batch of a smaller limit
+     * that came back full: any limit keeps the cursor's rule. */
+    int rc = b->recovery
+                 ? advance_recovery(e, sl, err, sizeof(err))
+                 : cursor_advance(&sl->after, &b->snapshot, n, e->fetch_limit,
+                                  last ? last->txid : 0, last ? last->key : NULL, err, sizeof(err));
+    if (rc < 0) {
         elog(e, LOG_ERROR, "cannot advance the cursor: %s", err);
         goto fail;
     }
@@ -504,9 +560,11 @@ static void fetch_poll(Engine *e)
     size_t n = sl->batch.n_rows;
     e->used++;
     e->rows_read += n;
-    e->read_caught_up = n < e->fetch_limit;
     sl->read_at = e->fetch_at;
-    sl->complete = e->read_caught_up;
+    sl->complete = n < e->fetch_limit;
+    /* A standby batch stuck at the largest limit waits like a short one
+     * rather than reading the same rows again at once. */
+    e->read_caught_up = sl->complete || e->standby_stuck;
     metrics_hist_record(&e->stats.batch_seconds, clock_mono_s() - e->fetch_at);
     note_row_bytes(e, &sl->batch);
 }
@@ -890,22 +948,28 @@ static void stats_line(Engine *e, bool force)
     const Stats *s = &e->stats;
     double rate = dt > 0 ? (double)(s->rows - s->rows_at_last_line) / dt : 0.0;
     double lag_s = engine_lag_s(e, t);
-    char fields[512];
+    char fields[600], standby[120] = "";
+    if (e->standby || s->reread > 0)
+        snprintf(standby, sizeof(standby),
+                 ", standby: %zu done above xmin, %" PRIu64 " rows re-read", e->cursor.n_done,
+                 s->reread);
     snprintf(fields, sizeof(fields),
              "{\"rows\":%" PRIu64 ",\"rows_per_s\":%.1f,\"deletes\":%" PRIu64
              ",\"conflicts\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"rejected\":%" PRIu64
              ",\"batches\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"lag_transactions\":%" PRIu64
              ",\"lag_seconds\":%.3f,\"in_progress\":%zu,\"refreshes\":%" PRIu64
-             ",\"refresh_rows\":%" PRIu64 "}",
+             ",\"refresh_rows\":%" PRIu64 ",\"standby_done\":%zu,\"standby_reread\":%" PRIu64 "}",
              s->rows, rate, s->deletes, s->conflicts, s->retries, s->rejected, s->batches,
-             s->reconnects, lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows);
-    log_table(
-        LOG_INFO, e->cfg.name, fields,
-        "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64 " conflicts, %" PRIu64
-        " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64 " reconnects, lag %" PRIu64
-        " transactions %.1f s, %zu in progress, %" PRIu64 " refreshes (%" PRIu64 " rows)%s%s%s",
-        s->rows, rate, s->deletes, s->conflicts, s->retries, s->rejected, s->batches, s->reconnects,
-        lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows, backfill, refresh, latency);
+             s->reconnects, lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows,
+             e->cursor.n_done, s->reread);
+    log_table(LOG_INFO, e->cfg.name, fields,
+              "stats: %" PRIu64 " rows (%.0f/s), %" PRIu64 " deletes, %" PRIu64
+              " conflicts, %" PRIu64 " retries, %" PRIu64 " rejected, %" PRIu64 " batches, %" PRIu64
+              " reconnects, lag %" PRIu64 " transactions %.1f s, %zu in progress, %" PRIu64
+              " refreshes (%" PRIu64 " rows)%s%s%s%s",
+              s->rows, rate, s->deletes, s->conflicts, s->retries, s->rejected, s->batches,
+              s->reconnects, lag_tx, lag_s, e->cursor.n_xip, s->refreshes, s->refresh_rows, standby,
+              backfill, refresh, latency);
     e->stats.last_line = t;
     e->stats.rows_at_last_line = e->stats.rows;
 }

@@ -25,6 +25,7 @@
 #define START_BUSY_WAIT_S     60.0
 #define ONCE_FETCH_ERRORS_MAX 10 /* failures in a row before --once gives up */
 #define FIRST_BATCH_ROWS      16 /* with a byte budget: the first batch, before row sizes are known */
+#define STANDBY_GROW_MAX      64 /* at most this many batches' rows when a standby's batch is stuck */
 
 /* Every message of an engine names its table. */
 #define elog(e, level, fmt, ...) log_table(level, (e)->cfg.name, NULL, fmt, ##__VA_ARGS__)
@@ -33,6 +34,7 @@ typedef struct Stats {
     uint64_t rows, deletes, conflicts, retries, rejected, batches, reconnects;
     uint64_t refreshes, refresh_rows; /* background refreshes finished, rows they refreshed */
     uint64_t requests, bytes, saves, dead_letters;
+    uint64_t reread; /* rows of standby batches the next batch reads again */
     MetricsHist batch_seconds, request_seconds;
     bool sink_down; /* the sink's last answer was "unavailable" */
     uint64_t rows_at_last_line;
@@ -122,6 +124,8 @@ struct Engine {
     size_t fetch_limit;  /* the row limit of the batch being read */
     double fetch_at;     /* when its query was sent */
     double row_bytes;    /* the mean size of the rows of the last batch; 0 unknown */
+    size_t grow;         /* batch limit factor on a standby that made no progress; 1 */
+    bool standby_stuck;  /* ... and it is at STANDBY_GROW_MAX: wait a poll between batches */
     int fetch_errors;    /* failed batch queries in a row */
     double fetch_retry_at;
     uint64_t rows_read; /* rows read since the last wait for changes */

@@ -24,6 +24,8 @@ void engine_metrics(const Engine *e, TableMetrics *out)
     out->saves = s->saves;
     out->refreshes = s->refreshes;
     out->refresh_rows = s->refresh_rows;
+    out->reread = s->reread;
+    out->standby_done = e->cursor.n_done;
     out->batch_seconds = s->batch_seconds;
     out->request_seconds = s->request_seconds;
     out->lag_transactions = engine_lag_transactions(e);

@@ -105,6 +105,8 @@ FIELD(reconnects)
 FIELD(saves)
 FIELD(refreshes)
 FIELD(refresh_rows)
+FIELD(reread)
+FIELD(standby_done)
 FIELD(lag_transactions)
 FIELD(lag_seconds)
 FIELD(running)
@@ -135,6 +137,13 @@ static const Figure figures[] = {
     {"txidsync_refreshes_total", "counter", "Background refreshes finished.", refreshes_of},
     {"txidsync_refreshed_rows_total", "counter", "Rows background refreshes re-sent.",
      refresh_rows_of},
+    {"txidsync_standby_reread_rows_total", "counter",
+     "Rows read from a hot standby that the next batch reads again: their transaction could not "
+     "be recorded as delivered (cut by the batch limit, or past the done set's span).",
+     reread_of},
+    {"txidsync_standby_done_transactions", "gauge",
+     "Transactions at or above a hot standby's xmin known delivered (the cursor's done set).",
+     standby_done_of},
     {"txidsync_lag_transactions", "gauge",
      "Transactions between the acknowledged cursor and the newest snapshot read.",
      lag_transactions_of},

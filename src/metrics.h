@@ -36,6 +36,8 @@ typedef struct TableMetrics {
     uint64_t conflicts, retries, rejected, dead_letters;
     uint64_t batches, requests, bytes; /* batches read, requests sent, bytes of their changes */
     uint64_t reconnects, saves, refreshes, refresh_rows;
+    uint64_t reread;             /* rows a standby's batches read again (not known done) */
+    uint64_t standby_done;       /* ids above the standby's xmin known delivered */
     MetricsHist batch_seconds;   /* reading a batch */
     MetricsHist request_seconds; /* a sink request, sent to answered */
     uint64_t lag_transactions;

@@ -1022,13 +1022,12 @@ static int append_branch(Buf *sql, const PgTable *t, int branch, const char *con
 
 /*
  * Builds the batch statement for table t into sql.  Parameters: $1 xid_at
- * (NULL: none), $2 xip as bigint[], $3 xid_next, $4 the limit, then one
- * per key column, the components of xid_at_key (each typed by the
- * comparison with its column).  The snapshot comes back as the one row
- * with branch 0; the data rows follow from the LIMITed UNION ALL, whose
- * Append runs its branches in order and is not asked for more rows once
- * the limit is reached — later branches are then never executed.  One
- * statement means one snapshot for both.
+ * (NULL: none), $2 xip as bigint[], $3 xid_next, $4 the limit, $5 the
+ * done set as bigint[] (empty but on a standby), then one per key column, the components of
+ * xid_at_key (each typed by the comparison with its column).  The snapshot comes back as the one
+ * row with branch 0; the data rows follow from the LIMITed UNION ALL, whose Append runs its
+ * branches in order and is not asked for more rows once the limit is reached — later branches are
+ * then never executed.  One statement means one snapshot for both.
  *
  * Branch 1 says "txid = $1 and key > xid_at_key" as a row comparison
  * (s.txid, s.key1, ...) > ($1, $5, ...) bounded by txid <= $1: an equality
@@ -1044,7 +1043,7 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
     buf_init(&cond, 64 * 1024);
     int bad = buf_printf(&cond, "(s.txid, %s) > ($1::bigint", t->sql_side_keys);
     for (size_t i = 0; i < t->n_keys; i++)
-        bad |= buf_printf(&cond, ", $%zu", 5 + i);
+        bad |= buf_printf(&cond, ", $%zu", 6 + i);
     bad |= buf_puts(&cond, ") and s.txid <= $1::bigint");
     /* The snapshot row carries the column fingerprint too: a change of
      * the table's columns is seen with the first batch that may use it. */
@@ -1062,13 +1061,23 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
         append_branch(sql, t, 1, buf_str(&cond)) != 0 || buf_puts(sql, " union all ") != 0 ||
         append_branch(sql, t, 2, "s.txid = any($2::bigint[])") != 0 ||
         buf_puts(sql, " union all ") != 0 ||
-        append_branch(sql, t, 3, "s.txid >= $3::bigint") != 0 ||
+        append_branch(sql, t, 3, "s.txid >= $3::bigint and s.txid <> all($5::bigint[])") != 0 ||
         buf_puts(sql, " limit $4::bigint) as b") != 0) {
         buf_free(&cond);
         return -1;
     }
     buf_free(&cond);
     return 0;
+}
+
+/* Appends the n ids as a Postgres array literal ("{1,2}") to b; returns
+ * 0, or -1 when it grows too long. */
+static int id_array(Buf *b, const uint64_t *ids, size_t n)
+{
+    int rc = buf_puts(b, "{");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = buf_printf(b, i ? ",%" PRIu64 : "%" PRIu64, ids[i]);
+    return rc != 0 ? -1 : buf_puts(b, "}");
 }
 
 /* The text parameters of the batch statement; numbers live in the struct,
@@ -1078,8 +1087,9 @@ typedef struct BatchParams {
     char xid_next[24];
     char limit[24];
     Buf xip;
+    Buf done;
     Buf key; /* xid_at_key split into its components */
-    const char *values[4 + PG_KEYS_MAX];
+    const char *values[5 + PG_KEYS_MAX];
     int n_values;
 } BatchParams;
 
@@ -1089,8 +1099,9 @@ static int batch_params(const PgTable *t, const CursorQuery *q, BatchParams *p, 
                         size_t errlen)
 {
     buf_init(&p->xip, PG_TEXT_MAX);
+    buf_init(&p->done, PG_TEXT_MAX);
     buf_init(&p->key, PG_TEXT_MAX);
-    p->n_values = 4 + (int)t->n_keys;
+    p->n_values = 5 + (int)t->n_keys;
     if (q->limit == 0)
         return fail(err, errlen, PG_ERROR, "pg: batch query: the limit is 0");
     if (q->has_xid_at && !q->xid_at_key)
@@ -1098,28 +1109,27 @@ static int batch_params(const PgTable *t, const CursorQuery *q, BatchParams *p, 
     snprintf(p->xid_at, sizeof p->xid_at, "%" PRIu64, q->xid_at);
     snprintf(p->xid_next, sizeof p->xid_next, "%" PRIu64, q->xid_next);
     snprintf(p->limit, sizeof p->limit, "%zu", q->limit);
-    int rc = buf_puts(&p->xip, "{");
-    for (size_t i = 0; rc == 0 && i < q->n_xip; i++)
-        rc = buf_printf(&p->xip, i ? ",%" PRIu64 : "%" PRIu64, q->xip[i]);
-    if (rc != 0 || buf_puts(&p->xip, "}") != 0)
-        return fail(err, errlen, PG_ERROR, "pg: batch query: xip list too long");
+    if (id_array(&p->xip, q->xip, q->n_xip) != 0 || id_array(&p->done, q->done, q->n_done) != 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: xip or done list too long");
     p->values[0] = q->has_xid_at ? p->xid_at : NULL;
     p->values[1] = buf_str(&p->xip);
     p->values[2] = p->xid_next;
     p->values[3] = p->limit;
+    p->values[4] = buf_str(&p->done);
     size_t starts[PG_KEYS_MAX];
     if (q->has_xid_at && keys_split(q->xid_at_key, t->n_keys, &p->key, starts) != 0)
         return fail(err, errlen, PG_ERROR,
                     "pg: batch query: the cursor's key %.200s is not a key of %zu column(s) of %s",
                     q->xid_at_key, t->n_keys, t->name);
     for (size_t i = 0; i < t->n_keys; i++)
-        p->values[4 + i] = q->has_xid_at ? p->key.data + starts[i] : NULL;
+        p->values[5 + i] = q->has_xid_at ? p->key.data + starts[i] : NULL;
     return 0;
 }
 
 static void batch_params_free(BatchParams *p)
 {
     buf_free(&p->xip);
+    buf_free(&p->done);
     buf_free(&p->key);
 }
 
@@ -1442,28 +1452,27 @@ int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *an
                         size_t errlen)
 {
     *any = false;
-    Buf sql, xip;
+    Buf sql, xip, dn;
     buf_init(&sql, PG_TEXT_MAX);
     buf_init(&xip, PG_TEXT_MAX);
+    buf_init(&dn, PG_TEXT_MAX);
     char next[24];
     snprintf(next, sizeof(next), "%" PRIu64, cur->xid_next);
-    int bad = buf_puts(&xip, "{");
-    for (size_t i = 0; !bad && i < cur->n_xip; i++)
-        bad = buf_printf(&xip, i ? ",%" PRIu64 : "%" PRIu64, cur->xip[i]);
-    bad |= buf_puts(&xip, "}");
+    int bad = id_array(&xip, cur->xip, cur->n_xip) | id_array(&dn, cur->done, cur->n_done);
     bad |= buf_printf(&sql,
                       "select exists (select from %s as s where not s.deleted"
-                      " and s.txid < $1::bigint and s.txid <> all($2::bigint[]))",
+                      " and ((s.txid < $1::bigint and s.txid <> all($2::bigint[]))"
+                      " or s.txid = any($3::bigint[])))",
                       t->sql_side);
     int rc = PG_ERROR;
     if (bad) {
-        fail(err, errlen, PG_ERROR, "pg: synced rows: the cursor's xip list is too long");
+        fail(err, errlen, PG_ERROR, "pg: synced rows: the cursor's xip or done list is too long");
         goto done;
     }
-    const char *params[] = {next, buf_str(&xip)};
+    const char *params[] = {next, buf_str(&xip), buf_str(&dn)};
     PGresult *res;
     rc =
-        exec_params(c, buf_str(&sql), 2, params, PGRES_TUPLES_OK, "synced rows", &res, err, errlen);
+        exec_params(c, buf_str(&sql), 3, params, PGRES_TUPLES_OK, "synced rows", &res, err, errlen);
     if (rc == PG_OK) {
         *any = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
         PQclear(res);
@@ -1471,6 +1480,7 @@ int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *an
 done:
     buf_free(&sql);
     buf_free(&xip);
+    buf_free(&dn);
     return rc;
 }
 

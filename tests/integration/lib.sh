@@ -134,6 +134,23 @@ side_version() {
     psql_q "select version from txidsync.$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass") where key = $1"
 }
 
+# standby_q SQL: one value from the bed's standby (tests/bed standby-up).
+standby_q() {
+    psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1"
+}
+
+# standby_replayed: waits (at most 60 s) until the standby has replayed
+# what the primary has flushed now.
+standby_replayed() {
+    local lsn i
+    lsn=$(psql_q "select pg_current_wal_flush_lsn()")
+    for i in $(seq 1 600); do
+        [ "$(standby_q "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
+        sleep 0.1
+    done
+    fail "the standby replayed only to $(standby_q "select pg_last_wal_replay_lsn()"), not $lsn (the primary: $(psql_q "select sent_lsn || ' sent, ' || replay_lsn || ' replayed' from pg_stat_replication"))"
+}
+
 # check_consistent INDEX [TABLE]: the consistency checker must find no difference.
 check_consistent() {
     local out

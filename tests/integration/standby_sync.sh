@@ -16,17 +16,6 @@ loop=
 trap '[ -n "$loop" ] && kill -TERM "$loop" 2>/dev/null; cleanup_syncers; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
 ix=$(test_index)
 on_standby=(--pg "port=$TXIDSYNC_STANDBY_PORT" --index "$ix" --state-index "$ix-state" --replicas 0)
-standby() { psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1"; }
-# replayed: the standby has replayed what the primary had flushed.
-replayed() {
-    local lsn i
-    lsn=$(psql_q "select pg_current_wal_flush_lsn()")
-    for i in $(seq 1 600); do
-        [ "$(standby "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
-        sleep 0.1
-    done
-    fail "the standby replayed only to $(standby "select pg_last_wal_replay_lsn()"), not $lsn (the primary: $(psql_q "select sent_lsn || ' sent, ' || replay_lsn || ' replayed' from pg_stat_replication"))"
-}
 log=$TXIDSYNC_TEST_TMP/syncer.log
 
 "$TXIDSYNC_ROOT/tools/crash-loop" --max-seconds 120 -- "${on_standby[@]}" --crash-probability 0.05 \
@@ -39,7 +28,7 @@ wait "$loop" || true
 loop=
 kills=$(sed -n 's/.*kills=\([0-9]*\).*/\1/p' "$TXIDSYNC_TEST_TMP/crash-loop.log")
 grep -q 'reading a hot standby' "$log" || fail "the syncer did not say it reads a standby"
-replayed
+standby_replayed
 "$TXIDSYNC_BIN" "${on_standby[@]}" --once 2>>"$log" || fail "the catch-up on the standby failed: $(tail -n 5 "$log")"
 check_consistent "$ix"
 echo "1. 30 s of load on the primary, the syncer on the standby killed $kills times: equal to the primary"
@@ -48,14 +37,14 @@ start_syncer "$TXIDSYNC_TEST_TMP/failover.log" "${on_standby[@]}" --stats-interv
 syncer=$SYNC_PID
 "$LOADGEN_BIN" --connections 4 --duration 8 --seed 17 >"$TXIDSYNC_TEST_TMP/load2.log" 2>&1 ||
     fail "the load generator failed on the primary"
-replayed
+standby_replayed
 "$TXIDSYNC_ROOT/tests/bed" promote "$TXIDSYNC_BED"
-promoted() { [ "$(standby "select pg_is_in_recovery()")" = f ]; }
+promoted() { [ "$(standby_q "select pg_is_in_recovery()")" = f ]; }
 wait_for 30 promoted
 PGPORT=$TXIDSYNC_STANDBY_PORT "$LOADGEN_BIN" --connections 4 --duration 8 --seed 18 \
     >"$TXIDSYNC_TEST_TMP/load3.log" 2>&1 || fail "the load generator failed on the promoted server"
 wait_for 60 grep -q 'the standby was promoted' "$TXIDSYNC_TEST_TMP/failover.log"
-last=$(standby "select max(id) from some_table")
+last=$(standby_q "select max(id) from some_table")
 wait_for 60 doc_present "$ix" "$last"
 stop_syncer "$syncer" || fail "the syncer did not stop cleanly after the failover"
 PGPORT=$TXIDSYNC_STANDBY_PORT "$TXIDSYNC_BIN" "${on_standby[@]}" --once 2>>"$TXIDSYNC_TEST_TMP/failover.log" ||

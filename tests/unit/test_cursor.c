@@ -431,20 +431,138 @@ static void test_recovery_rule(void **state)
     Cursor c;
     cursor_init(&c);
     CursorSnapshot s = {.xmin = 120, .xmax = 150, .xip = NULL, .n_xip = 0};
-    assert_int_equal(cursor_advance_recovery(&c, &s, 3, 10, 0, NULL, err, sizeof err), 0);
+    size_t reread = 99;
+    /* Short batch: below xmin all read; ids at or above it are done. */
+    const uint64_t short_ids[] = {100, 121, 125};
+    assert_int_equal(
+        cursor_advance_recovery(&c, &s, short_ids, 3, 10, NULL, &reread, err, sizeof err), 0);
     expect_cursor(&c, 120, NULL, 0, 0, NULL);
-    assert_int_equal(cursor_advance_recovery(&c, &s, 10, 10, 125, "9", err, sizeof err), 0);
+    assert_int_equal(c.n_done, 2);
+    assert_true(c.done[0] == 121 && c.done[1] == 125);
+    assert_int_equal(reread, 0);
+    CursorQuery q;
+    cursor_query(&c, 10, &q);
+    assert_true(q.n_done == 2 && q.done == c.done);
+    /* A done id coming back is not what the query asks for. */
+    const uint64_t again[] = {121};
+    assert_int_equal(cursor_advance_recovery(&c, &s, again, 1, 10, NULL, NULL, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "121 is done"));
+    /* Full batch past xmin: its ids but the cut last one become done. */
+    uint64_t full[10] = {122, 122, 126, 126, 126, 127, 127, 127, 127, 127};
+    assert_int_equal(cursor_advance_recovery(&c, &s, full, 10, 10, "9", &reread, err, sizeof err),
+                     0);
     expect_cursor(&c, 120, NULL, 0, 0, NULL);
+    assert_int_equal(c.n_done, 4);
+    assert_true(c.done[0] == 121 && c.done[1] == 122 && c.done[2] == 125 && c.done[3] == 126);
+    assert_int_equal(reread, 5);
+    /* xmin moves on: the done ids below it are dropped, xid_next follows. */
+    CursorSnapshot later = {.xmin = 126, .xmax = 160, .xip = NULL, .n_xip = 0};
+    assert_int_equal(cursor_advance_recovery(&c, &later, NULL, 0, 10, NULL, NULL, err, sizeof err),
+                     0);
+    expect_cursor(&c, 126, NULL, 0, 0, NULL);
+    assert_int_equal(c.n_done, 1);
+    assert_true(c.done[0] == 126);
+    /* A primary's snapshot empties it. */
+    CursorSnapshot primary = {.xmin = 150, .xmax = 170, .xip = NULL, .n_xip = 0};
+    assert_int_equal(cursor_advance(&c, &primary, 0, 10, 0, NULL, err, sizeof err), 0);
+    expect_cursor(&c, 170, NULL, 0, 0, NULL);
+    assert_int_equal(c.n_done, 0);
     cursor_free(&c);
+    /* Full batch below xmin: the primary's rule on it. */
     set_cursor(&c, 100, NULL, 0, 0, NULL);
-    assert_int_equal(cursor_advance_recovery(&c, &s, 10, 10, 110, "4", err, sizeof err), 0);
+    uint64_t low[10] = {100, 101, 102, 103, 104, 105, 106, 107, 108, 110};
+    assert_int_equal(cursor_advance_recovery(&c, &s, low, 10, 10, "4", NULL, err, sizeof err), 0);
     expect_cursor(&c, 111, NULL, 0, 110, "4");
     cursor_free(&c);
     set_cursor(&c, 130, NULL, 0, 0, NULL);
-    assert_int_equal(cursor_advance_recovery(&c, &s, 0, 10, 0, NULL, err, sizeof err), -1);
+    assert_int_equal(cursor_advance_recovery(&c, &s, NULL, 0, 10, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "ahead of the standby's xmin 120"));
     expect_cursor(&c, 130, NULL, 0, 0, NULL);
     cursor_free(&c);
+}
+
+/* Ids past the span are not recorded: the next batch reads them again. */
+static void test_recovery_span(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    Cursor c;
+    cursor_init(&c);
+    set_cursor(&c, 1000, NULL, 0, 0, NULL);
+    uint64_t far = 1000 + CURSOR_DONE_SPAN;
+    CursorSnapshot s = {.xmin = 1000, .xmax = far + 10, .xip = NULL, .n_xip = 0};
+    const uint64_t ids[] = {1000, far - 1, far, far + 1};
+    size_t reread = 0;
+    assert_int_equal(cursor_advance_recovery(&c, &s, ids, 4, 10, NULL, &reread, err, sizeof err),
+                     0);
+    assert_int_equal(c.n_done, 2);
+    assert_true(c.done[0] == 1000 && c.done[1] == far - 1);
+    assert_int_equal(reread, 2);
+    char *json = NULL;
+    assert_int_equal(cursor_to_json(&c, &json, err, sizeof err), 0);
+    assert_true(strlen(json) < CURSOR_DONE_SPAN / 4 + 200);
+    Cursor back;
+    assert_int_equal(cursor_from_json(&back, json, strlen(json), err, sizeof err), 0);
+    assert_true(cursor_same(&back, &c));
+    free(json);
+    cursor_free(&back);
+    cursor_free(&c);
+}
+
+/* The done set's text: a canonical hex bitmap from xid_next. */
+static void test_done_json(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    Cursor c;
+    const char *json = "{\"format\":1,\"xid_next\":\"100\",\"xip\":[\"99\"],\"done\":\"91\","
+                       "\"part_k\":0,\"part_n\":1}";
+    assert_int_equal(cursor_from_json(&c, json, strlen(json), err, sizeof err), 0);
+    assert_int_equal(c.n_done, 3);
+    assert_true(c.done[0] == 100 && c.done[1] == 103 && c.done[2] == 104);
+    char *out = NULL;
+    assert_int_equal(cursor_to_json(&c, &out, err, sizeof err), 0);
+    assert_non_null(strstr(out, "\"done\":\"91\""));
+    free(out);
+    cursor_free(&c);
+    static const struct {
+        const char *done, *why;
+    } bad[] = {
+        {"910", "ends in a 0"},
+        {"9A", "not lowercase hex"},
+        {"9 ", "not lowercase hex"},
+        {"\"x\":1", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"xid_next\":\"100\",\"xip\":[],\"done\":\"%s\","
+                 "\"part_k\":0,\"part_n\":1}",
+                 bad[i].done);
+        assert_int_equal(cursor_from_json(&c, text, strlen(text), err, sizeof err), -1);
+        if (bad[i].why)
+            assert_non_null(strstr(err, bad[i].why));
+    }
+    const char *number = "{\"format\":1,\"xid_next\":\"100\",\"xip\":[],\"done\":7,"
+                         "\"part_k\":0,\"part_n\":1}";
+    assert_int_equal(cursor_from_json(&c, number, strlen(number), err, sizeof err), -1);
+    assert_non_null(strstr(err, "done must be a string of hex digits"));
+    /* Past the top of the id range. */
+    const char *top = "{\"format\":1,\"xid_next\":\"18446744073709551614\",\"xip\":[],"
+                      "\"done\":\"1f\",\"part_k\":0,\"part_n\":1}";
+    assert_int_equal(cursor_from_json(&c, top, strlen(top), err, sizeof err), -1);
+    assert_non_null(strstr(err, "past the last transaction id"));
+    /* Longer than the span. */
+    size_t len = CURSOR_DONE_SPAN / 4 + 1;
+    char *huge = malloc(len + 200);
+    assert_non_null(huge);
+    int k = snprintf(huge, 200, "{\"format\":1,\"xid_next\":\"100\",\"xip\":[],\"done\":\"");
+    memset(huge + k, '1', len);
+    snprintf(huge + k + len, 100, "\",\"part_k\":0,\"part_n\":1}");
+    assert_int_equal(cursor_from_json(&c, huge, strlen(huge), err, sizeof err), -1);
+    assert_non_null(strstr(err, "more than 65536 ids"));
+    free(huge);
 }
 
 static void test_json_exact_text(void **state)
@@ -751,6 +869,8 @@ int main(void)
         cmocka_unit_test(test_ids_above_2_63),
         cmocka_unit_test(test_advance_refusals),
         cmocka_unit_test(test_recovery_rule),
+        cmocka_unit_test(test_recovery_span),
+        cmocka_unit_test(test_done_json),
         cmocka_unit_test(test_json_exact_text),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_lenient_where_harmless),

@@ -129,6 +129,7 @@ typedef enum {
     BREAK_FULL_TO_XMAX,       /* a full batch moves xid_next to xmax */
     BREAK_FORGET_RUNNING,     /* caught up, but in-progress ids forgotten */
     BREAK_PRIMARY_ON_STANDBY, /* the primary's rule on a standby snapshot (no xip) */
+    BREAK_DONE_CUT,           /* a standby's full batch marks its cut last txid done */
     BREAK_COUNT
 } Break;
 
@@ -138,6 +139,7 @@ static const char *const break_names[BREAK_COUNT] = {
     "xid_next = xmax on a full batch",
     "xip emptied when caught up",
     "the primary's rule on a standby snapshot",
+    "the last txid of a full standby batch marked done",
 };
 
 /* What happened over a run, to show that the hard cases were exercised. */
@@ -148,7 +150,8 @@ typedef struct Stats {
     unsigned long restarts, persists, max_xip;
     unsigned long composite_branch1; /* full batches ending in branch 1 with a composite key */
     unsigned long standby_batches, standby_held; /* batches on a standby; of them, with ids
-                                                  * ended in [xmin, xmax) read again */
+                                                  * ended in [xmin, xmax) */
+    unsigned long standby_done;                  /* standby batches whose query skipped done ids */
 } Stats;
 
 /* A ring of the last formatted events, kept only when replaying a
@@ -236,9 +239,13 @@ static const char *cursor_text(const Sim *s, const Cursor *c, char *buf, size_t 
         n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "",
                               id_text(s, c->xip[i], a, sizeof a));
     if (n < len && c->has_xid_at)
-        snprintf(buf + n, len - n, "] at=%s/%s", id_text(s, c->xid_at, a, sizeof a), c->xid_at_key);
+        n += (size_t)snprintf(buf + n, len - n, "] at=%s/%s", id_text(s, c->xid_at, a, sizeof a),
+                              c->xid_at_key);
     else if (n < len)
-        snprintf(buf + n, len - n, "]");
+        n += (size_t)snprintf(buf + n, len - n, "]");
+    for (size_t i = 0; i < c->n_done && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s",
+                              i ? "," : " done=", id_text(s, c->done[i], a, sizeof a));
     return buf;
 }
 
@@ -471,9 +478,10 @@ static int answer_query(const Sim *s, const Cursor *c, size_t limit, Out *rows)
             const Row *r = &s->committed[k];
             if (!r->exists)
                 continue;
-            bool hit = b == 1   ? q.has_xid_at && r->txid == q.xid_at && k > key_of(s, q.xid_at_key)
-                       : b == 2 ? sorted_contains(q.xip, q.n_xip, r->txid)
-                                : r->txid >= q.xid_next;
+            bool hit = b == 1 ? q.has_xid_at && r->txid == q.xid_at && k > key_of(s, q.xid_at_key)
+                       : b == 2
+                           ? sorted_contains(q.xip, q.n_xip, r->txid)
+                           : r->txid >= q.xid_next && !sorted_contains(q.done, q.n_done, r->txid);
             if (hit)
                 branch[m++] = (Out){k, b, *r};
         }
@@ -504,7 +512,9 @@ static int check_invariant(Sim *s)
     long at_key = c->has_xid_at ? key_of(s, c->xid_at_key) : 0;
     for (int k = 0; k < s->n_keys; k++) {
         const Row *r = &s->committed[k];
-        if (!r->exists || r->txid >= c->xid_next || sorted_contains(c->xip, c->n_xip, r->txid))
+        bool done = sorted_contains(c->done, c->n_done, r->txid);
+        if (!r->exists ||
+            (!done && (r->txid >= c->xid_next || sorted_contains(c->xip, c->n_xip, r->txid))))
             continue;
         if (c->has_xid_at && r->txid == c->xid_at && k > at_key)
             continue;
@@ -545,6 +555,29 @@ static void apply_break(Sim *s, const Cursor *old, const CursorSnapshot *snap, b
     } else if (s->brk == BREAK_FORGET_RUNNING && !full) {
         c->n_xip = 0;
     }
+}
+
+/* Adds id to the live cursor's done set (a break: the cut last txid of a
+ * full standby batch).  Returns 0, or -1 with err filled. */
+static int mark_done(Sim *s, uint64_t id, char *err, size_t errlen)
+{
+    Cursor *c = &s->cursor;
+    if (sorted_contains(c->done, c->n_done, id))
+        return 0;
+    uint64_t *grown = realloc(c->done, (c->n_done + 1) * sizeof *grown);
+    if (!grown) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t i = c->n_done;
+    while (i > 0 && grown[i - 1] > id) {
+        grown[i] = grown[i - 1];
+        i--;
+    }
+    grown[i] = id;
+    c->done = grown;
+    c->n_done++;
+    return 0;
 }
 
 /* Persists the live cursor as JSON (it replaces the previous one). */
@@ -666,14 +699,21 @@ static int sync_batch(Sim *s, size_t batch_size, bool may_crash, int *n_rows)
         return sim_fail(s, FAIL_OTHER, "out of memory");
     char err[256];
     int rc;
+    uint64_t txids[MAX_BATCH];
+    for (int i = 0; i < n; i++)
+        txids[i] = rows[i].row.txid;
+    if (s->standby && s->cursor.n_done > 0)
+        s->stats->standby_done++;
     if (s->standby && s->brk != BREAK_PRIMARY_ON_STANDBY)
-        rc = cursor_advance_recovery(&s->cursor, &snap, (size_t)n, batch_size, t, full ? key : NULL,
-                                     err, sizeof err);
+        rc = cursor_advance_recovery(&s->cursor, &snap, txids, (size_t)n, batch_size,
+                                     full ? key : NULL, NULL, err, sizeof err);
     else
         rc = cursor_advance(&s->cursor, &snap, (size_t)n, batch_size, t, full ? key : NULL, err,
                             sizeof err);
     if (rc == 0 && !s->standby)
         apply_break(s, &old, &snap, full, t);
+    if (rc == 0 && s->standby && s->brk == BREAK_DONE_CUT && full && t >= snap.xmin)
+        rc = mark_done(s, t, err, sizeof err);
     if (full) {
         s->stats->full_by_branch[rows[n - 1].branch]++;
         if (s->composite && rows[n - 1].branch == 1)
@@ -954,26 +994,28 @@ static void test_simulation(void **state)
         }
     }
     double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-    printf("simulation: %lu schedules (seeds %llu..%llu) in %.2fs: %lu steps, %lu batches, "
-           "%lu rows; full batches ending in branch 1/2/3: %lu/%lu/%lu (branch 1 with a composite "
-           "key: %lu); xip carried while "
-           "xid_at held: %lu; %lu commits (%lu big), %lu aborts, %lu prepared ended; older tx "
-           "over newer row: %lu; re-inserts %lu, tombstones synced %lu; lock waits %lu, "
-           "savepoint rollbacks %lu; crashes %lu (%lu mid-batch), restarts %lu, persists %lu; "
-           "max xip %lu; standby batches %lu (%lu with ended ids held back)\n",
-           st.schedules, (unsigned long long)seed0, (unsigned long long)(seed0 + n - 1), secs,
-           st.steps, st.batches, st.rows, st.full_by_branch[1], st.full_by_branch[2],
-           st.full_by_branch[3], st.composite_branch1, st.carry_mattered, st.commits,
-           st.big_commits, st.aborts, st.prepared_ends, st.older_over_newer, st.reinserts,
-           st.tombstones_synced, st.lock_waits, st.sp_rollbacks, st.crashes, st.crashes_mid_batch,
-           st.restarts, st.persists, st.max_xip, st.standby_batches, st.standby_held);
+    printf(
+        "simulation: %lu schedules (seeds %llu..%llu) in %.2fs: %lu steps, %lu batches, "
+        "%lu rows; full batches ending in branch 1/2/3: %lu/%lu/%lu (branch 1 with a composite "
+        "key: %lu); xip carried while "
+        "xid_at held: %lu; %lu commits (%lu big), %lu aborts, %lu prepared ended; older tx "
+        "over newer row: %lu; re-inserts %lu, tombstones synced %lu; lock waits %lu, "
+        "savepoint rollbacks %lu; crashes %lu (%lu mid-batch), restarts %lu, persists %lu; "
+        "max xip %lu; standby batches %lu (%lu with ended ids in [xmin, xmax), %lu skipping done "
+        "ids)\n",
+        st.schedules, (unsigned long long)seed0, (unsigned long long)(seed0 + n - 1), secs,
+        st.steps, st.batches, st.rows, st.full_by_branch[1], st.full_by_branch[2],
+        st.full_by_branch[3], st.composite_branch1, st.carry_mattered, st.commits, st.big_commits,
+        st.aborts, st.prepared_ends, st.older_over_newer, st.reinserts, st.tombstones_synced,
+        st.lock_waits, st.sp_rollbacks, st.crashes, st.crashes_mid_batch, st.restarts, st.persists,
+        st.max_xip, st.standby_batches, st.standby_held, st.standby_done);
     if (n >= 1000) {
         const unsigned long covered[] = {
             st.full_by_branch[1], st.full_by_branch[2], st.full_by_branch[3], st.carry_mattered,
             st.big_commits,       st.prepared_ends,     st.older_over_newer,  st.reinserts,
             st.tombstones_synced, st.lock_waits,        st.sp_rollbacks,      st.crashes_mid_batch,
             st.crashes,           st.restarts,          st.composite_branch1, st.standby_batches,
-            st.standby_held,
+            st.standby_held,      st.standby_done,
         };
         for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
             if (covered[i] == 0)

@@ -432,6 +432,37 @@ static int advance_recovery(Engine *e, Slot *sl, char *err, size_t errlen)
     return 0;
 }
 
+/* Tells whether batch b was read on a server behind the read cursor, and
+ * then drops it: a primary whose ids are behind lost transactions the
+ * sink has (or is another database), which stops the engine; a standby
+ * that has not replayed up to the cursor yet (the syncer read a server
+ * ahead of it before) is waited for. */
+static bool batch_behind(Engine *e, const PgBatch *b)
+{
+    uint64_t next = e->ahead.xid_next;
+    if (!b->recovery) {
+        if (b->snapshot.xmax >= next)
+            return false;
+        engine_refuse_xids_behind(e, b->snapshot.xmax);
+        engine_fail(e);
+        return true;
+    }
+    if (b->snapshot.xmin >= next) {
+        if (e->standby_behind)
+            elog(e, LOG_INFO, "the standby caught up with the cursor");
+        e->standby_behind = false;
+        return false;
+    }
+    if (!e->standby_behind)
+        elog(e, LOG_WARN,
+             "the standby has not replayed up to the cursor yet (its oldest running id %" PRIu64
+             " is below the cursor's %" PRIu64 "): waiting for it",
+             b->snapshot.xmin, next);
+    e->standby_behind = true;
+    e->fetch_retry_at = clock_mono_s() + engine_backoff_s(e, 1);
+    return true;
+}
+
 /* Puts the batch just read into slot sl: the cursor after it, its pending
  * rows and key hashes.  Returns 0, or -1 when the engine failed. */
 static int slot_fill(Engine *e, Slot *sl)
@@ -551,8 +582,12 @@ static void fetch_poll(Engine *e)
     }
     e->fetch_errors = 0;
     e->stats.batches++;
-    e->stats.last_xmax = sl->batch.snapshot.xmax;
     crash_point("after fetching a batch");
+    if (batch_behind(e, &sl->batch)) {
+        pg_batch_free(&sl->batch);
+        return;
+    }
+    e->stats.last_xmax = sl->batch.snapshot.xmax;
     if (slot_fill(e, sl) < 0)
         return;
     if (sl->batch.columns_hash[0] && strcmp(sl->batch.columns_hash, e->table.columns_hash) != 0)

@@ -126,6 +126,7 @@ struct Engine {
     double row_bytes;    /* the mean size of the rows of the last batch; 0 unknown */
     size_t grow;         /* batch limit factor on a standby that made no progress; 1 */
     bool standby_stuck;  /* ... and it is at STANDBY_GROW_MAX: wait a poll between batches */
+    bool standby_behind; /* the standby's xmin is below the cursor: waiting for its replay */
     int fetch_errors;    /* failed batch queries in a row */
     double fetch_retry_at;
     uint64_t rows_read; /* rows read since the last wait for changes */
@@ -197,6 +198,11 @@ void engine_backfill_text(const Engine *e, char *out, size_t len);
  * (schema_pending).  Returns 0 (told, or nothing to tell), 1 when the sink
  * cannot take it now (sends wait; retried), -1 when the engine failed. */
 int engine_schema(Engine *e);
+
+/* Prints why the engine cannot go on with a server whose transaction ids
+ * (next xmax) are behind its cursor: lost in a failover, or a restore
+ * without txid offset (engine_start.c). */
+void engine_refuse_xids_behind(Engine *e, uint64_t xmax);
 
 /* For the files of the engine (engine_start.c): takes the advisory lock
  * of table and target on the engine's connection (again, after a

@@ -41,10 +41,10 @@ static int start_pg(Engine *e)
     if (standby) {
         e->standby = true;
         elog(e, LOG_INFO,
-             "reading a hot standby: its snapshots do not list running transactions, so rows "
-             "committed since the oldest one still running are read again by every batch until "
-             "it ends; no LISTEN (polling); refresh steps and column notes are left to syncers "
-             "of the primary");
+             "reading a hot standby: its snapshots do not list running transactions, so the "
+             "cursor keeps the ids committed since the oldest one still running (its done set) "
+             "until that one ends; no LISTEN (polling); refresh steps and column notes are left "
+             "to syncers of the primary");
     }
     if (pg_table_resolve(e->pg, e->cfg.table, &e->table, err, sizeof(err)) != PG_OK) {
         elog(e, LOG_ERROR, "%s", err);
@@ -218,6 +218,19 @@ static int start_sink(Engine *e)
     return 0;
 }
 
+void engine_refuse_xids_behind(Engine *e, uint64_t xmax)
+{
+    elog(e, LOG_ERROR,
+         "the database's transaction ids (next %" PRIu64 ") are behind the cursor (%" PRIu64
+         "): the server has not seen transactions the sink has.  Either it was promoted from a "
+         "standby that had not replayed everything the syncer read (a failover with "
+         "asynchronous replication lost them: the index holds changes the database no longer "
+         "has, so rebuild it into a new index), or the database was restored into another "
+         "cluster (nothing lost).  Either way raise the ids with "
+         "select txidsync.configure_txid_offset(%" PRIu64 "); then start again",
+         xmax, e->cursor.xid_next, e->cursor.xid_next);
+}
+
 /* A database restored into a cluster with a lower xid counter, without a
  * raised txid offset, would hand out ids the cursor believes done.
  * Returns 0 or -1 (printed). */
@@ -229,12 +242,9 @@ static int start_check_xids(Engine *e)
         elog(e, LOG_ERROR, "%s", err);
         return -1;
     }
-    if (xmax < e->cursor.xid_next) {
-        elog(e, LOG_ERROR,
-             "the database's transaction ids (next %" PRIu64 ") are behind the cursor (%" PRIu64
-             "): was it restored into another cluster? raise them with "
-             "select txidsync.configure_txid_offset(%" PRIu64 "); then start again",
-             xmax, e->cursor.xid_next, e->cursor.xid_next);
+    /* A standby behind the cursor is waited for by the first batches. */
+    if (xmax < e->cursor.xid_next && !e->standby) {
+        engine_refuse_xids_behind(e, xmax);
         return -1;
     }
     e->stats.last_xmax = xmax;

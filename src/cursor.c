@@ -236,6 +236,51 @@ void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q)
     q->limit = batch_size;
 }
 
+/* The xip of the rule below: the candidates (S.xip, the old entries
+ * kept or unknown, a moved xid_at unknown to S) below next and other than
+ * a full batch's t, sorted and without duplicates, into *out (NULL when
+ * none) and *n.  Returns 0, or -1 when out of memory. */
+static int next_xip(const Cursor *c, const CursorSnapshot *s, bool full, bool at_moved, uint64_t t,
+                    uint64_t next, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = s->n_xip + c->n_xip + 1;
+    uint64_t *xip = malloc(cap * sizeof *xip);
+    if (!xip)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_xip; i++)
+        xip[k++] = s->xip[i];
+    for (size_t i = 0; i < c->n_xip; i++) {
+        uint64_t x = c->xip[i];
+        bool keep = full && (!at_moved || x > t);
+        if (keep || x >= s->xmax)
+            xip[k++] = x;
+    }
+    if (c->has_xid_at && at_moved && c->xid_at >= s->xmax)
+        xip[k++] = c->xid_at;
+
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (xip[i] < next && !(full && xip[i] == t))
+            xip[m++] = xip[i];
+    }
+    qsort(xip, m, sizeof *xip, compare_ids);
+    k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (k == 0 || xip[i] != xip[k - 1])
+            xip[k++] = xip[i];
+    }
+    if (k == 0) {
+        free(xip);
+        return 0;
+    }
+    *out = xip;
+    *n = k;
+    return 0;
+}
+
 /*
  * The rule, with t the txid of the last row of a full batch:
  *
@@ -311,39 +356,11 @@ int cursor_advance(Cursor *c, const CursorSnapshot *s, size_t n, size_t batch_si
         next = c->xid_next > s->xmax ? c->xid_next : s->xmax;
     }
 
-    /* Gather every candidate, then sort and drop duplicates. */
-    size_t cap = s->n_xip + c->n_xip + 1;
-    uint64_t *xip = malloc(cap * sizeof *xip);
     char *key = NULL;
-    if (!xip)
+    size_t k;
+    uint64_t *xip;
+    if (next_xip(c, s, full, at_moved, t, next, &xip, &k) != 0)
         goto oom;
-    size_t k = 0;
-    for (size_t i = 0; i < s->n_xip; i++)
-        xip[k++] = s->xip[i];
-    for (size_t i = 0; i < c->n_xip; i++) {
-        uint64_t x = c->xip[i];
-        bool keep = full && (!at_moved || x > t);
-        if (keep || x >= s->xmax)
-            xip[k++] = x;
-    }
-    if (c->has_xid_at && at_moved && c->xid_at >= s->xmax)
-        xip[k++] = c->xid_at;
-
-    size_t m = 0;
-    for (size_t i = 0; i < k; i++) {
-        if (xip[i] < next && !(full && xip[i] == t))
-            xip[m++] = xip[i];
-    }
-    qsort(xip, m, sizeof *xip, compare_ids);
-    k = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (k == 0 || xip[i] != xip[k - 1])
-            xip[k++] = xip[i];
-    }
-    if (k == 0) {
-        free(xip);
-        xip = NULL;
-    }
 
     if (full) {
         key = copy_text(last_key, strlen(last_key));
@@ -574,6 +591,19 @@ static int parse_xip_entry(Parser *p, ValueKind kind, const unsigned char *s, si
     return 1;
 }
 
+/* Keeps the text of the done field until xid_next is known (fields come
+ * in any order); returns 1 to go on or 0 (with err written) to cancel. */
+static int keep_done_text(Parser *p, const unsigned char *s, size_t len)
+{
+    p->done_text = copy_text((const char *)s, len);
+    p->done_len = len;
+    if (!p->done_text) {
+        err_printf(p->err, p->errlen, "cursor: out of memory");
+        return 0;
+    }
+    return 1;
+}
+
 /* Takes one scalar value (or the start of a container where only a scalar
  * belongs) for the field named by the preceding key, or for xip when
  * inside it; returns 1 to go on or 0 (with err written) to cancel. */
@@ -650,15 +680,7 @@ static int parse_value(Parser *p, ValueKind kind, const unsigned char *s, size_t
             p->c.part_n = (uint32_t)v;
         return 1;
     case FIELD_DONE:
-        if (kind != VALUE_STRING)
-            return refuse_type(p, f);
-        p->done_text = copy_text((const char *)s, len);
-        p->done_len = len;
-        if (!p->done_text) {
-            err_printf(p->err, p->errlen, "cursor: out of memory");
-            return 0;
-        }
-        return 1;
+        return kind == VALUE_STRING ? keep_done_text(p, s, len) : refuse_type(p, f);
     default:
         err_printf(p->err, p->errlen, "cursor: value without a field");
         return 0;

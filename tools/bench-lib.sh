@@ -62,6 +62,19 @@ vacuum analyze public.$1;
 SQL
 }
 
+# mk_demo_table NAME ROWS NOTIFY: a table of the load generator's shape.
+mk_demo_table() {
+    q <<SQL >/dev/null
+drop table if exists public.$1;
+create table public.$1 (id bigint generated always as identity primary key, name text, data jsonb);
+insert into public.$1 (name, data)
+select format('row %s', i), jsonb_build_object('n', i, 'sku', format('SKU-%s', i), 'qty', i % 97)
+  from generate_series(1, $2) as i;
+select txidsync.track('public.$1', notify => $3);
+vacuum analyze public.$1;
+SQL
+}
+
 # timed OUT_PREFIX CMD...: runs CMD (stdin inherited) under /usr/bin/time -v
 # and writes OUT_PREFIX.{out,err,time} and OUT_PREFIX.vals: wall seconds,
 # user+sys CPU seconds, peak RSS in KiB, CPU seconds of postgres and of

@@ -21,7 +21,7 @@ fi
 [ -s "$out" ] || fail "no report at $out"
 for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
     "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
-    "## 8. A refresh under load" "## 9. What metrics cost" "## Decisions"; do
+    "## 8. A refresh under load" "## 9. What metrics cost" "## 10. Reading a hot standby" "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
@@ -39,6 +39,11 @@ grep -Eq '^\| 5000 \| [0-9.]+ \|$' "$out" || fail "no memory figure for the back
 grep -Eq '^\| lat_notify \| LISTEN.* \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ s \|$' "$out" || fail "no idle figures"
 grep -q 'consistency checker found 0 differences' "$out" || fail "the fuzz run is not reported clean"
 grep -Eq '^\| on / off \| \*\*[0-9.]+\*\* \| [0-9.]+ \|$' "$out" || fail "no metrics cost figure: $(grep -A8 '^## 9' "$out")"
+grep -Eq '^\| backfill of [0-9]+ rows, rows/s \(median of [0-9]+\) \| [0-9]+ \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" ||
+    fail "no standby backfill figures: $(grep -A12 '^## 10' "$out")"
+grep -Eq '^\| p99 ms \| [0-9.]+ \| [0-9.]+ \| \|$' "$out" || fail "no standby latency figures"
+grep -Eq '^\| [1-9][0-9]* \| [0-9]+ \| \*\*[0-9.]+\*\* \| [0-9]+ \| [0-9]+ \| [0-9.]+ / [0-9.]+ \|$' "$out" ||
+    fail "no figures for the open transaction: $(grep -A20 '^## 10' "$out")"
 for sink in NDJSON Kafka; do
     grep -Eq "^\| $sink \| \*\*[0-9.]+\*\*( \(to the COPY on one backend: [0-9.]+\))? \| [0-9.]+ \|$" "$out" || fail "no $sink ratios: $(grep -A12 '^## 7' "$out")"
 done

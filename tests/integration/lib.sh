@@ -134,6 +134,18 @@ side_version() {
     psql_q "select version from txidsync.$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass") where key = $1"
 }
 
+# standby_up: a streaming hot standby of the bed's Postgres (tests/bed
+# standby-up, with TXIDSYNC_STANDBY_OPTIONS); exports TXIDSYNC_STANDBY_PORT.
+# The test's EXIT trap calls standby_down.
+standby_up() {
+    local sb
+    sb=$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED") || fail "the standby did not come up"
+    eval "$sb"
+}
+standby_down() {
+    "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"
+}
+
 # standby_q SQL: one value from the bed's standby (tests/bed standby-up).
 standby_q() {
     psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1"

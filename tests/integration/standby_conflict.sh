@@ -13,11 +13,9 @@ psql -X -q -v ON_ERROR_STOP=1 -f "$TXIDSYNC_ROOT/sql/txidsync.sql" >/dev/null
 psql_q "create table wide (id int primary key, n int not null default 0, pad text not null);
     insert into wide select g, 0, repeat(md5(g::text), 64) from generate_series(1, 20000) g;
     select txidsync.track('wide');" >/dev/null
-sb=$(TXIDSYNC_STANDBY_OPTIONS="-c max_standby_streaming_delay=0 -c hot_standby_feedback=off" \
-    "$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED") || fail "no standby"
-eval "$sb"
+TXIDSYNC_STANDBY_OPTIONS="-c max_standby_streaming_delay=0 -c hot_standby_feedback=off" standby_up
 writer=
-trap '[ -n "$writer" ] && kill -TERM "$writer" 2>/dev/null; cleanup_syncers; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
+trap '[ -n "$writer" ] && kill -TERM "$writer" 2>/dev/null; cleanup_syncers; standby_down' EXIT
 [ "$(standby_q "show max_standby_streaming_delay")" = 0 ] || fail "the standby's max_standby_streaming_delay is not 0"
 ix=$(test_index)
 log=$TXIDSYNC_TEST_TMP/syncer.log

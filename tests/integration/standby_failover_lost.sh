@@ -12,10 +12,9 @@ set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
 setup_demo
-sb=$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED") || fail "no standby"
-eval "$sb"
+standby_up
 primary_down=
-trap 'cleanup_syncers; [ -n "$primary_down" ] && "$TXIDSYNC_ROOT/tests/bed" pg-start "$TXIDSYNC_BED"; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
+trap 'cleanup_syncers; [ -n "$primary_down" ] && "$TXIDSYNC_ROOT/tests/bed" pg-start "$TXIDSYNC_BED"; standby_down' EXIT
 ix=$(test_index)
 log=$TXIDSYNC_TEST_TMP/syncer.log
 standby_replayed

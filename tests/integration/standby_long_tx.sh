@@ -11,10 +11,9 @@ set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
 setup_demo
-sb=$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED") || fail "no standby"
-eval "$sb"
+standby_up
 long=
-trap '[ -n "$long" ] && kill -TERM "$long" 2>/dev/null; cleanup_syncers; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
+trap '[ -n "$long" ] && kill -TERM "$long" 2>/dev/null; cleanup_syncers; standby_down' EXIT
 ix=$(test_index)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 metric() { curl -sS "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"({|$)" { print $2 }'; }

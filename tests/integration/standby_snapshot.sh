@@ -12,8 +12,8 @@
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
-eval "$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED")"
-trap '"$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"; [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null || true' EXIT
+standby_up
+trap 'standby_down; [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null || true' EXIT
 standby() { psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1"; }
 # replayed: the standby has replayed everything the primary wrote so far.
 replayed() {

@@ -11,9 +11,9 @@ set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
 setup_demo
-eval "$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED")"
+standby_up
 loop=
-trap '[ -n "$loop" ] && kill -TERM "$loop" 2>/dev/null; cleanup_syncers; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
+trap '[ -n "$loop" ] && kill -TERM "$loop" 2>/dev/null; cleanup_syncers; standby_down' EXIT
 ix=$(test_index)
 on_standby=(--pg "port=$TXIDSYNC_STANDBY_PORT" --index "$ix" --state-index "$ix-state" --replicas 0)
 log=$TXIDSYNC_TEST_TMP/syncer.log

@@ -6,8 +6,7 @@
 # against the primary once the standby replayed everything.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
-sb=$("$TXIDSYNC_ROOT/tests/bed" standby-up "$TXIDSYNC_BED") || fail "no standby"
-eval "$sb"
-trap 'cleanup_syncers; "$TXIDSYNC_ROOT/tests/bed" standby-down "$TXIDSYNC_BED"' EXIT
+standby_up
+trap 'cleanup_syncers; standby_down' EXIT
 export DEMO_SOURCE=standby
 fuzz_crash_loop opensearch "${TXIDSYNC_FUZZ_STANDBY_SECONDS:-90}"

@@ -152,6 +152,7 @@ typedef struct Stats {
     unsigned long standby_batches, standby_held; /* batches on a standby; of them, with ids
                                                   * ended in [xmin, xmax) */
     unsigned long standby_done;                  /* standby batches whose query skipped done ids */
+    unsigned long promotions; /* standby schedules switched to the primary's rule */
 } Stats;
 
 /* A ring of the last formatted events, kept only when replaying a
@@ -902,6 +903,14 @@ static int sim_step(Sim *s)
     r -= s->w_batch;
     if (r < s->w_crash)
         return crash(s);
+    /* Now and then a standby is promoted: the next batches read primary
+     * snapshots, with whatever cursor the standby's rule left. */
+    if (s->standby && rng_chance(&s->rng, 100)) {
+        s->standby = false;
+        s->stats->promotions++;
+        trace(s, "promoted");
+        return 0;
+    }
     return restart(s);
 }
 
@@ -1002,20 +1011,20 @@ static void test_simulation(void **state)
         "over newer row: %lu; re-inserts %lu, tombstones synced %lu; lock waits %lu, "
         "savepoint rollbacks %lu; crashes %lu (%lu mid-batch), restarts %lu, persists %lu; "
         "max xip %lu; standby batches %lu (%lu with ended ids in [xmin, xmax), %lu skipping done "
-        "ids)\n",
+        "ids), %lu promotions\n",
         st.schedules, (unsigned long long)seed0, (unsigned long long)(seed0 + n - 1), secs,
         st.steps, st.batches, st.rows, st.full_by_branch[1], st.full_by_branch[2],
         st.full_by_branch[3], st.composite_branch1, st.carry_mattered, st.commits, st.big_commits,
         st.aborts, st.prepared_ends, st.older_over_newer, st.reinserts, st.tombstones_synced,
         st.lock_waits, st.sp_rollbacks, st.crashes, st.crashes_mid_batch, st.restarts, st.persists,
-        st.max_xip, st.standby_batches, st.standby_held, st.standby_done);
+        st.max_xip, st.standby_batches, st.standby_held, st.standby_done, st.promotions);
     if (n >= 1000) {
         const unsigned long covered[] = {
             st.full_by_branch[1], st.full_by_branch[2], st.full_by_branch[3], st.carry_mattered,
             st.big_commits,       st.prepared_ends,     st.older_over_newer,  st.reinserts,
             st.tombstones_synced, st.lock_waits,        st.sp_rollbacks,      st.crashes_mid_batch,
             st.crashes,           st.restarts,          st.composite_branch1, st.standby_batches,
-            st.standby_held,      st.standby_done,
+            st.standby_held,      st.standby_done,      st.promotions,
         };
         for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
             if (covered[i] == 0)

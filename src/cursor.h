@@ -63,7 +63,7 @@ typedef struct CursorQuery {
     const char *xid_at_key;
     const uint64_t *xip; /* branch 2: txid = any(xip) */
     size_t n_xip;
-    uint64_t xid_next; /* branch 3: txid >= xid_next and txid <> all(done) */
+    uint64_t xid_next; /* branch 3: txid >= xid_next and not in done */
     const uint64_t *done;
     size_t n_done;
     size_t limit; /* per branch and overall */

@@ -1023,7 +1023,10 @@ static int append_branch(Buf *sql, const PgTable *t, int branch, const char *con
 /*
  * Builds the batch statement for table t into sql.  Parameters: $1 xid_at
  * (NULL: none), $2 xip as bigint[], $3 xid_next, $4 the limit, $5 the
- * done set as bigint[] (empty but on a standby), then one per key column, the components of
+ * done set as bigint[] (empty but on a standby), $6 its largest id (or
+ * xid_next - 1 when it is empty), $7 the ids of [xid_next, $6] not in it
+ * (the gaps), $8 whether to read the gaps by $7 (few) rather than skip
+ * the done ids by $5 (many), then one per key column, the components of
  * xid_at_key (each typed by the comparison with its column).  The snapshot comes back as the one
  * row with branch 0; the data rows follow from the LIMITed UNION ALL, whose Append runs its
  * branches in order and is not asked for more rows once the limit is reached — later branches are
@@ -1039,11 +1042,20 @@ static int append_branch(Buf *sql, const PgTable *t, int branch, const char *con
  */
 static int build_batch_sql(const PgTable *t, Buf *sql)
 {
+    /* Branch 3 is "txid >= xid_next, not done" split at the largest done
+     * id: up to it (the window behind an old open transaction on a
+     * standby) either the few gaps by index lookups or the range with the
+     * done ids skipped, then (branch 4) everything above it as one index
+     * range.  $8 is a constant of the plan, so the planner keeps one side
+     * of the "or". */
+#define BRANCH_3_DONE                                                                              \
+    "s.txid >= $3::bigint and s.txid <= $6::bigint and (($8::boolean and"                          \
+    " s.txid = any($7::bigint[])) or (not $8::boolean and s.txid <> all($5::bigint[])))"
     Buf cond;
     buf_init(&cond, 64 * 1024);
     int bad = buf_printf(&cond, "(s.txid, %s) > ($1::bigint", t->sql_side_keys);
     for (size_t i = 0; i < t->n_keys; i++)
-        bad |= buf_printf(&cond, ", $%zu", 6 + i);
+        bad |= buf_printf(&cond, ", $%zu", 9 + i);
     bad |= buf_puts(&cond, ") and s.txid <= $1::bigint");
     /* The snapshot row carries the column fingerprint too: a change of
      * the table's columns is seen with the first batch that may use it. */
@@ -1060,8 +1072,8 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
                       " null, null, null, null, null from (") != 0 ||
         append_branch(sql, t, 1, buf_str(&cond)) != 0 || buf_puts(sql, " union all ") != 0 ||
         append_branch(sql, t, 2, "s.txid = any($2::bigint[])") != 0 ||
-        buf_puts(sql, " union all ") != 0 ||
-        append_branch(sql, t, 3, "s.txid >= $3::bigint and s.txid <> all($5::bigint[])") != 0 ||
+        buf_puts(sql, " union all ") != 0 || append_branch(sql, t, 3, BRANCH_3_DONE) != 0 ||
+        buf_puts(sql, " union all ") != 0 || append_branch(sql, t, 4, "s.txid > $6::bigint") != 0 ||
         buf_puts(sql, " limit $4::bigint) as b") != 0) {
         buf_free(&cond);
         return -1;
@@ -1088,10 +1100,47 @@ typedef struct BatchParams {
     char limit[24];
     Buf xip;
     Buf done;
+    char done_max[24];
+    Buf gaps;
+    const char *values[8 + PG_KEYS_MAX];
     Buf key; /* xid_at_key split into its components */
-    const char *values[5 + PG_KEYS_MAX];
     int n_values;
 } BatchParams;
+
+/* The gaps of branch 3 when there are few: below this many, branch 3
+ * reads them one index lookup each; above, it scans up to the largest
+ * done id and skips the done ones. */
+#define GAPS_MAX 8192
+
+/* Fills p->done_max and, when the ids of [xid_next, largest done id] that
+ * are not done are at most GAPS_MAX, p->gaps with them (*by_gaps true).
+ * Returns 0, or -1 when the list does not fit. */
+static int done_gaps(const CursorQuery *q, BatchParams *p, bool *by_gaps)
+{
+    *by_gaps = false;
+    if (q->n_done == 0) {
+        snprintf(p->done_max, sizeof p->done_max, "%" PRId64, (int64_t)q->xid_next - 1);
+        return buf_puts(&p->gaps, "{}");
+    }
+    uint64_t max = q->done[q->n_done - 1];
+    snprintf(p->done_max, sizeof p->done_max, "%" PRIu64, max);
+    uint64_t gaps = max - q->xid_next + 1 - q->n_done;
+    if (gaps > GAPS_MAX)
+        return buf_puts(&p->gaps, "{}");
+    *by_gaps = true;
+    int rc = buf_puts(&p->gaps, "{");
+    size_t j = 0;
+    bool first = true;
+    for (uint64_t x = q->xid_next; rc == 0 && x < max; x++) {
+        if (j < q->n_done && q->done[j] == x) {
+            j++;
+            continue;
+        }
+        rc = buf_printf(&p->gaps, first ? "%" PRIu64 : ",%" PRIu64, x);
+        first = false;
+    }
+    return rc != 0 ? -1 : buf_puts(&p->gaps, "}");
+}
 
 /* Fills p from q for table t.  Returns 0, or -1 with err filled (p is to
  * be freed with batch_params_free either way). */
@@ -1100,8 +1149,9 @@ static int batch_params(const PgTable *t, const CursorQuery *q, BatchParams *p, 
 {
     buf_init(&p->xip, PG_TEXT_MAX);
     buf_init(&p->done, PG_TEXT_MAX);
+    buf_init(&p->gaps, PG_TEXT_MAX);
     buf_init(&p->key, PG_TEXT_MAX);
-    p->n_values = 5 + (int)t->n_keys;
+    p->n_values = 8 + (int)t->n_keys;
     if (q->limit == 0)
         return fail(err, errlen, PG_ERROR, "pg: batch query: the limit is 0");
     if (q->has_xid_at && !q->xid_at_key)
@@ -1116,13 +1166,19 @@ static int batch_params(const PgTable *t, const CursorQuery *q, BatchParams *p, 
     p->values[2] = p->xid_next;
     p->values[3] = p->limit;
     p->values[4] = buf_str(&p->done);
+    bool by_gaps;
+    if (done_gaps(q, p, &by_gaps) != 0)
+        return fail(err, errlen, PG_ERROR, "pg: batch query: gap list too long");
+    p->values[5] = p->done_max;
+    p->values[6] = buf_str(&p->gaps);
+    p->values[7] = by_gaps ? "true" : "false";
     size_t starts[PG_KEYS_MAX];
     if (q->has_xid_at && keys_split(q->xid_at_key, t->n_keys, &p->key, starts) != 0)
         return fail(err, errlen, PG_ERROR,
                     "pg: batch query: the cursor's key %.200s is not a key of %zu column(s) of %s",
                     q->xid_at_key, t->n_keys, t->name);
     for (size_t i = 0; i < t->n_keys; i++)
-        p->values[5 + i] = q->has_xid_at ? p->key.data + starts[i] : NULL;
+        p->values[8 + i] = q->has_xid_at ? p->key.data + starts[i] : NULL;
     return 0;
 }
 
@@ -1130,6 +1186,7 @@ static void batch_params_free(BatchParams *p)
 {
     buf_free(&p->xip);
     buf_free(&p->done);
+    buf_free(&p->gaps);
     buf_free(&p->key);
 }
 
@@ -1164,7 +1221,7 @@ static int read_row(const PGresult *res, int i, const PgTable *t, const PgRow *p
 {
     const char *branch = PQgetvalue(res, i, COL_BRANCH);
     row->branch = branch[0] - '0';
-    if (branch[1] != '\0' || row->branch < 1 || row->branch > 3)
+    if (branch[1] != '\0' || row->branch < 1 || row->branch > 4)
         return fail(err, errlen, PG_ERROR, "pg: batch query: unexpected branch %s", branch);
     if (PQgetisnull(res, i, COL_KEY) || parse_u64(PQgetvalue(res, i, COL_TXID), &row->txid) != 0 ||
         parse_u64(PQgetvalue(res, i, COL_VERSION), &row->version) != 0)

@@ -267,14 +267,13 @@ typedef struct PgBatch {
  * cursor_query): ONE statement that reads the snapshot and at most
  * q->limit rows of the side table under it, from three branches in
  * priority order — (1) txid = xid_at and key > xid_at_key, (2) txid in
- * xip, (3) txid >= xid_next — each ordered by (txid, key columns...), the
- * key compared column by column in its own order, with each row's
- * document joined from the tracked table.  Postgres stops reading a later
- * branch once the earlier ones filled the limit.  The caller hands
- * b->snapshot, b->n_rows and the last row to cursor_advance and frees *b
- * with pg_batch_free.  Returns PG_OK/PG_ERROR/PG_LOST; on failure *b is
- * empty.  Also fails (PG_ERROR) when the rows do not come back in branch
- * order, rather than letting the cursor skip any.
+ * xip, (3) txid >= xid_next and not done, as two branches (3 up to the
+ * largest done id, 4 above it; row->branch says which) — each ordered by (txid, key columns...),
+ * the key compared column by column in its own order, with each row's document joined from the
+ * tracked table.  Postgres stops reading a later branch once the earlier ones filled the limit. The
+ * caller hands b->snapshot, b->n_rows and the last row to cursor_advance and frees *b with
+ * pg_batch_free.  Returns PG_OK/PG_ERROR/PG_LOST; on failure *b is empty.  Also fails (PG_ERROR)
+ * when the rows do not come back in branch order, rather than letting the cursor skip any.
  */
 int pg_batch_fetch(PgConn *c, const PgTable *t, const CursorQuery *q, PgBatch *b, char *err,
                    size_t errlen) __attribute__((warn_unused_result));

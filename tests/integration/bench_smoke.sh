@@ -42,7 +42,7 @@ grep -Eq '^\| on / off \| \*\*[0-9.]+\*\* \| [0-9.]+ \|$' "$out" || fail "no met
 grep -Eq '^\| backfill of [0-9]+ rows, rows/s \(median of [0-9]+\) \| [0-9]+ \| [0-9]+ \| \*\*[0-9.]+\*\* \|$' "$out" ||
     fail "no standby backfill figures: $(grep -A12 '^## 10' "$out")"
 grep -Eq '^\| p99 ms \| [0-9.]+ \| [0-9.]+ \| \|$' "$out" || fail "no standby latency figures"
-grep -Eq '^\| [1-9][0-9]* \| [0-9]+ \| \*\*[0-9.]+\*\* \| [0-9]+ \| [0-9]+ \| [0-9.]+ / [0-9.]+ \|$' "$out" ||
+grep -Eq '^\| [1-9][0-9]* \| [0-9]+ \| \*\*[0-9.]+\*\* \| [0-9]+ \| [0-9]+ \| [0-9.]+ / [0-9.]+ \| [0-9.]+ \|$' "$out" ||
     fail "no figures for the open transaction: $(grep -A20 '^## 10' "$out")"
 for sink in NDJSON Kafka; do
     grep -Eq "^\| $sink \| \*\*[0-9.]+\*\*( \(to the COPY on one backend: [0-9.]+\))? \| [0-9.]+ \|$" "$out" || fail "no $sink ratios: $(grep -A12 '^## 7' "$out")"

@@ -336,7 +336,7 @@ typedef struct Syncer {
     size_t batch_size;
     Mirror mirror;
     size_t batches;
-    size_t rows_by_branch[4];
+    size_t rows_by_branch[5];
 } Syncer;
 
 static void syncer_open(Syncer *s, const char *conninfo, const char *table, size_t batch_size)
@@ -371,8 +371,11 @@ static void check_branch(const CursorQuery *q, const PgRow *r)
     else if (r->branch == 2)
         for (size_t i = 0; i < q->n_xip && !ok; i++)
             ok = q->xip[i] == r->txid;
-    else
+    else {
         ok = r->txid >= q->xid_next;
+        for (size_t i = 0; i < q->n_done && ok; i++)
+            ok = q->done[i] != r->txid;
+    }
     CHECK(ok, "row %s txid %" PRIu64 " does not belong to branch %d", r->key, r->txid, r->branch);
 }
 
@@ -527,9 +530,9 @@ static void make_table(PGconn *w, const char *name, int rows)
 
 static void report(const Syncer *s, const char *what)
 {
-    printf(PROG ": case %s: ok — %s (%zu batches of %zu; rows by branch 1/2/3: %zu/%zu/%zu)\n",
+    printf(PROG ": case %s: ok — %s (%zu batches of %zu; rows by branch 1/2/3-4: %zu/%zu/%zu)\n",
            g_case, what, s->batches, s->batch_size, s->rows_by_branch[1], s->rows_by_branch[2],
-           s->rows_by_branch[3]);
+           s->rows_by_branch[3] + s->rows_by_branch[4]);
 }
 
 /* ---- the cases ---- */
@@ -1217,6 +1220,53 @@ typedef struct Case {
     void (*run)(void);
 } Case;
 
+/* The done set of a standby cursor: branch 3 skips the done ids, both
+ * ways — reading the few gaps by index lookups, and scanning up to the
+ * largest done id with the many skipped — and branch 4 reads above it. */
+static void case_done(void)
+{
+    PGconn *w = writer(NULL);
+    sql(w, "create table public.c_done (id bigint primary key, n int)");
+    sql(w, "select txidsync.track('public.c_done', false)");
+    uint64_t ids[6];
+    for (int i = 0; i < 6; i++) {
+        sql(w, "begin");
+        sql(w, "insert into public.c_done values (%d, 0), (%d, 0)", 2 * i, 2 * i + 1);
+        ids[i] = txid_of(w);
+        sql(w, "commit");
+    }
+    Syncer s;
+    syncer_open(&s, NULL, "public.c_done", 100);
+    for (int variant = 0; variant < 2; variant++) {
+        /* Done: ids 1 and 3, and for the second variant an id far above
+         * (no rows) that makes the gaps too many to list. */
+        uint64_t done[] = {ids[1], ids[3], ids[0] + 5000};
+        CursorQuery q = {.xid_next = ids[0], .done = done, .n_done = variant ? 3 : 2, .limit = 100};
+        char err[512];
+        PgBatch b;
+        CHECK(pg_batch_fetch(s.pg, &s.table, &q, &b, err, sizeof err) == PG_OK, "%s", err);
+        const int want[] = {0, 2, 4, 5};
+        size_t k = 0;
+        for (size_t i = 0; i < b.n_rows; i++) {
+            check_branch(&q, &b.rows[i]);
+            uint64_t t = b.rows[i].txid;
+            CHECK(k / 2 < 4 && t == ids[want[k / 2]],
+                  "variant %d: row %zu has txid %" PRIu64 ", not one of ids 0, 2, 4, 5", variant, i,
+                  t);
+            CHECK(b.rows[i].branch == (variant == 0 && t > ids[3] ? 4 : 3) ||
+                      (variant == 1 && b.rows[i].branch == 3),
+                  "variant %d: txid %" PRIu64 " came from branch %d", variant, t, b.rows[i].branch);
+            k++;
+        }
+        CHECK(k == 8, "variant %d: %zu rows, want 8", variant, k);
+        pg_batch_free(&b);
+    }
+    printf(PROG ": case %s: ok — done ids skipped by gaps and by filter, the rest in order\n",
+           g_case);
+    syncer_close(&s);
+    PQfinish(w);
+}
+
 static const Case CASES[] = {
     {"late_commit", case_late_commit},
     {"big_transaction", case_big_transaction},
@@ -1228,6 +1278,7 @@ static const Case CASES[] = {
     {"restore", case_restore},
     {"explain", case_explain},
     {"grown_table", case_grown_table},
+    {"done", case_done},
 };
 
 /* Installs sql/txidsync.sql into the test database with psql. */

@@ -51,8 +51,11 @@ applied=$(($(metric txidsync_changes_applied_total) - applied0))
 done_now=$(metric txidsync_standby_done_transactions)
 echo "1. 2000 rows in 200 transactions after a transaction still open: all in the index; $applied changes sent, $conflicts replays, $reread rows read again, $done_now transactions known done"
 [ "$done_now" -ge 150 ] || fail "only $done_now transactions recorded as done above the standby's xmin"
-[ "$reread" -le 500 ] || fail "$reread rows read again for 2000 new ones"
-[ "$conflicts" -le 500 ] || fail "$conflicts replays for 2000 new rows"
+# At most the cut last transaction of each of the ~40 full batches (10
+# rows) is read again; without the done set the whole window would be, by
+# every batch, and the rows past the first 50 never reached.
+[ "$reread" -le 1000 ] || fail "$reread rows read again for 2000 new ones"
+[ "$conflicts" -le 1000 ] || fail "$conflicts replays for 2000 new rows"
 [ "$(doc_version "$ix" 1)" != absent ] || fail "row 1 vanished"
 
 wait "$long" || fail "the long transaction failed"

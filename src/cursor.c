@@ -48,14 +48,6 @@
 #include "cursor_done.h"
 #include "log.h"
 
-/* Orders two 64-bit ids ascending for qsort. */
-static int compare_ids(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Tells whether x is among the n ids of a, which need not be sorted. */
 static bool ids_contain(const uint64_t *a, size_t n, uint64_t x)
 {
@@ -266,12 +258,7 @@ static int next_xip(const Cursor *c, const CursorSnapshot *s, bool full, bool at
         if (xip[i] < next && !(full && xip[i] == t))
             xip[m++] = xip[i];
     }
-    qsort(xip, m, sizeof *xip, compare_ids);
-    k = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (k == 0 || xip[i] != xip[k - 1])
-            xip[k++] = xip[i];
-    }
+    k = cursor_ids_sort_unique(xip, m);
     if (k == 0) {
         free(xip);
         return 0;

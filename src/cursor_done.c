@@ -32,6 +32,16 @@ static int compare_ids(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+size_t cursor_ids_sort_unique(uint64_t *ids, size_t n)
+{
+    qsort(ids, n, sizeof *ids, compare_ids);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || ids[i] != ids[m - 1])
+            ids[m++] = ids[i];
+    return m;
+}
+
 /* Tells whether x lies in [base, base + CURSOR_DONE_SPAN), without
  * overflow near the top of the id range. */
 static bool in_span(uint64_t x, uint64_t base)
@@ -56,11 +66,7 @@ int cursor_done_merge(const uint64_t *old, size_t n_old, const uint64_t *add, si
     for (size_t i = 0; i < n_add; i++)
         if (in_span(add[i], base))
             ids[k++] = add[i];
-    qsort(ids, k, sizeof *ids, compare_ids);
-    size_t m = 0;
-    for (size_t i = 0; i < k; i++)
-        if (m == 0 || ids[i] != ids[m - 1])
-            ids[m++] = ids[i];
+    size_t m = cursor_ids_sort_unique(ids, k);
     if (m == 0) {
         free(ids);
         return 0;

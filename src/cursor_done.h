@@ -20,6 +20,10 @@
  * be NULL when n is 0). */
 bool cursor_ids_contain(const uint64_t *a, size_t n, uint64_t x);
 
+/* Sorts the n ids ascending and drops duplicates in place; returns how
+ * many are left. */
+size_t cursor_ids_sort_unique(uint64_t *ids, size_t n);
+
 /* Stores in *out (malloc'd, NULL when empty) and *n_out the ids of
  * old ∪ add that lie in [base, base + CURSOR_DONE_SPAN), sorted and
  * without duplicates; old and add need not be sorted.  Returns 0, or -1

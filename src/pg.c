@@ -220,6 +220,10 @@ static int result_fail(PgConn *c, PGresult *res, const char *what, char *err, si
              "pg: %s: %s (%s): a syncer's role needs what select txidsync.grant_reader('%s') "
              "gives, run by the tables' owner",
              what, msg, state, PQuser(c->conn));
+    else if (state && !strcmp(state, "25006"))
+        fail(err, errlen, code,
+             "pg: %s: %s (%s): the server is read-only (a hot standby?): writes go to the primary",
+             what, msg, state);
     else if (state)
         fail(err, errlen, code, "pg: %s: %s (%s)", what, msg, state);
     else

@@ -1220,6 +1220,51 @@ typedef struct Case {
     void (*run)(void);
 } Case;
 
+/* An insert of a key that a concurrent, uncommitted transaction deleted
+ * waits for it at the unique check.  The version the tracking gives the
+ * insert must come after the tombstone's: a trigger that took it before
+ * that wait (a BEFORE INSERT trigger numbering from a sequence, say)
+ * would put the row under its own tombstone, and the sink would keep the
+ * delete.  Today's AFTER ROW trigger numbers it after the wait. */
+static void case_insert_waits_for_delete(void)
+{
+    PGconn *w = writer(NULL), *ins = writer(NULL), *probe = writer(NULL);
+    make_table(w, "c_race", 4);
+    Syncer s;
+    syncer_open(&s, NULL, "public.c_race", 3);
+    sync_and_check(&s);
+    sql(w, "begin");
+    sql(w, "delete from public.c_race where id = 1");
+    CHECK(PQsendQuery(ins, "insert into public.c_race values (1, 'racer', 0)"), "send: %s",
+          PQerrorMessage(ins));
+    bool waiting = false;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        waiting = sql_u64(probe, "select count(*) from pg_stat_activity where wait_event_type ="
+                                 " 'Lock' and query like 'insert into public.c_race%%'") > 0;
+        if (!waiting)
+            usleep(10000);
+    }
+    CHECK(waiting, "the insert did not wait for the uncommitted delete");
+    sql(w, "commit");
+    PGresult *r;
+    while ((r = PQgetResult(ins))) {
+        CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "the waiting insert failed: %s",
+              PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    sync_and_check(&s);
+    const Entry *e = mirror_get(&s, "1");
+    CHECK(e && !e->deleted && e->version == 3,
+          "the insert that waited for the delete ended %s at version %" PRIu64 " (want live, 3)",
+          e && e->deleted ? "a tombstone" : "live", e ? e->version : 0);
+    report(&s,
+           "an insert that waited for a concurrent delete of its key comes after its tombstone");
+    syncer_close(&s);
+    PQfinish(w);
+    PQfinish(ins);
+    PQfinish(probe);
+}
+
 /* The done set of a standby cursor: branch 3 skips the done ids, both
  * ways — reading the few gaps by index lookups, and scanning up to the
  * largest done id with the many skipped — and branch 4 reads above it. */
@@ -1279,6 +1324,7 @@ static const Case CASES[] = {
     {"explain", case_explain},
     {"grown_table", case_grown_table},
     {"done", case_done},
+    {"insert_waits_for_delete", case_insert_waits_for_delete},
 };
 
 /* Installs sql/txidsync.sql into the test database with psql. */

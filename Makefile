@@ -47,6 +47,9 @@ LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libtxidsync.a
 
+# The server module of the change-log tracking mode (rule below).
+EXT       := $(BUILD)/ext/txidsync_log.so
+
 PROGRAMS  := $(BUILD)/txidsync $(BUILD)/load-generator $(BUILD)/consistency-check \
              $(BUILD)/bulk-loader
 
@@ -70,7 +73,7 @@ FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-poi
         deps opensearch kafka bench soak help fuzz fuzz-smoke fuzz-build install uninstall man
 .DEFAULT_GOAL := all
 
-all: $(PROGRAMS)
+all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -115,6 +118,26 @@ $(BUILD)/fuzzers/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SANITIZE) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The C row trigger of the change-log tracking mode (sql/txidsync_log.c),
+# a module of the PostgreSQL server: built against the server's headers
+# (postgresql-server-dev, make deps), loaded from build/ext by the test
+# bed's dynamic_library_path, installed into the server's library
+# directory by make install.  Without it the log mode uses a plpgsql
+# trigger.
+PG_CONFIG ?= $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/pg_config)) pg_config)
+PG_SERVER_INCLUDE := $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
+PG_PKGLIBDIR := $(shell $(PG_CONFIG) --pkglibdir 2>/dev/null)
+EXT_CFLAGS := -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wmissing-prototypes -fno-strict-aliasing -fwrapv \
+              $(filter -Werror,$(WARN))
+
+$(EXT): sql/txidsync_log.c
+	@mkdir -p $(dir $@)
+	$(say) CC $<
+	$(Q)test -f $(PG_SERVER_INCLUDE)/postgres.h || \
+	    { echo "no PostgreSQL server headers (postgresql-server-dev; make deps)" >&2; exit 1; }
+	$(Q)$(CC) $(EXT_CFLAGS) -I$(PG_SERVER_INCLUDE) -shared -o $@ $<
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -186,7 +209,7 @@ valgrind: $(UNIT_BIN)
 	@TXIDSYNC_VALGRIND=1 tools/run-unit $(UNIT_BIN)
 
 FORMAT_SRC = $(wildcard src/*.[ch] tools/*.[ch] tests/unit/*.[ch] tests/integration/*.[ch] \
-               tests/fuzz/*.[ch] tests/support/*.[ch])
+               tests/fuzz/*.[ch] tests/support/*.[ch] sql/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)
 
@@ -219,7 +242,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 INSTALLED  := $(BINDIR)/txidsync $(BINDIR)/txidsync-consistency-check $(DATADIR)/sql/txidsync.sql \
               $(MANDIR)/txidsync.1 $(MANDIR)/txidsync-consistency-check.1 \
               $(DOCDIR)/txidsync.ini.example $(DOCDIR)/README.md $(UNITDIR)/txidsync.service \
-              $(SYSUSERSDIR)/txidsync.conf
+              $(SYSUSERSDIR)/txidsync.conf $(PG_PKGLIBDIR)/txidsync_log.so
 install: all man
 	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(MANDIR) \
 	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
@@ -232,6 +255,8 @@ install: all man
 	    tools/dist/txidsync.service.in >$(DESTDIR)$(UNITDIR)/txidsync.service
 	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/txidsync.service
 	$(Q)install -m 644 tools/dist/txidsync.sysusers $(DESTDIR)$(SYSUSERSDIR)/txidsync.conf
+	$(Q)install -d $(DESTDIR)$(PG_PKGLIBDIR)
+	$(Q)install -m 755 $(EXT) $(DESTDIR)$(PG_PKGLIBDIR)/txidsync_log.so
 	@echo "installed under $(DESTDIR)$(PREFIX); configure $(SYSCONFDIR)/txidsync/txidsync.ini" \
 	    "(from $(DOCDIR)/txidsync.ini.example)"
 

@@ -57,8 +57,15 @@ drop trigger if exists some_table_parts_mirror on public.some_table;
 create trigger some_table_parts_mirror after insert or update or delete on public.some_table
     for each row execute function public.some_table_parts_mirror();
 
-select txidsync.track('public.some_table', notify => true);
-select txidsync.track('public.some_table_parts');
+-- The tracking mode from TXIDSYNC_TRACK_MODE (side or log); unset, a new
+-- table is tracked in the side mode and a tracked one keeps its mode.
+\getenv track_mode TXIDSYNC_TRACK_MODE
+\if :{?track_mode}
+\else
+\set track_mode ''
+\endif
+select txidsync.track('public.some_table', notify => true, mode => nullif(:'track_mode', ''));
+select txidsync.track('public.some_table_parts', mode => nullif(:'track_mode', ''));
 
 insert into public.some_table (name, data)
 select format('%s %s %s', adj[1 + i % 7], noun[1 + i % 11], i),

@@ -131,6 +131,36 @@ alter table txidsync.tracked add column if not exists columns_seen text;
 alter table txidsync.tracked add column if not exists filling boolean not null default false;
 alter table txidsync.tracked add column if not exists fill_after text[];
 alter table txidsync.tracked add column if not exists fill_done bigint not null default 0;
+-- The tracking mode (docs/design.md, "Tracking modes"): 'side', the row
+-- trigger keeps the side table's row of each key; 'log', it appends to the
+-- table's change log txidsync.log_<T> and the side table is the state of
+-- the keys before the log (filled by track and track_step).
+alter table txidsync.tracked add column if not exists mode text not null default 'side';
+do $install$
+begin
+    if not exists (select from pg_catalog.pg_constraint
+                    where conrelid = 'txidsync.tracked'::pg_catalog.regclass
+                      and conname = 'tracked_mode_check') then
+        alter table txidsync.tracked add constraint tracked_mode_check
+            check (mode in ('side', 'log'));
+    end if;
+end
+$install$;
+
+-- The C row trigger of the change-log mode (sql/txidsync_log.c, built as
+-- txidsync_log.so; make install puts it into the server's library
+-- directory).  Creating a C function needs a superuser and the module on
+-- the server; without either, tables tracked with mode => 'log' get a
+-- generated plpgsql trigger that does the same, slower.
+do $install$
+begin
+    create or replace function txidsync._log_row_c() returns trigger
+        language c as 'txidsync_log', 'txidsync_log_row';
+exception when others then
+    raise notice 'txidsync: no C trigger for the change-log mode (%); tables tracked with '
+                 'mode => ''log'' use a plpgsql trigger', sqlerrm;
+end
+$install$;
 
 -- The roles txidsync.grant_reader() made readers: each table tracked later
 -- is made readable by them too (txidsync._grant_readers).
@@ -228,6 +258,13 @@ begin
                 floor_id := m + 1;
             end if;
         end if;
+        if to_regclass(format('txidsync.%I', 'log_' || substr(t.side_table, 6))) is not null then
+            execute format('select max(txid) from txidsync.%I', 'log_' || substr(t.side_table, 6))
+               into m;
+            if m is not null and m + 1 > floor_id then
+                floor_id := m + 1;
+            end if;
+        end if;
     end loop;
     -- Later transactions get raw ids > raw_now, so with this offset their
     -- ids are >= floor_id + 1.
@@ -237,6 +274,13 @@ begin
         execute format('create or replace function txidsync.txid_offset() returns bigint '
                        'language sql stable parallel safe as %L',
                        format('select %s::bigint', new_offset));
+        -- The C trigger of the log mode has the offset as an argument.
+        for t in select tr.relid, tr.notify from txidsync.tracked as tr
+                  where tr.mode = 'log'
+                    and exists (select from pg_catalog.pg_class as c where c.oid = tr.relid::oid)
+        loop
+            perform txidsync._track(t.relid, t.notify, true);
+        end loop;
     end if;
     return new_offset;
 end
@@ -295,6 +339,19 @@ create or replace function txidsync._key_list(cols name[], ops name[], fmt text,
       from generate_subscripts(cols, 1) as i
     $$;
 
+-- Joins, for each column of cols (a tracked table's key columns, in
+-- order), format(fmt, the column quoted, the side table's key column
+-- quoted) with ', '.
+create or replace function txidsync._col_list(cols name[], fmt text) returns text
+    language sql immutable
+    as $$
+    select string_agg(pg_catalog.format(fmt, pg_catalog.quote_ident(cols[i]),
+                                        pg_catalog.quote_ident(
+                                            txidsync._side_key(i::int, cardinality(cols)))),
+                      ', ' order by i)
+      from generate_subscripts(cols, 1) as i
+    $$;
+
 -- Starts tracking tbl, which must have a primary key (of any number of
 -- columns): creates its side table, backfills every existing row (version
 -- 1, the txid of this call), generates its trigger function and installs
@@ -342,17 +399,148 @@ begin
               where who is null or x.role_name = who loop
         execute format('grant select on %s to %I', tbl, r);
         execute format('grant select on txidsync.%I to %I', side, r);
+        if to_regclass(format('txidsync.%I', 'log_' || substr(side, 6))) is not null then
+            execute format('grant select on txidsync.%I to %I', 'log_' || substr(side, 6), r);
+        end if;
     end loop;
 end
 $$;
+
+-- Gives tracked table tbl (tracking mode old_mode, its side table side)
+-- the tracking mode m.  Every tracked table has a change log
+-- txidsync.log_<T> (txid, version, the side table's key columns) with its
+-- (txid, key..., version desc) index, and a version sequence txidsync.ver_<T>: the
+-- syncer reads the side table and the log together in either mode, so a
+-- switch needs nothing of it.  Into 'log', the sequence is set above every
+-- version in the side table, so versions keep increasing per key across
+-- the switch.  Back to 'side', each key's newest log entry is merged into
+-- the side table (its version, its txid, and deleted when the row is
+-- gone) and the log emptied: a syncer that has not read that txid reads
+-- the side row instead, and one that has read it has sent that version.
+-- Both under _track's lock, which holds writers off.
+create or replace function txidsync._track_mode(tbl regclass, m text, old_mode text, side name,
+                                                names name[], ops name[], base text, only_kw text)
+    returns void
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    qside text := format('txidsync.%I', side);
+    log_name text := 'log_' || substr(side, 6);
+    qlog text := format('txidsync.%I', 'log_' || substr(side, 6));
+    qseq text := format('txidsync.%I', 'ver_' || substr(side, 6));
+    cols text := txidsync._key_list(names, ops, '%1$s', ', ');
+    r record;
+begin
+    if to_regclass(qlog) is null then
+        execute format('create table %s as select txid, version, %s from %s with no data',
+                       qlog, cols, qside);
+        -- version descending last: the batch query's DISTINCT ON takes a
+        -- transaction's newest entry of a key straight off the index.
+        execute format('create index %I on %s (txid, %s, version desc)', log_name || '_txid_key',
+                       qlog, cols);
+        for r in select x.role_name from txidsync.readers as x loop
+            execute format('grant select on %s to %I', qlog, r.role_name);
+        end loop;
+    end if;
+    execute format('create sequence if not exists %s cache 1', qseq);
+    if m = 'log' and old_mode = 'side' then
+        execute format('select pg_catalog.setval(%1$L, greatest(coalesce(max(s.version), 0) + 1,'
+                       ' (select q.last_value from %1$s as q))) from %2$s as s', qseq, qside);
+    elsif m = 'side' and old_mode = 'log' then
+        execute format(
+            'insert into %1$s as s (%2$s, version, txid, deleted)'
+            ' select distinct on (%2$s) %2$s, l.version, l.txid,'
+            '        not exists (select from %3$s%4$s as b where %5$s)'
+            '   from %6$s as l order by %2$s, l.version desc'
+            ' on conflict (%2$s) do update'
+            ' set version = excluded.version, txid = excluded.txid, deleted = excluded.deleted'
+            ' where excluded.version > s.version',
+            qside, cols, only_kw, base,
+            txidsync._key_list(names, ops, 'b.%2$s %3$s l.%1$s', ' and '), qlog);
+        execute format('delete from %s', qlog);
+    end if;
+    update txidsync.tracked set mode = m where relid = tbl;
+end
+$$;
+
+-- The triggers of a table in the log mode (txidsync._track_mode made its
+-- log txidsync.log_<T> and sequence txidsync.ver_<T>).  The row trigger
+-- appends (txid, next version, key) per row written, the old key too
+-- when an update changes it: the C one (txidsync._log_row_c) where it is
+-- installed, else the generated plpgsql function fn, which also handles
+-- TRUNCATE: run BEFORE it, it appends every key the table still holds
+-- (costs a pass over the table, under TRUNCATE's own lock).  AFTER the
+-- row, the writer holds the key's row lock or has passed the primary
+-- key's unique check, so its version is above every earlier committed
+-- write's (docs/design.md, "Tracking modes").
+create or replace function txidsync._track_log_triggers(tbl regclass, side name, fn text,
+                                                        names name[], ops name[], base text,
+                                                        only_kw text)
+    returns void
+    language plpgsql
+    set client_min_messages = warning
+    as $track$
+declare
+    log_name text := 'log_' || substr(side, 6);
+    qlog text := format('txidsync.%I', 'log_' || substr(side, 6));
+    seq_name text := 'ver_' || substr(side, 6);
+    nextv text := format('pg_catalog.nextval(%L::pg_catalog.regclass)',
+                         format('txidsync.%I', 'ver_' || substr(side, 6)));
+    cols text := txidsync._key_list(names, ops, '%1$s', ', ');
+begin
+    execute format($f$
+create or replace function txidsync.%1$I() returns trigger
+    language plpgsql security definer
+    as $body$
+declare
+    x constant bigint := txidsync.current_txid();  -- one id per call, as in the C trigger
+begin
+    if TG_OP operator(pg_catalog.=) 'TRUNCATE' then
+        insert into %2$s (txid, version, %3$s) select x, %4$s, %5$s from %6$s%7$s as b;
+        return null;
+    end if;
+    if TG_OP operator(pg_catalog.=) 'DELETE'
+       or (TG_OP operator(pg_catalog.=) 'UPDATE' and not (%8$s)) then
+        insert into %2$s (txid, version, %3$s) values (x, %4$s, %9$s);
+    end if;
+    if TG_OP operator(pg_catalog.<>) 'DELETE' then
+        insert into %2$s (txid, version, %3$s) values (x, %4$s, %10$s);
+    end if;
+    return null;
+end
+$body$
+$f$, fn, qlog, cols, nextv,
+        txidsync._key_list(names, ops, 'b.%2$s', ', '), only_kw, base,
+        txidsync._key_list(names, ops, 'NEW.%2$s %3$s OLD.%2$s', ' and '),
+        txidsync._key_list(names, ops, 'OLD.%2$s', ', '),
+        txidsync._key_list(names, ops, 'NEW.%2$s', ', '));
+    execute format('drop trigger if exists txidsync_row on %s', base);
+    if to_regprocedure('txidsync._log_row_c()') is not null then
+        execute format('create trigger txidsync_row after insert or update or delete on %s '
+                       'for each row execute function txidsync._log_row_c(%L, %L, %L)',
+                       base, log_name, seq_name, txidsync.txid_offset());
+    else
+        execute format('create trigger txidsync_row after insert or update or delete on %s '
+                       'for each row execute function txidsync.%I()', base, fn);
+    end if;
+    execute format('drop trigger if exists txidsync_truncate on %s', base);
+    execute format('create trigger txidsync_truncate before truncate on %s '
+                   'for each statement execute function txidsync.%I()', base, fn);
+end
+$track$;
 
 -- Starts tracking tbl: its side table, its row in txidsync.tracked, its
 -- triggers; with fill, also the state of every existing row (version 1,
 -- this transaction's txid), all under a lock that holds writers off until
 -- the caller commits; without fill, the side table starts empty and
 -- tracked.filling is set, for track_step to fill.  On a tracked table it
--- only regenerates the trigger function and the triggers.
-create or replace function txidsync._track(tbl regclass, notify boolean, fill boolean)
+-- only regenerates the trigger function and the triggers, and switches
+-- the tracking mode when mode names another one (null: keep it; 'side'
+-- for a new table).
+drop function if exists txidsync._track(regclass, boolean, boolean);
+create or replace function txidsync._track(tbl regclass, notify boolean, fill boolean,
+                                           mode text default null)
     returns void
     language plpgsql
     set client_min_messages = warning
@@ -369,6 +557,9 @@ declare
     existing txidsync.tracked;
     x bigint;
     side_cols text;
+    m text;
+    log_name text;
+    seq_name text;
 begin
     execute format('lock table %s in share row exclusive mode', tbl);
 
@@ -391,6 +582,18 @@ begin
     end if;
 
     select * into existing from txidsync.tracked where relid = tbl;
+    m := coalesce(_track.mode, existing.mode, 'side');
+    if m not in ('side', 'log') then
+        raise exception 'txidsync: unknown tracking mode "%": ''side'' or ''log''', m;
+    end if;
+    -- The log mode's versions increase per key because a writer takes its
+    -- version after the primary key's unique check waited for a writer of
+    -- the same key; a deferred check does not wait.
+    if m = 'log' and exists (select from pg_catalog.pg_constraint as k
+                              where k.conrelid = tbl and k.contype = 'p' and k.condeferrable) then
+        raise exception 'txidsync: the primary key of % is deferrable: the log mode needs an '
+                        'immediate one (use mode => ''side'')', tbl;
+    end if;
     if found then
         side := existing.side_table;
         chan := existing.channel;
@@ -415,6 +618,8 @@ begin
     end if;
 
     fn := side || '_trg';
+    log_name := 'log_' || substr(side, 6);
+    seq_name := 'ver_' || substr(side, 6);
     base := format('%I.%I', rel.nspname, rel.relname);
     qside := format('txidsync.%I', side);
     side_cols := txidsync._key_list(pk.names, pk.op_schemas, '%1$s', ', ');
@@ -448,6 +653,8 @@ begin
     else
         update txidsync.tracked set notify = _track.notify, channel = chan where relid = tbl;
     end if;
+    perform txidsync._track_mode(tbl, m, coalesce(existing.mode, 'side'), side, pk.names,
+                                 pk.op_schemas, base, only_kw);
 
     -- The row trigger, with the side table baked in.  It runs after the
     -- statement, so "does the key exist now" is the statement's final
@@ -456,6 +663,9 @@ begin
     -- The plain update is the hot path: one indexed update, no lookup.
     -- Every operator is schema-qualified because the function runs as its
     -- owner with the caller's search_path.
+    if m = 'log' then
+        perform txidsync._track_log_triggers(tbl, side, fn, pk.names, pk.op_schemas, base, only_kw);
+    else
     execute format($f$
 create or replace function txidsync.%1$I() returns trigger
     language plpgsql security definer
@@ -521,6 +731,7 @@ $f$, fn,
     execute format('drop trigger if exists txidsync_truncate on %s', base);
     execute format('create trigger txidsync_truncate after truncate on %s '
                    'for each statement execute function txidsync.%I()', base, fn);
+    end if;
     perform txidsync._grant_readers(tbl, side, null);
     execute format('drop trigger if exists txidsync_notify on %s', base);
     if notify then
@@ -543,19 +754,23 @@ $track$;
 -- PREPARE TRANSACTION in a transaction that executed NOTIFY, and every
 -- write of tbl then does.  Keep it false (the default) where applications
 -- prepare transactions; the syncer's poll finds their changes anyway.
-create or replace function txidsync.track(tbl regclass, notify boolean default false)
+drop function if exists txidsync.track(regclass, boolean);
+create or replace function txidsync.track(tbl regclass, notify boolean default false,
+                                          mode text default null)
     returns void
     language sql
-    as $$ select txidsync._track(tbl, notify, true) $$;
+    as $$ select txidsync._track(tbl, notify, true, mode) $$;
 
 -- Tracking a big table online, step 1: installs the triggers (and an
 -- empty side table) under a lock held only until the caller commits,
 -- which is short.  From then on every write of tbl is tracked.  Commit,
 -- then call track_step until it says finished; syncers may run meanwhile.
-create or replace function txidsync.track_begin(tbl regclass, notify boolean default false)
+drop function if exists txidsync.track_begin(regclass, boolean);
+create or replace function txidsync.track_begin(tbl regclass, notify boolean default false,
+                                                mode text default null)
     returns void
     language sql
-    as $$ select txidsync._track(tbl, notify, false) $$;
+    as $$ select txidsync._track(tbl, notify, false, mode) $$;
 
 -- Tracking online, step 2 (docs/design.md, "Tracking a big table
 -- online"): fills the state of the next chunk of existing rows, in key
@@ -603,15 +818,10 @@ begin
         cols,
         case when (select c.relkind from pg_catalog.pg_class as c where c.oid = tbl) = 'r'
              then 'only ' else '' end,
-        tbl, after, t.side_table,
-        (select string_agg(format('%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
-           from generate_subscripts(t.key_columns, 1) as i),
-        (select string_agg(format('c.%I', t.key_columns[i]), ', ' order by i)
-           from generate_subscripts(t.key_columns, 1) as i),
-        (select string_agg(format('c.%I::text', t.key_columns[i]), ', ' order by i)
-           from generate_subscripts(t.key_columns, 1) as i),
-        (select string_agg(format('c.%I desc', t.key_columns[i]), ', ' order by i)
-           from generate_subscripts(t.key_columns, 1) as i))
+        tbl, after, t.side_table, txidsync._col_list(t.key_columns, '%2$s'),
+        txidsync._col_list(t.key_columns, 'c.%1$s'),
+        txidsync._col_list(t.key_columns, 'c.%1$s::text'),
+        txidsync._col_list(t.key_columns, 'c.%1$s desc'))
       into n, last
       using t.fill_after, chunk, txidsync.current_txid();
     update txidsync.tracked as x
@@ -626,8 +836,10 @@ $$;
 -- until finished, each in a transaction of its own, with a notice of the
 -- progress now and then.  Call it outside a transaction block; run again,
 -- it resumes.
+drop procedure if exists txidsync.track_online(regclass, boolean, integer);
 create or replace procedure txidsync.track_online(tbl regclass, notify boolean default false,
-                                                  chunk integer default 10000)
+                                                  chunk integer default 10000,
+                                                  mode text default null)
     language plpgsql
     as $$
 declare
@@ -636,7 +848,7 @@ declare
 begin
     if not exists (select from txidsync.tracked where relid = tbl and not filling) then
         if not exists (select from txidsync.tracked where relid = tbl) then
-            perform txidsync.track_begin(tbl, notify);
+            perform txidsync.track_begin(tbl, notify, mode);
             commit;
         end if;
         loop
@@ -693,6 +905,8 @@ begin
     execute format('drop trigger if exists txidsync_row on %s', tbl);
     execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
     execute format('drop table if exists txidsync.%I', t.side_table);
+    execute format('drop table if exists txidsync.%I', 'log_' || substr(t.side_table, 6));
+    execute format('drop sequence if exists txidsync.%I', 'ver_' || substr(t.side_table, 6));
     delete from txidsync.tracked where relid = tbl;
 end
 $$;
@@ -715,6 +929,8 @@ begin
     loop
         execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
         execute format('drop table if exists txidsync.%I', t.side_table);
+        execute format('drop table if exists txidsync.%I', 'log_' || substr(t.side_table, 6));
+        execute format('drop sequence if exists txidsync.%I', 'ver_' || substr(t.side_table, 6));
         delete from txidsync.tracked where relid::oid = t.rel;
         n := n + 1;
     end loop;
@@ -833,6 +1049,42 @@ begin
 end
 $$;
 
+-- refresh_step of a table in the log mode: the next chunk of the table's
+-- live rows (those matching where_sql, if any) in key order, locked FOR NO
+-- KEY UPDATE so that each waits for a running writer of it, each given a
+-- log entry of a new version.  Deleted keys have no row to lock, so a
+-- refresh in the log mode re-sends live rows only.
+create or replace function txidsync._refresh_step_log(r txidsync.refreshes, t txidsync.tracked,
+                                                      chunk integer, out n integer,
+                                                      out last text[])
+    language plpgsql
+    as $$
+declare
+    cols text;
+begin
+    cols := txidsync._col_list(t.key_columns, 't.%1$s');
+    execute format(
+        'with c as (select %1$s from %2$s%3$s as t where %4$s and (%5$s)'
+        '            order by %1$s limit $2 for no key update of t),'
+        '     i as (insert into txidsync.%6$I (txid, version, %7$s)'
+        '             select $3, pg_catalog.nextval(%8$L::pg_catalog.regclass), %9$s from c'
+        '             returning 1)'
+        ' select (select count(*) from i)::int,'
+        '        (select array[%10$s] from c order by %11$s limit 1)',
+        cols,
+        case when (select c.relkind from pg_catalog.pg_class as c where c.oid = r.relid) = 'r'
+             then 'only ' else '' end,
+        r.relid, txidsync._after(cols, t.key_types, r.after_key), coalesce(r.where_sql, 'true'),
+        'log_' || substr(t.side_table, 6), txidsync._col_list(t.key_columns, '%2$s'),
+        format('txidsync.%I', 'ver_' || substr(t.side_table, 6)),
+        txidsync._col_list(t.key_columns, 'c.%1$s'),
+        txidsync._col_list(t.key_columns, 'c.%1$s::text'),
+        txidsync._col_list(t.key_columns, 'c.%1$s desc'))
+      into n, last
+      using r.after_key, chunk, txidsync.current_txid();
+end
+$$;
+
 -- One step of refresh id: bumps the version and txid of the next chunk
 -- of rows in key order (at most chunk of them) and records how far it
 -- got, in the caller's transaction (run each step as a transaction of its
@@ -872,6 +1124,9 @@ begin
     end if;
     select * into t from txidsync.tracked as x where x.relid = r.relid;
     n_keys := cardinality(t.key_columns);
+    if t.mode = 'log' then
+        select * into n, last from txidsync._refresh_step_log(r, t, chunk);
+    else
     select string_agg(format('s.%I', txidsync._side_key(i::int, n_keys)), ', ' order by i)
       into keys from generate_subscripts(t.key_columns, 1) as i;
     after := txidsync._after(keys, t.key_types, r.after_key);
@@ -904,6 +1159,7 @@ begin
            from generate_subscripts(t.key_columns, 1) as i))
       into n, last
       using r.after_key, chunk, txidsync.current_txid();
+    end if;
     update txidsync.refreshes as x
        set after_key = coalesce(last, x.after_key), rows_done = x.rows_done + n,
            finished_at = case when n < chunk then pg_catalog.now() end
@@ -1004,6 +1260,10 @@ begin
     for t in select k.relid, k.side_table from txidsync.tracked as k loop
         execute format('revoke select on %s from %I', t.relid, role_name);
         execute format('revoke select on txidsync.%I from %I', t.side_table, role_name);
+        if to_regclass(format('txidsync.%I', 'log_' || substr(t.side_table, 6))) is not null then
+            execute format('revoke select on txidsync.%I from %I',
+                           'log_' || substr(t.side_table, 6), role_name);
+        end if;
     end loop;
     execute format('revoke select on txidsync.tracked, txidsync.refreshes from %I', role_name);
     execute format('revoke usage on schema txidsync from %I', role_name);

@@ -399,6 +399,7 @@ static int refresh_all(const DaemonConfig *cfg)
                             .background = cfg->refresh_background,
                             .track = cfg->track,
                             .notify = cfg->track_notify,
+                            .log_mode = cfg->track_log == 1,
                             .stop = stop_requested,
                             .stop_ctx = &stopped};
         if (refresh_run(&rc) < 0)

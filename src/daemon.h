@@ -70,6 +70,7 @@ typedef struct DaemonConfig {
     long long refresh_chunk;    /* its rows a step (and track's); 0: the job's default */
     bool track;                 /* txidsync track: track every table online in turn, then exit */
     bool track_notify;          /* its tables' writers NOTIFY */
+    int track_log;              /* 1: track in the log mode, 0: the side mode */
     bool dry_run;               /* events to standard output, no cursor loaded or saved, --once */
     const char *config_path;    /* the --config file, for messages; NULL: none */
     const char *metrics_listen; /* HOST:PORT of /metrics, /healthz, /readyz; NULL or "": none */

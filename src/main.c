@@ -39,11 +39,11 @@ static const char summary[] =
     "role that may update txidsync's tables).  Stopped anywhere, the same command resumes\n"
     "it, and the running syncers finish it meanwhile.\n"
     "\n"
-    "txidsync track [OPTIONS] [--chunk N] [--notify]: start tracking the tables online:\n"
-    "install their triggers under a short lock, then fill the state of their existing\n"
-    "rows in chunks, one short transaction each, while the application writes (it\n"
-    "needs the tables' owner).  Syncers may run meanwhile.  Stopped anywhere, the same\n"
-    "command resumes it.\n"
+    "txidsync track [OPTIONS] [--chunk N] [--notify] [--mode side|log]: start tracking\n"
+    "the tables online: install their triggers under a short lock, then fill the state\n"
+    "of their existing rows in chunks, one short transaction each, while the application\n"
+    "writes (it needs the tables' owner).  Syncers may run meanwhile.  Stopped anywhere,\n"
+    "the same command resumes it.  --mode applies to a table not tracked yet.\n"
     "\n"
     "SIGTERM or SIGINT: finish the requests in flight, save the cursors, exit 0.\n"
     "SIGUSR1: print each table's stats line and latency so far (--latency-field),\n"
@@ -178,6 +178,11 @@ static const Setting table[] = {
     {"notify", SETTING_BOOL, "false", NULL, NULL,
      "with txidsync track: the tables' writers NOTIFY, so that syncers wake at once", NULL, 0, 0,
      &dc.track_notify, 0},
+    {"mode", SETTING_ENUM, "side", NULL, NULL,
+     "with txidsync track: how writers record their changes: side (a row per key in the side "
+     "table) or log (an entry per write in the change log, by a C trigger; cheaper for writers, "
+     "see the README)",
+     "side|log", 0, 0, &dc.track_log, 0},
     {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
      "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
      &dc.stats_interval_s, 0},

@@ -39,11 +39,10 @@ struct PgConn {
     bool batch_started;  /* a batch query of pg_batch_start is outstanding */
     PGresult *batch_got; /* its result, once read, until the last result is */
     size_t batch_limit;  /* its q->limit */
-    const PgTable *batch_table;
-    bool call_started;  /* a statement of call_send is outstanding */
-    PGresult *call_got; /* its result, once read, until the last result is */
-    char *prepared;     /* text of the batch statement prepared as BATCH_STMT */
-    bool no_prepare;    /* prepared statements vanish here (a pooler): send the text */
+    bool call_started;   /* a statement of call_send is outstanding */
+    PGresult *call_got;  /* its result, once read, until the last result is */
+    char *prepared;      /* text of the batch statement prepared as BATCH_STMT */
+    bool no_prepare;     /* prepared statements vanish here (a pooler): send the text */
 };
 
 /* The name of the prepared batch statement.  Preparing it once per session
@@ -66,8 +65,11 @@ static const char SQL_SESSION[] = "set max_parallel_workers_per_gather = 0; set 
 
 static const char SQL_IN_RECOVERY[] = "select pg_catalog.pg_is_in_recovery()";
 
-static const char SQL_INSTALLED[] = "select pg_catalog.to_regclass('txidsync.tracked') is not null,"
-                                    " pg_catalog.to_regclass($1) is not null";
+static const char SQL_INSTALLED[] =
+    "select pg_catalog.to_regclass('txidsync.tracked') is not null,"
+    " pg_catalog.to_regclass($1) is not null,"
+    " exists (select from pg_catalog.pg_attribute as a"
+    " where a.attrelid = pg_catalog.to_regclass('txidsync.tracked') and a.attname = 'mode')";
 
 /* Every type a column of relation t.relid is made of: the columns' types
  * and, recursively, the base types of domains, the element types of
@@ -110,7 +112,15 @@ static const char SQL_RESOLVE[] =
     " operator(pg_catalog.||) pg_catalog.quote_ident(n.nspname) operator(pg_catalog.||) '.'"
     " operator(pg_catalog.||) pg_catalog.quote_ident(c.relname),"
     " t.relid::pg_catalog.oid::pg_catalog.text, " SQL_COLUMNS_HASH(
-        "t.relid") ""
+        "t.relid") ","
+                   " 'txidsync.' || pg_catalog.quote_ident('log_' || "
+                   "pg_catalog.substr(t.side_table, 6)),"
+                   " 'txidsync.' || pg_catalog.quote_ident('ver_' || "
+                   "pg_catalog.substr(t.side_table, 6)),"
+                   " t.mode = 'log', pg_catalog.to_regclass('txidsync.' || pg_catalog.quote_ident("
+                   "'log_' || pg_catalog.substr(t.side_table, 6))) is not null,"
+                   " pg_catalog.quote_literal('txidsync.' || pg_catalog.quote_ident('ver_'"
+                   " || pg_catalog.substr(t.side_table, 6)))"
                    " from txidsync.tracked as t"
                    " join pg_catalog.pg_class as c on c.oid = t.relid"
                    " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
@@ -677,7 +687,8 @@ int pg_refresh_step(PgConn *c, long long id, long chunk, int lock_wait_ms, PgRef
     return rc;
 }
 
-#define SQL_TRACK_BEGIN "select txidsync.track_begin($1::pg_catalog.regclass, $2::boolean)"
+#define SQL_TRACK_BEGIN                                                                            \
+    "select txidsync.track_begin($1::pg_catalog.regclass, $2::boolean, $3::pg_catalog.text)"
 #define SQL_TRACK_STATE                                                                            \
     "select t.filling, t.fill_done, txidsync._rel_estimate(t.relid)"                               \
     " from txidsync.tracked as t where t.relid operator(pg_catalog.=) pg_catalog.to_regclass($1)"
@@ -705,8 +716,8 @@ static int track_state(PgConn *c, const char *table, bool *found, bool *filling,
     return PG_OK;
 }
 
-int pg_track_begin(PgConn *c, const char *table, bool notify, PgRefresh *r, bool *tracked,
-                   char *err, size_t errlen)
+int pg_track_begin(PgConn *c, const char *table, bool notify, bool log_mode, PgRefresh *r,
+                   bool *tracked, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     snprintf(r->reason, sizeof(r->reason), "tracking");
@@ -719,9 +730,9 @@ int pg_track_begin(PgConn *c, const char *table, bool notify, PgRefresh *r, bool
         *tracked = !filling;
         return PG_OK;
     }
-    const char *params[] = {table, notify ? "true" : "false"};
+    const char *params[] = {table, notify ? "true" : "false", log_mode ? "log" : "side"};
     PGresult *res;
-    rc = exec_params(c, SQL_TRACK_BEGIN, 2, params, PGRES_TUPLES_OK, "tracking", &res, err, errlen);
+    rc = exec_params(c, SQL_TRACK_BEGIN, 3, params, PGRES_TUPLES_OK, "tracking", &res, err, errlen);
     if (rc != PG_OK)
         return rc;
     PQclear(res);
@@ -824,6 +835,11 @@ void pg_table_free(PgTable *t)
     free(t->channel);
     free(t->sql_table);
     free(t->sql_side);
+    free(t->sql_log);
+    free(t->sql_seq);
+    free(t->sql_seq_lit);
+    free(t->sql_plain_keys);
+    free(t->sql_state);
     free(t->sql_key_text);
     free(t->sql_side_keys);
     free(t->sql_join);
@@ -853,6 +869,28 @@ static void side_key(char *out, size_t outlen, size_t i, size_t n)
         snprintf(out, outlen, "key%zu", i + 1);
 }
 
+/* The state of t's keys as one relation (see PgTable.sql_state) over the
+ * side table's key columns keys ("key", "key1, key2") and the condition
+ * ljoin joining table row r to log entry l: per key the newest of its side
+ * row and its log entries, a log entry deleted when its row is gone.  A
+ * Merge Append of the two key orders under a Unique; in the side mode
+ * the log is empty.  Returns a new string, or NULL without memory. */
+static char *state_relation(const PgTable *t, const char *keys, const char *ljoin)
+{
+    Buf b;
+    buf_init(&b, 64 * 1024);
+    char *out = NULL;
+    if (buf_printf(&b,
+                   "(select distinct on (%1$s) %1$s, u.version, u.txid, u.deleted from ("
+                   "select %1$s, s.version, s.txid, s.deleted from %2$s as s union all "
+                   "select %1$s, l.version, l.txid, not exists (select from %3$s as r where %4$s)"
+                   " from %5$s as l) as u order by %1$s, u.version desc)",
+                   keys, t->sql_side, t->sql_table, ljoin, t->sql_log) == 0)
+        out = strdup(buf_str(&b));
+    buf_free(&b);
+    return out;
+}
+
 /* Builds t's SQL fragments over its key columns from res (one row per
  * column: its quoted name).  Returns PG_OK, or PG_ERROR with err filled. */
 static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t errlen)
@@ -868,10 +906,12 @@ static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t er
     for (size_t i = 0; i < n; i++)
         if (!(t->key_names[i] = strdup(PQgetvalue(res, (int)i, 1))))
             return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
-    Buf text, keys, join;
+    Buf text, keys, join, plain, ljoin;
     buf_init(&text, 64 * 1024);
     buf_init(&keys, 64 * 1024);
     buf_init(&join, 64 * 1024);
+    buf_init(&plain, 64 * 1024);
+    buf_init(&ljoin, 64 * 1024);
     int bad = 0;
     for (size_t i = 0; i < n && !bad; i++) {
         char sk[32];
@@ -887,16 +927,23 @@ static int key_expressions(PgTable *t, const PGresult *res, char *err, size_t er
                               i ? " operator(pg_catalog.||) ',' operator(pg_catalog.||) " : "", sk);
         bad |= buf_printf(&keys, "%ss.%s", i ? ", " : "", sk);
         bad |= buf_printf(&join, "%sr.%s = s.%s", i ? " and " : "", col, sk);
+        bad |= buf_printf(&plain, "%s%s", i ? ", " : "", sk);
+        bad |= buf_printf(&ljoin, "%sr.%s = l.%s", i ? " and " : "", col, sk);
     }
     if (!bad) {
         t->sql_key_text = strdup(buf_str(&text));
         t->sql_side_keys = strdup(buf_str(&keys));
         t->sql_join = strdup(buf_str(&join));
+        t->sql_state = state_relation(t, buf_str(&plain), buf_str(&ljoin));
+        t->sql_plain_keys = strdup(buf_str(&plain));
     }
     buf_free(&text);
     buf_free(&keys);
     buf_free(&join);
-    if (bad || !t->sql_key_text || !t->sql_side_keys || !t->sql_join)
+    buf_free(&plain);
+    buf_free(&ljoin);
+    if (bad || !t->sql_key_text || !t->sql_side_keys || !t->sql_join || !t->sql_state ||
+        !t->sql_plain_keys)
         return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     return PG_OK;
 }
@@ -936,6 +983,41 @@ static int column_names(PgTable *t, const PGresult *res, char *err, size_t errle
     return PG_OK;
 }
 
+/* Fills *t from the one row of SQL_RESOLVE for table.  Returns PG_OK, or
+ * PG_ERROR with err filled (the caller frees *t). */
+static int resolve_row(PgConn *c, const char *table, const PGresult *res, PgTable *t, char *err,
+                       size_t errlen)
+{
+    t->name = strdup(PQgetvalue(res, 0, 0));
+    t->side_table = strdup(PQgetvalue(res, 0, 1));
+    t->key_columns = strdup(PQgetvalue(res, 0, 2));
+    t->channel = strdup(PQgetvalue(res, 0, 3));
+    t->notify = PQgetvalue(res, 0, 4)[0] == 't';
+    t->sql_table = strdup(PQgetvalue(res, 0, 5));
+    t->sql_side = strdup(PQgetvalue(res, 0, 6));
+    t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
+    t->owner = strdup(PQgetvalue(res, 0, 8));
+    t->oid = strdup(PQgetvalue(res, 0, 9));
+    snprintf(t->columns_hash, sizeof(t->columns_hash), "%s", PQgetvalue(res, 0, 10));
+    t->sql_log = strdup(PQgetvalue(res, 0, 11));
+    t->sql_seq = strdup(PQgetvalue(res, 0, 12));
+    t->log_mode = PQgetvalue(res, 0, 13)[0] == 't';
+    t->sql_seq_lit = strdup(PQgetvalue(res, 0, 15));
+    if (PQgetvalue(res, 0, 14)[0] != 't')
+        return fail(err, errlen, PG_ERROR,
+                    "pg: table %s has no change log: run psql -d %s -f sql/txidsync.sql again "
+                    "(it upgrades in place), or select txidsync.track('%s')",
+                    table, PQdb(c->conn), table);
+    char doc[64];
+    snprintf(doc, sizeof(doc), "%s(r.*)", doc_function(t));
+    t->sql_doc = strdup(doc);
+    if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
+        !t->sql_side || !t->owner || !t->sql_doc || !t->oid || !t->sql_log || !t->sql_seq ||
+        !t->sql_seq_lit)
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+    return PG_OK;
+}
+
 int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -949,6 +1031,7 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
         return rc;
     bool installed = PQgetvalue(res, 0, 0)[0] == 't';
     bool exists = PQgetvalue(res, 0, 1)[0] == 't';
+    bool current = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
     if (!installed)
         return fail(err, errlen, PG_ERROR,
@@ -957,6 +1040,11 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
                     PQdb(c->conn), PQdb(c->conn), table);
     if (!exists)
         return fail(err, errlen, PG_ERROR, "pg: table %s does not exist", table);
+    if (!current)
+        return fail(err, errlen, PG_ERROR,
+                    "pg: the txidsync SQL in database %s is older than this txidsync (run psql -d "
+                    "%s -f sql/txidsync.sql again: it upgrades in place)",
+                    PQdb(c->conn), PQdb(c->conn));
 
     rc =
         exec_params(c, SQL_RESOLVE, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err, errlen);
@@ -967,25 +1055,11 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
         return fail(err, errlen, PG_ERROR,
                     "pg: table %s is not tracked (run select txidsync.track('%s'))", table, table);
     }
-    t->name = strdup(PQgetvalue(res, 0, 0));
-    t->side_table = strdup(PQgetvalue(res, 0, 1));
-    t->key_columns = strdup(PQgetvalue(res, 0, 2));
-    t->channel = strdup(PQgetvalue(res, 0, 3));
-    t->notify = PQgetvalue(res, 0, 4)[0] == 't';
-    t->sql_table = strdup(PQgetvalue(res, 0, 5));
-    t->sql_side = strdup(PQgetvalue(res, 0, 6));
-    t->doc_jsonb = PQgetvalue(res, 0, 7)[0] == 't';
-    t->owner = strdup(PQgetvalue(res, 0, 8));
-    t->oid = strdup(PQgetvalue(res, 0, 9));
-    snprintf(t->columns_hash, sizeof(t->columns_hash), "%s", PQgetvalue(res, 0, 10));
+    rc = resolve_row(c, table, res, t, err, errlen);
     PQclear(res);
-    char doc[64];
-    snprintf(doc, sizeof(doc), "%s(r.*)", doc_function(t));
-    t->sql_doc = strdup(doc);
-    if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
-        !t->sql_side || !t->owner || !t->sql_doc || !t->oid) {
+    if (rc != PG_OK) {
         pg_table_free(t);
-        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
+        return rc;
     }
     rc = exec_params(c, SQL_KEY_COLUMNS, 1, params, PGRES_TUPLES_OK, "resolve table", &res, err,
                      errlen);
@@ -1004,24 +1078,35 @@ int pg_table_resolve(PgConn *c, const char *table, PgTable *t, char *err, size_t
     return rc;
 }
 
-/* Appends one branch of the batch query: the side table rows matching
- * cond, in (txid, key columns...) order, at most $4 of them.  The document
- * of a live row is a scalar subquery, not a join: it runs once per row
- * returned, as an index lookup on the primary key, and leaves the planner
- * nothing to choose but the ordered scan of the side table. */
+/* Appends one branch of the batch query: the side table rows and the log
+ * entries matching cond, in (txid, key columns...) order, one per txid and
+ * key, at most $4 of them.  A transaction that wrote a key more than once
+ * logged it more than once: each source gives a transaction's newest
+ * entry of a key (the log's index ends in version descending, so DISTINCT
+ * ON reads it off the index), and at most $4 of those, in order; the
+ * merge of the two keeps the newer where both have a (txid, key).  The
+ * first $4 of the merge are among the first $4 of each, and what is
+ * merged is at most twice the limit, whatever the planner thinks of the
+ * log's size.  Whether a key is deleted is whether its row is gone in the
+ * snapshot: what the side table says in the side mode, and what a log
+ * entry cannot say.  The document is a scalar subquery, once per row
+ * returned (OFFSET 0 keeps it from being copied into both columns), as an
+ * index lookup on the primary key. */
 static int append_branch(Buf *sql, const PgTable *t, int branch, const char *cond)
 {
-    return buf_printf(sql,
-                      "(select %d as branch, %s as key, s.txid, s.version,"
-                      " s.deleted,"
-                      " case when s.deleted then null"
-                      " else (select (%s)::pg_catalog.text"
-                      " from %s as r where %s) end as doc"
-                      " from %s as s"
-                      " where %s"
-                      " order by s.txid, %s limit $4::bigint)",
-                      branch, t->sql_key_text, t->sql_doc, t->sql_table, t->sql_join, t->sql_side,
-                      cond, t->sql_side_keys);
+    const char *k = t->sql_side_keys;
+    return buf_printf(
+        sql,
+        "(select %d as branch, x.key, x.txid, x.version, x.doc is null as deleted, x.doc"
+        " from (select %s as key, s.txid, s.version,"
+        " (select (%s)::pg_catalog.text from %s as r where %s) as doc"
+        " from (select s.txid, %s, pg_catalog.max(s.version) as version from ("
+        "(select s.txid, s.version, %s from %s as s where %s order by s.txid, %s limit $4::bigint)"
+        " union all (select distinct on (s.txid, %s) s.txid, s.version, %s from %s as s where %s"
+        " order by s.txid, %s, s.version desc limit $4::bigint)"
+        ") as s group by s.txid, %s order by s.txid, %s limit $4::bigint) as s offset 0) as x)",
+        branch, t->sql_key_text, t->sql_doc, t->sql_table, t->sql_join, k, k, t->sql_side, cond, k,
+        k, k, t->sql_log, cond, k, k, k);
 }
 
 /*
@@ -1220,8 +1305,8 @@ static int read_snapshot(const PGresult *res, int i, PgBatch *b, char *err, size
  * res) and checks it comes after prev in the cursor's order: branches
  * ascending, txids ascending within a branch.  Returns 0, or -1 with err
  * filled. */
-static int read_row(const PGresult *res, int i, const PgTable *t, const PgRow *prev, PgRow *row,
-                    char *err, size_t errlen)
+static int read_row(const PGresult *res, int i, const PgRow *prev, PgRow *row, char *err,
+                    size_t errlen)
 {
     const char *branch = PQgetvalue(res, i, COL_BRANCH);
     row->branch = branch[0] - '0';
@@ -1239,11 +1324,6 @@ static int read_row(const PGresult *res, int i, const PgTable *t, const PgRow *p
         row->doc = PQgetvalue(res, i, COL_DOC);
         row->doc_len = (size_t)PQgetlength(res, i, COL_DOC);
     }
-    if (!row->deleted && !row->doc)
-        return fail(err, errlen, PG_ERROR,
-                    "pg: batch query: key %s is live in %s but has no row in %s "
-                    "(were the txidsync triggers disabled?)",
-                    row->key, t->sql_side, t->name);
     if (prev &&
         (row->branch < prev->branch || (row->branch == prev->branch && row->txid < prev->txid)))
         return fail(err, errlen, PG_ERROR,
@@ -1266,8 +1346,7 @@ void pg_batch_free(PgBatch *b)
 /* Fills *b (emptied first) from the batch query's result res, which it
  * takes over, and checks it for q's limit.  Returns PG_OK, or PG_ERROR
  * with err filled and *b empty. */
-static int read_batch(PGresult *res, const PgTable *t, size_t limit, PgBatch *b, char *err,
-                      size_t errlen)
+static int read_batch(PGresult *res, size_t limit, PgBatch *b, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
     b->result = res;
@@ -1295,7 +1374,7 @@ static int read_batch(PGresult *res, const PgTable *t, size_t limit, PgBatch *b,
             continue;
         }
         const PgRow *prev = b->n_rows ? &b->rows[b->n_rows - 1] : NULL;
-        if (read_row(res, i, t, prev, &b->rows[b->n_rows], err, errlen) != 0)
+        if (read_row(res, i, prev, &b->rows[b->n_rows], err, errlen) != 0)
             goto done;
         b->n_rows++;
     }
@@ -1389,7 +1468,6 @@ int pg_batch_start(PgConn *c, const PgTable *t, const CursorQuery *q, char *err,
     c->batch_started = true;
     c->batch_got = NULL;
     c->batch_limit = q->limit;
-    c->batch_table = t;
     rc = PG_OK;
 done:
     batch_params_free(&p);
@@ -1426,7 +1504,7 @@ int pg_batch_poll(PgConn *c, PgBatch *b, bool *done, char *err, size_t errlen)
             check_prepared_gone(c, res);
             return result_fail(c, res, "batch query", err, errlen);
         }
-        return read_batch(res, c->batch_table, c->batch_limit, b, err, errlen);
+        return read_batch(res, c->batch_limit, b, err, errlen);
     }
     if (PQstatus(c->conn) != CONNECTION_OK) {
         batch_forget(c);
@@ -1524,7 +1602,7 @@ int pg_synced_live_rows(PgConn *c, const PgTable *t, const Cursor *cur, bool *an
                       "select exists (select from %s as s where not s.deleted"
                       " and ((s.txid < $1::bigint and s.txid <> all($2::bigint[]))"
                       " or s.txid = any($3::bigint[])))",
-                      t->sql_side);
+                      t->sql_state);
     int rc = PG_ERROR;
     if (bad) {
         fail(err, errlen, PG_ERROR, "pg: synced rows: the cursor's xip or done list is too long");
@@ -1687,7 +1765,7 @@ int pg_state_scan(PgConn *c, const PgTable *t, PgRowFn fn, void *ctx, char *err,
                    " case when s.deleted then null"
                    " else (%s)::pg_catalog.text end"
                    " from %s as s left join %s as r on %s",
-                   t->sql_key_text, t->sql_doc, t->sql_side, t->sql_table, t->sql_join) != 0) {
+                   t->sql_key_text, t->sql_doc, t->sql_state, t->sql_table, t->sql_join) != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: state scan: out of memory");
     }
@@ -1724,13 +1802,13 @@ int pg_live_scan(PgConn *c, const PgTable *t, bool docs, PgRowFn fn, void *ctx, 
                                 "select %s, s.txid, s.version, false, (%s)::pg_catalog.text"
                                 " from %s as s left join %s as r on %s where not s.deleted"
                                 " order by (%s) collate pg_catalog.\"C\"",
-                                t->sql_key_text, t->sql_doc, t->sql_side, t->sql_table, t->sql_join,
-                                t->sql_key_text)
+                                t->sql_key_text, t->sql_doc, t->sql_state, t->sql_table,
+                                t->sql_join, t->sql_key_text)
                    : buf_printf(&sql,
                                 "select %s, s.txid, s.version, false, null"
                                 " from %s as s where not s.deleted"
                                 " order by (%s) collate pg_catalog.\"C\"",
-                                t->sql_key_text, t->sql_side, t->sql_key_text);
+                                t->sql_key_text, t->sql_state, t->sql_key_text);
     if (bad != 0) {
         buf_free(&sql);
         return fail(err, errlen, PG_ERROR, "pg: live scan: out of memory");
@@ -1754,6 +1832,76 @@ static int append_array_element(Buf *b, const char *key)
             return -1;
     }
     return buf_puts(b, "\"");
+}
+
+/* Runs command sql (no parameters, no rows).  Returns PG_OK, or
+ * PG_ERROR/PG_LOST with err filled. */
+static int exec_command(PgConn *c, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res;
+    int rc = exec_params(c, sql, 0, NULL, PGRES_COMMAND_OK, what, &res, err, errlen);
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * pg_bump_keys in the log mode: appends an entry per key, under a SHARE
+ * lock on the table taken first.  A log entry's version is only above the
+ * last committed write's when no writer of the key is still running, and
+ * here no row lock can say so (the key may be deleted): the lock waits
+ * for every running writer of the table and holds new ones off until the
+ * commit, a few milliseconds.  The sequence is first set above every
+ * floor, so each new version is above its key's target version too.
+ * keys and floors are the text[] and bigint[] literals of pg_bump_keys.
+ */
+static int bump_log(PgConn *c, const PgTable *t, const char *keys, const char *floors, PgRowFn fn,
+                    void *ctx, char *err, size_t errlen)
+{
+    Buf sql;
+    buf_init(&sql, 64 * 1024);
+    int bad = buf_printf(&sql, "lock table %s in share mode", t->sql_table);
+    int rc = bad ? fail(err, errlen, PG_ERROR, "pg: new versions: out of memory")
+                 : exec_command(c, "begin", "new versions", err, errlen);
+    if (rc != PG_OK)
+        goto done;
+    rc = exec_command(c, buf_str(&sql), "new versions", err, errlen);
+    const char *p_floors[] = {floors};
+    PGresult *res = NULL;
+    buf_reset(&sql);
+    if (rc == PG_OK && buf_printf(&sql,
+                                  "select pg_catalog.setval(%1$s, greatest("
+                                  "(select q.last_value from %2$s as q),"
+                                  " (select pg_catalog.max(f) from pg_catalog.unnest($1::bigint[])"
+                                  " as f) operator(pg_catalog.+) 1))",
+                                  t->sql_seq_lit, t->sql_seq) != 0)
+        rc = fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
+    if (rc == PG_OK)
+        rc = exec_params(c, buf_str(&sql), 1, p_floors, PGRES_TUPLES_OK, "new versions", &res, err,
+                         errlen);
+    PQclear(res);
+    buf_reset(&sql);
+    if (rc == PG_OK &&
+        buf_printf(&sql,
+                   "with u as (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
+                   " as u(k)),"
+                   " i as (insert into %1$s (txid, version, %2$s)"
+                   " select txidsync.current_txid(), pg_catalog.nextval(%3$s), %4$s"
+                   " from %5$s as s join u on %6$s operator(pg_catalog.=) u.k returning *)"
+                   " select %6$s, s.txid, s.version,"
+                   " not exists (select from %7$s as r where %8$s), null from i as s",
+                   t->sql_log, t->sql_plain_keys, t->sql_seq_lit, t->sql_side_keys, t->sql_state,
+                   t->sql_key_text, t->sql_table, t->sql_join) != 0)
+        rc = fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
+    const char *p_keys[] = {keys};
+    if (rc == PG_OK)
+        rc = stream_rows(c, buf_str(&sql), 1, p_keys, "new versions", fn, ctx, err, errlen);
+    if (rc == PG_OK)
+        rc = exec_command(c, "commit", "new versions", err, errlen);
+    else if (PQstatus(c->conn) == CONNECTION_OK)
+        PQclear(PQexec(c->conn, "rollback"));
+done:
+    buf_free(&sql);
+    return rc;
 }
 
 int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uint64_t *at_least,
@@ -1791,7 +1939,10 @@ int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uin
         goto done;
     }
     const char *params[] = {buf_str(&list), buf_str(&floors)};
-    rc = stream_rows(c, buf_str(&sql), 2, params, "new versions", fn, ctx, err, errlen);
+    if (t->log_mode)
+        rc = bump_log(c, t, buf_str(&list), buf_str(&floors), fn, ctx, err, errlen);
+    else
+        rc = stream_rows(c, buf_str(&sql), 2, params, "new versions", fn, ctx, err, errlen);
 done:
     buf_free(&sql);
     buf_free(&list);
@@ -1817,7 +1968,7 @@ int pg_live_lookup(PgConn *c, const PgTable *t, const char *const *keys, size_t 
                    " as u(k)) as u"
                    " join %s as s on %s operator(pg_catalog.=) u.k"
                    " where not s.deleted",
-                   t->sql_key_text, t->sql_side, t->sql_key_text) != 0) {
+                   t->sql_key_text, t->sql_state, t->sql_key_text) != 0) {
         fail(err, errlen, PG_ERROR, "pg: live lookup: out of memory");
         goto done;
     }

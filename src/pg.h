@@ -81,24 +81,34 @@ int pg_in_recovery(PgConn *c, bool *in_recovery, char *err, size_t errlen)
 /* A tracked table, as recorded in txidsync.tracked.  Every string is owned
  * by the struct and freed by pg_table_free. */
 typedef struct PgTable {
-    char *name;          /* the table as regclass text, e.g. some_table or s.t */
-    char *side_table;    /* its side table in schema txidsync, unquoted */
-    char *key_columns;   /* the primary key's columns, for messages: "id", "a, b" */
-    size_t n_keys;       /* how many (1 to PG_KEYS_MAX) */
-    char *channel;       /* NOTIFY channel, "txidsync_<table>", unquoted */
-    bool notify;         /* whether writers NOTIFY the channel */
-    char *sql_table;     /* the table, schema-qualified and quoted for SQL */
-    char *sql_side;      /* the side table, qualified and quoted */
-    char *sql_key_text;  /* the key's canonical text (keys.h) over side table alias s */
-    char *sql_side_keys; /* the side table's key columns over alias s: "s.key", "s.key1, s.key2" */
-    char *sql_join;      /* the table (alias r) row of side row s: "r.a = s.key1 and ..." */
-    bool doc_jsonb;      /* documents come from to_jsonb, not row_to_json: a
-                          * column contains the type json */
-    char *owner;         /* who feeds a target: "database/schema.table", quoted as SQL */
-    char *sql_doc;       /* the document of table row r: "pg_catalog.row_to_json(r.*)", or
-                          * over the chosen columns (pg_table_choose_columns) */
-    char **columns;      /* the document's column names, unquoted, in their order */
-    char **column_types; /* their types, as format_type spells them ("numeric(12,2)") */
+    char *name;           /* the table as regclass text, e.g. some_table or s.t */
+    char *side_table;     /* its side table in schema txidsync, unquoted */
+    char *key_columns;    /* the primary key's columns, for messages: "id", "a, b" */
+    size_t n_keys;        /* how many (1 to PG_KEYS_MAX) */
+    char *channel;        /* NOTIFY channel, "txidsync_<table>", unquoted */
+    bool notify;          /* whether writers NOTIFY the channel */
+    char *sql_table;      /* the table, schema-qualified and quoted for SQL */
+    char *sql_side;       /* the side table, qualified and quoted */
+    char *sql_log;        /* the change log, qualified and quoted (docs/design.md,
+                           * "Tracking modes") */
+    char *sql_seq;        /* the version sequence, qualified and quoted */
+    char *sql_seq_lit;    /* the same as a string literal, for nextval and setval */
+    char *sql_plain_keys; /* the side table's key columns, no alias: "key", "key1, key2" */
+    bool log_mode;        /* whether writers append to the log (mode 'log') or
+                           * keep the side table (mode 'side') */
+    char *sql_state;      /* the state of every key as a relation (key columns,
+                           * version, txid, deleted): the newest of the side table's
+                           * row and the log's entries, to be aliased s */
+    char *sql_key_text;   /* the key's canonical text (keys.h) over side table alias s */
+    char *sql_side_keys;  /* the side table's key columns over alias s: "s.key", "s.key1, s.key2" */
+    char *sql_join;       /* the table (alias r) row of side row s: "r.a = s.key1 and ..." */
+    bool doc_jsonb;       /* documents come from to_jsonb, not row_to_json: a
+                           * column contains the type json */
+    char *owner;          /* who feeds a target: "database/schema.table", quoted as SQL */
+    char *sql_doc;        /* the document of table row r: "pg_catalog.row_to_json(r.*)", or
+                           * over the chosen columns (pg_table_choose_columns) */
+    char **columns;       /* the document's column names, unquoted, in their order */
+    char **column_types;  /* their types, as format_type spells them ("numeric(12,2)") */
     bool *column_nullable;
     size_t n_columns;
     char **key_names;      /* the primary key's columns, unquoted, in key order (n_keys) */
@@ -189,11 +199,12 @@ int pg_refresh_step_poll(PgConn *c, bool *done, PgRefreshStep *st, char *err, si
  * with an empty side table, unless it is tracked already, and fills r
  * with the fill's state (rows_done so far, estimate: the table's rows as
  * the statistics say, -1 unknown).  Sets *tracked when the table was
- * tracked and filled already (nothing to do).  Writes; needs the table's
- * owner.  Returns PG_OK/PG_ERROR/PG_LOST.
+ * tracked and filled already (nothing to do).  log_mode picks the log
+ * tracking mode for a table not tracked yet (a tracked one keeps its
+ * mode).  Writes; needs the table's owner.  Returns PG_OK/PG_ERROR/PG_LOST.
  */
-int pg_track_begin(PgConn *c, const char *table, bool notify, PgRefresh *r, bool *tracked,
-                   char *err, size_t errlen) __attribute__((warn_unused_result));
+int pg_track_begin(PgConn *c, const char *table, bool notify, bool log_mode, PgRefresh *r,
+                   bool *tracked, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* One step of the fill (txidsync.track_step), in a transaction of its
  * own: the state of the next chunk of existing rows.  Fills *st. */

@@ -127,8 +127,8 @@ static int begin(Run *run, bool *tracked)
     for (;;) {
         if (cfg->stop && cfg->stop(cfg->stop_ctx))
             return 1;
-        int rc = cfg->track ? pg_track_begin(run->pg, cfg->table, cfg->notify, &run->r, tracked,
-                                             err, sizeof(err))
+        int rc = cfg->track ? pg_track_begin(run->pg, cfg->table, cfg->notify, cfg->log_mode,
+                                             &run->r, tracked, err, sizeof(err))
                             : pg_refresh_start(run->pg, cfg->table, cfg->where, "requested",
                                                &run->r, err, sizeof(err));
         if (rc == PG_OK)

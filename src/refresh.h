@@ -27,8 +27,9 @@ typedef struct RefreshConfig {
     int lock_wait_ms;           /* how long a step waits for a row another transaction holds */
     long long stats_interval_s; /* progress lines in logs; on a terminal, a live line */
     bool background;            /* only start the refresh: the running syncers step it */
-    bool track;  /* instead: track the table online (txidsync.track_begin, track_step) */
-    bool notify; /* with track: writers NOTIFY */
+    bool track;    /* instead: track the table online (txidsync.track_begin, track_step) */
+    bool notify;   /* with track: writers NOTIFY */
+    bool log_mode; /* with track: the log tracking mode (docs/design.md, "Tracking modes") */
     bool (*stop)(void *stop_ctx); /* asked between steps: stop now (resumable) */
     void *stop_ctx;
 } RefreshConfig;

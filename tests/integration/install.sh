@@ -7,8 +7,13 @@ set -euo pipefail
 
 dest=$TXIDSYNC_TEST_TMP/root
 make -s -C "$TXIDSYNC_ROOT" install DESTDIR="$dest" PREFIX=/usr BUILD="${BUILD:-build}" >/dev/null
+# The log mode's C trigger goes where the server loads modules from (the
+# Makefile's PG_CONFIG: the newest server's).
+pg_config=$(ls /usr/lib/postgresql/*/bin/pg_config | LC_ALL=C sort | tail -n 1)
+pkglib=$("$pg_config" --pkglibdir)
 want="usr/bin/txidsync
 usr/bin/txidsync-consistency-check
+${pkglib#/}/txidsync_log.so
 usr/lib/systemd/system/txidsync.service
 usr/lib/sysusers.d/txidsync.conf
 usr/share/doc/txidsync/README.md
@@ -16,6 +21,7 @@ usr/share/doc/txidsync/txidsync.ini.example
 usr/share/man/man1/txidsync-consistency-check.1
 usr/share/man/man1/txidsync.1
 usr/share/txidsync/sql/txidsync.sql"
+want=$(LC_ALL=C sort <<<"$want")
 got=$(cd "$dest" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
 [ "$got" = "$want" ] || fail "make install put: $got"
 "$dest/usr/bin/txidsync" --version | grep -q '^txidsync [0-9]' || fail "the installed txidsync does not run"

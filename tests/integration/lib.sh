@@ -131,7 +131,11 @@ doc_present() {
 
 # side_version KEY [TABLE]: the version txidsync tracks for KEY in Postgres.
 side_version() {
-    psql_q "select version from txidsync.$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass") where key = $1"
+    local side
+    side=$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass")
+    # The side table's row or the log's newest entry (design.md, "Tracking modes").
+    psql_q "select max(version) from (select key, version from txidsync.$side union all
+            select key, version from txidsync.log_${side#rows_}) as s where key = $1"
 }
 
 # standby_up: a streaming hot standby of the bed's Postgres (tests/bed

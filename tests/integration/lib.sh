@@ -156,10 +156,13 @@ standby_q() {
 }
 
 # standby_replayed: waits (at most 60 s) until the standby has replayed
-# what the primary has flushed now.
+# what the primary has written now.  The insert position, not the flush
+# one: with the bed's synchronous_commit = off a commit returns before its
+# record is flushed, so the flush position can be short of the last
+# commits.
 standby_replayed() {
     local lsn i
-    lsn=$(psql_q "select pg_current_wal_flush_lsn()")
+    lsn=$(psql_q "select pg_current_wal_insert_lsn()")
     for i in $(seq 1 600); do
         [ "$(standby_q "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
         sleep 0.1

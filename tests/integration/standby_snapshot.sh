@@ -18,7 +18,7 @@ standby() { psql -X -q -v ON_ERROR_STOP=1 -At -p "$TXIDSYNC_STANDBY_PORT" -c "$1
 # replayed: the standby has replayed everything the primary wrote so far.
 replayed() {
     local lsn
-    lsn=$(psql_q "select pg_current_wal_flush_lsn()")
+    lsn=$(psql_q "select pg_current_wal_insert_lsn()")
     past() { [ "$(standby "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ]; }
     wait_for 30 past
 }

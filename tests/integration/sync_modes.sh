@@ -46,11 +46,11 @@ wait_for 60 grep -q 'some_table: caught up' "$log"
 
 # A switch waits for the writers in flight (sleeping ones among them) and
 # holds new ones off meanwhile; the load lasts past the last one.
-"$LOADGEN_BIN" --connections 8 --duration 40 --seed 77 >"$dir/load.log" 2>&1 &
+"$LOADGEN_BIN" --connections 4 --duration 30 --seed 77 >"$dir/load.log" 2>&1 &
 load=$!
 logged() { [ "$(psql_q "select count(*) from txidsync.log_some_table")" -gt 100 ]; }
 for m in log side log; do
-    sleep 4
+    sleep 3
     t0=$(date +%s.%N)
     switch "$m"
     echo "   switched to $m under load in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
@@ -80,7 +80,7 @@ psql_q "drop function txidsync._log_row_c()"
 switch log
 [ "$(trigger_of some_table)" = "txidsync.rows_some_table_trg()" ] ||
     fail "without the C function the log mode did not take the plpgsql trigger: $(trigger_of some_table)"
-"$LOADGEN_BIN" --connections 4 --duration 8 --seed 78 >"$dir/load2.log" 2>&1 ||
+"$LOADGEN_BIN" --connections 2 --duration 5 --seed 78 >"$dir/load2.log" 2>&1 ||
     fail "the load failed: $(tail -n 5 "$dir/load2.log")"
 psql_q "create table public.lt (id int primary key, v text);
         insert into public.lt select g, 'v' || g from generate_series(1, 50) g;

@@ -258,8 +258,8 @@ begin
                 floor_id := m + 1;
             end if;
         end if;
-        if to_regclass(format('txidsync.%I', 'log_' || substr(t.side_table, 6))) is not null then
-            execute format('select max(txid) from txidsync.%I', 'log_' || substr(t.side_table, 6))
+        if to_regclass(format('txidsync.%I', txidsync._log_table(t.side_table))) is not null then
+            execute format('select max(txid) from txidsync.%I', txidsync._log_table(t.side_table))
                into m;
             if m is not null and m + 1 > floor_id then
                 floor_id := m + 1;
@@ -325,6 +325,15 @@ create or replace function txidsync._primary_key(tbl regclass,
 create or replace function txidsync._side_key(i int, n int) returns text
     language sql immutable
     as $$ select case when n = 1 then 'key' else 'key' || i end $$;
+
+-- The change log and the version sequence of the tracked table whose
+-- side table (in schema txidsync) is side: rows_<T> has log_<T> and ver_<T>.
+create or replace function txidsync._log_table(side name) returns name
+    language sql immutable
+    as $$ select ('log_' || substr(side, 6))::name $$;
+create or replace function txidsync._version_seq(side name) returns name
+    language sql immutable
+    as $$ select ('ver_' || substr(side, 6))::name $$;
 
 -- Joins, for each key column i, format(fmt, side column, table column,
 -- equality operator) with sep.
@@ -399,8 +408,8 @@ begin
               where who is null or x.role_name = who loop
         execute format('grant select on %s to %I', tbl, r);
         execute format('grant select on txidsync.%I to %I', side, r);
-        if to_regclass(format('txidsync.%I', 'log_' || substr(side, 6))) is not null then
-            execute format('grant select on txidsync.%I to %I', 'log_' || substr(side, 6), r);
+        if to_regclass(format('txidsync.%I', txidsync._log_table(side))) is not null then
+            execute format('grant select on txidsync.%I to %I', txidsync._log_table(side), r);
         end if;
     end loop;
 end
@@ -426,9 +435,9 @@ create or replace function txidsync._track_mode(tbl regclass, m text, old_mode t
     as $$
 declare
     qside text := format('txidsync.%I', side);
-    log_name text := 'log_' || substr(side, 6);
-    qlog text := format('txidsync.%I', 'log_' || substr(side, 6));
-    qseq text := format('txidsync.%I', 'ver_' || substr(side, 6));
+    log_name text := txidsync._log_table(side);
+    qlog text := format('txidsync.%I', txidsync._log_table(side));
+    qseq text := format('txidsync.%I', txidsync._version_seq(side));
     cols text := txidsync._key_list(names, ops, '%1$s', ', ');
     r record;
 begin
@@ -482,11 +491,11 @@ create or replace function txidsync._track_log_triggers(tbl regclass, side name,
     set client_min_messages = warning
     as $track$
 declare
-    log_name text := 'log_' || substr(side, 6);
-    qlog text := format('txidsync.%I', 'log_' || substr(side, 6));
-    seq_name text := 'ver_' || substr(side, 6);
+    log_name text := txidsync._log_table(side);
+    qlog text := format('txidsync.%I', txidsync._log_table(side));
+    seq_name text := txidsync._version_seq(side);
     nextv text := format('pg_catalog.nextval(%L::pg_catalog.regclass)',
-                         format('txidsync.%I', 'ver_' || substr(side, 6)));
+                         format('txidsync.%I', txidsync._version_seq(side)));
     cols text := txidsync._key_list(names, ops, '%1$s', ', ');
 begin
     execute format($f$
@@ -558,8 +567,6 @@ declare
     x bigint;
     side_cols text;
     m text;
-    log_name text;
-    seq_name text;
 begin
     execute format('lock table %s in share row exclusive mode', tbl);
 
@@ -618,8 +625,6 @@ begin
     end if;
 
     fn := side || '_trg';
-    log_name := 'log_' || substr(side, 6);
-    seq_name := 'ver_' || substr(side, 6);
     base := format('%I.%I', rel.nspname, rel.relname);
     qside := format('txidsync.%I', side);
     side_cols := txidsync._key_list(pk.names, pk.op_schemas, '%1$s', ', ');
@@ -905,8 +910,8 @@ begin
     execute format('drop trigger if exists txidsync_row on %s', tbl);
     execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
     execute format('drop table if exists txidsync.%I', t.side_table);
-    execute format('drop table if exists txidsync.%I', 'log_' || substr(t.side_table, 6));
-    execute format('drop sequence if exists txidsync.%I', 'ver_' || substr(t.side_table, 6));
+    execute format('drop table if exists txidsync.%I', txidsync._log_table(t.side_table));
+    execute format('drop sequence if exists txidsync.%I', txidsync._version_seq(t.side_table));
     delete from txidsync.tracked where relid = tbl;
 end
 $$;
@@ -929,8 +934,8 @@ begin
     loop
         execute format('drop function if exists txidsync.%I()', t.side_table || '_trg');
         execute format('drop table if exists txidsync.%I', t.side_table);
-        execute format('drop table if exists txidsync.%I', 'log_' || substr(t.side_table, 6));
-        execute format('drop sequence if exists txidsync.%I', 'ver_' || substr(t.side_table, 6));
+        execute format('drop table if exists txidsync.%I', txidsync._log_table(t.side_table));
+        execute format('drop sequence if exists txidsync.%I', txidsync._version_seq(t.side_table));
         delete from txidsync.tracked where relid::oid = t.rel;
         n := n + 1;
     end loop;
@@ -1075,8 +1080,8 @@ begin
         case when (select c.relkind from pg_catalog.pg_class as c where c.oid = r.relid) = 'r'
              then 'only ' else '' end,
         r.relid, txidsync._after(cols, t.key_types, r.after_key), coalesce(r.where_sql, 'true'),
-        'log_' || substr(t.side_table, 6), txidsync._col_list(t.key_columns, '%2$s'),
-        format('txidsync.%I', 'ver_' || substr(t.side_table, 6)),
+        txidsync._log_table(t.side_table), txidsync._col_list(t.key_columns, '%2$s'),
+        format('txidsync.%I', txidsync._version_seq(t.side_table)),
         txidsync._col_list(t.key_columns, 'c.%1$s'),
         txidsync._col_list(t.key_columns, 'c.%1$s::text'),
         txidsync._col_list(t.key_columns, 'c.%1$s desc'))
@@ -1260,9 +1265,9 @@ begin
     for t in select k.relid, k.side_table from txidsync.tracked as k loop
         execute format('revoke select on %s from %I', t.relid, role_name);
         execute format('revoke select on txidsync.%I from %I', t.side_table, role_name);
-        if to_regclass(format('txidsync.%I', 'log_' || substr(t.side_table, 6))) is not null then
+        if to_regclass(format('txidsync.%I', txidsync._log_table(t.side_table))) is not null then
             execute format('revoke select on txidsync.%I from %I',
-                           'log_' || substr(t.side_table, 6), role_name);
+                           txidsync._log_table(t.side_table), role_name);
         end if;
     end loop;
     execute format('revoke select on txidsync.tracked, txidsync.refreshes from %I', role_name);

@@ -131,11 +131,12 @@ doc_present() {
 
 # side_version KEY [TABLE]: the version txidsync tracks for KEY in Postgres.
 side_version() {
-    local side
-    side=$(psql_q "select side_table from txidsync.tracked where relid = '${2:-some_table}'::regclass")
+    local side log
+    IFS='|' read -r side log <<<"$(psql_q "select side_table, txidsync._log_table(side_table)
+                                            from txidsync.tracked where relid = '${2:-some_table}'::regclass")"
     # The side table's row or the log's newest entry (design.md, "Tracking modes").
     psql_q "select max(version) from (select key, version from txidsync.$side union all
-            select key, version from txidsync.log_${side#rows_}) as s where key = $1"
+            select key, version from txidsync.$log) as s where key = $1"
 }
 
 # standby_up: a streaming hot standby of the bed's Postgres (tests/bed

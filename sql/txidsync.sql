@@ -420,9 +420,11 @@ $$;
 -- txidsync.log_<T> (txid, version, the side table's key columns) with its
 -- (txid, key..., version desc) index, and a version sequence txidsync.ver_<T>: the
 -- syncer reads the side table and the log together in either mode, so a
--- switch needs nothing of it.  Into 'log', the sequence is set above every
--- version in the side table, so versions keep increasing per key across
--- the switch.  Back to 'side', each key's newest log entry is merged into
+-- switch needs nothing of it.  Both modes take every version from the
+-- sequence; from 'side' (a new table, a side-mode table whose trigger is
+-- regenerated, a switch to 'log') the sequence is first set above every
+-- version in the side table, so that versions keep increasing per key
+-- (side tables of releases before the sequence counted per key from 1).  Back to 'side', each key's newest log entry is merged into
 -- the side table (its version, its txid, and deleted when the row is
 -- gone) and the log emptied: a syncer that has not read that txid reads
 -- the side row instead, and one that has read it has sent that version.
@@ -453,7 +455,7 @@ begin
         end loop;
     end if;
     execute format('create sequence if not exists %s cache 1', qseq);
-    if m = 'log' and old_mode = 'side' then
+    if old_mode = 'side' then
         execute format('select pg_catalog.setval(%1$L, greatest(coalesce(max(s.version), 0) + 1,'
                        ' (select q.last_value from %1$s as q))) from %2$s as s', qseq, qside);
     elsif m = 'side' and old_mode = 'log' then
@@ -666,6 +668,12 @@ begin
     -- state; that is how delete and primary-key changes pick deleted, which
     -- stays right whatever order the row events of one statement fire in.
     -- The plain update is the hot path: one indexed update, no lookup.
+    -- Each version is the next of the table's sequence, taken after the
+    -- writer holds the key (its row lock, or the primary key's unique
+    -- check) and, but for a key's first state, the side row's lock: a
+    -- key's versions increase in commit order, and a key whose tombstone
+    -- was pruned starts above every version it had (docs/design.md,
+    -- "Pruning").
     -- Every operator is schema-qualified because the function runs as its
     -- owner with the caller's search_path.
     if m = 'log' then
@@ -680,7 +688,7 @@ declare
     same_key boolean := false;
 begin
     if TG_OP operator(pg_catalog.=) 'TRUNCATE' then
-        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = true
+        update %4$s set version = %12$s, txid = x, deleted = true
          where not deleted;
         return null;
     end if;
@@ -688,7 +696,7 @@ begin
         same_key := %2$s;
     end if;
     if same_key then
-        update %4$s set version = version operator(pg_catalog.+) 1, txid = x, deleted = false
+        update %4$s set version = %12$s, txid = x, deleted = false
          where %3$s;
         if found then
             return null;
@@ -696,7 +704,7 @@ begin
     elsif TG_OP operator(pg_catalog.<>) 'INSERT' then
         -- A delete, or an update that moved the row to another key: the
         -- old key is gone unless the statement wrote it again.
-        update %4$s set version = version operator(pg_catalog.+) 1, txid = x,
+        update %4$s set version = %12$s, txid = x,
                deleted = not exists (select from %6$s%5$s b where %8$s)
          where %7$s;
         if not found then
@@ -705,18 +713,18 @@ begin
             -- that chunk and updates what it wrote, never leaving a
             -- deleted row's state live).
             insert into %4$s as s (%9$s, version, txid, deleted)
-                values (%11$s, 1, x, not exists (select from %6$s%5$s b where %8$s))
+                values (%11$s, %12$s, x, not exists (select from %6$s%5$s b where %8$s))
                 on conflict (%9$s) do update
-                set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid,
+                set version = %12$s, txid = excluded.txid,
                     deleted = excluded.deleted;
         end if;
         if TG_OP operator(pg_catalog.=) 'DELETE' then
             return null;
         end if;
     end if;
-    insert into %4$s as s (%9$s, version, txid, deleted) values (%10$s, 1, x, false)
+    insert into %4$s as s (%9$s, version, txid, deleted) values (%10$s, %12$s, x, false)
         on conflict (%9$s) do update
-        set version = s.version operator(pg_catalog.+) 1, txid = excluded.txid, deleted = false;
+        set version = %12$s, txid = excluded.txid, deleted = false;
     return null;
 end
 $body$
@@ -728,7 +736,9 @@ $f$, fn,
         txidsync._key_list(pk.names, pk.op_schemas, 'b.%2$s %3$s OLD.%2$s', ' and '),
         side_cols,
         txidsync._key_list(pk.names, pk.op_schemas, 'NEW.%2$s', ', '),
-        txidsync._key_list(pk.names, pk.op_schemas, 'OLD.%2$s', ', '));
+        txidsync._key_list(pk.names, pk.op_schemas, 'OLD.%2$s', ', '),
+        format('pg_catalog.nextval(%L::pg_catalog.regclass)',
+               format('txidsync.%I', txidsync._version_seq(side))));
 
     execute format('drop trigger if exists txidsync_row on %s', base);
     execute format('create trigger txidsync_row after insert or update or delete on %s '
@@ -943,6 +953,189 @@ begin
 end
 $$;
 
+-- Consumers and pruning (docs/design.md, "Pruning").  Every syncer that
+-- reads the primary records, now and then, in a short transaction of its
+-- own, how far its stored cursor has come: low, below which it has every
+-- change of the table acknowledged (and will never read again).
+-- txidsync.prune() removes what every registered consumer has passed:
+-- tombstones, and the change log's entries after merging them into the
+-- side table.  A table without any registered consumer is never pruned.
+create table if not exists txidsync.consumers (
+    relid regclass not null references txidsync.tracked (relid) on delete cascade,
+    consumer text not null,     -- the syncer's target: "URL/index", a file, "brokers/topic"
+    low bigint not null,        -- every change of a lower txid is in the target
+    seen timestamptz not null default pg_catalog.now(),
+    primary key (relid, consumer)
+);
+-- The oldest transaction still running at a moment (xmin with the txid
+-- offset), recorded by each prune: the newest mark at least the margin old
+-- bounds the horizon, so nothing is pruned that a transaction ending less
+-- than the margin ago wrote.
+create table if not exists txidsync.prune_marks (
+    at timestamptz primary key,
+    oldest bigint not null
+);
+-- Where the next search for tombstones starts (every tombstone below it
+-- was pruned but for ones a writer held), and one past the highest txid
+-- of a pruned tombstone: a consumer whose low is below it may have missed
+-- a delete.
+alter table txidsync.tracked add column if not exists prune_from bigint not null default 0;
+alter table txidsync.tracked add column if not exists pruned_below bigint not null default 0;
+
+-- Registers (or refreshes) consumer of tbl at low.  Returns the table's
+-- pruned_below: when low is below it, deletes this consumer had not read
+-- were pruned (it was dropped, or started from an old cursor).
+create or replace function txidsync.consumer_seen(tbl regclass, consumer text, low bigint)
+    returns bigint
+    language sql
+    as $$
+    insert into txidsync.consumers as c (relid, consumer, low, seen)
+    values (tbl, consumer, low, pg_catalog.now())
+    on conflict (relid, consumer) do update set low = excluded.low, seen = excluded.seen;
+    select t.pruned_below from txidsync.tracked as t where t.relid = tbl;
+    $$;
+
+-- The horizon of a prune of tbl: the lowest registered low, the newest
+-- mark at least margin old and this snapshot's xmin, whichever is lowest;
+-- null (prune nothing) without a consumer or a mark that old.  Records
+-- this moment's mark and forgets those older than the one used.
+create or replace function txidsync._prune_horizon(tbl regclass, margin interval)
+    returns bigint
+    language plpgsql
+    as $$
+declare
+    now_xmin bigint := (select s.xmin from txidsync.snapshot() as s);
+    mark txidsync.prune_marks;
+    low bigint;
+begin
+    insert into txidsync.prune_marks values (pg_catalog.now(), now_xmin) on conflict do nothing;
+    select * into mark from txidsync.prune_marks as m
+     where m.at <= pg_catalog.now() - margin
+     order by m.at desc limit 1;
+    if not found then
+        return null;
+    end if;
+    delete from txidsync.prune_marks as m where m.at < mark.at;
+    select min(c.low) into low from txidsync.consumers as c where c.relid = tbl;
+    if low is null then
+        return null;
+    end if;
+    return least(low, mark.oldest, now_xmin);
+end
+$$;
+
+-- Merges the change-log entries of tracked table t below txid cut into
+-- its side table (per key the newest: its version, its txid, deleted when
+-- the row is gone now, as a switch to the side mode does) and deletes
+-- them, in one statement.  Returns how many entries it deleted.
+create or replace function txidsync._prune_log(t txidsync.tracked, cut bigint) returns bigint
+    language plpgsql
+    as $$
+declare
+    ops name[] := (txidsync._primary_key(t.relid)).op_schemas;
+    cols text := txidsync._key_list(t.key_columns, ops, '%1$s', ', ');
+    n bigint;
+begin
+    execute format(
+        'with m as (select distinct on (%1$s) %1$s, l.version, l.txid from txidsync.%2$I as l'
+        '            where l.txid < $1 order by %1$s, l.version desc),'
+        '     i as (insert into txidsync.%3$I as s (%1$s, version, txid, deleted)'
+        '             select %1$s, m.version, m.txid,'
+        '                    not exists (select from %4$s%5$s as b where %6$s) from m'
+        '             on conflict (%1$s) do update'
+        '             set version = excluded.version, txid = excluded.txid,'
+        '                 deleted = excluded.deleted'
+        '             where excluded.version > s.version)'
+        ' delete from txidsync.%2$I as l where l.txid < $1',
+        cols, txidsync._log_table(t.side_table), t.side_table,
+        case when (select c.relkind from pg_catalog.pg_class as c where c.oid = t.relid) = 'r'
+             then 'only ' else '' end,
+        t.relid, txidsync._key_list(t.key_columns, ops, 'b.%2$s %3$s m.%1$s', ' and '))
+      using cut;
+    get diagnostics n = row_count;
+    return n;
+end
+$$;
+
+-- Prunes tracked table tbl below the horizon (txidsync._prune_horizon):
+-- first the change log, at most about chunk entries a call, oldest
+-- first; once the log holds nothing below the horizon, at most chunk
+-- tombstones, skipping those a writer holds (it is about to give the key
+-- a newer state).  Consumers not seen for drop_after are dropped first,
+-- with a warning.  One pruner of a table at a time: another call returns
+-- at once.  Returns what it removed, the horizon (null: nothing may be
+-- pruned) and the consumers it dropped.  A call that removed chunk of
+-- either has more to do: call it again.
+create or replace function txidsync.prune(tbl regclass, margin interval default '10 minutes',
+                                          drop_after interval default '1 day',
+                                          chunk integer default 10000)
+    returns table (tombstones bigint, log_entries bigint, horizon bigint, dropped text[])
+    language plpgsql
+    as $$
+declare
+    t txidsync.tracked;
+    h bigint;
+    lo bigint;
+    cut bigint;
+    n_log bigint := 0;
+    n_dead bigint := 0;
+    last_txid bigint;
+    gone text[];
+begin
+    if chunk is null or chunk < 1 then
+        raise exception 'txidsync: a prune chunk must be at least 1 row, not %', chunk;
+    end if;
+    select * into t from txidsync.tracked as x where x.relid = tbl;
+    if not found then
+        raise exception 'txidsync: % is not tracked', tbl;
+    end if;
+    if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('txidsync.prune'),
+                                                tbl::oid::integer) then
+        return query select 0::bigint, 0::bigint, null::bigint, null::text[];
+        return;
+    end if;
+    with d as (delete from txidsync.consumers as c
+                where c.relid = tbl and c.seen < pg_catalog.now() - drop_after
+                returning c.consumer)
+    select pg_catalog.array_agg(d.consumer order by d.consumer) into gone from d;
+    if gone is not null then
+        raise warning 'txidsync: consumers of % not seen for % dropped: %; pruning no longer '
+                      'waits for them, so one that comes back may have missed deletes (its '
+                      'syncer then says so)', tbl, drop_after, array_to_string(gone, ', ');
+    end if;
+    h := txidsync._prune_horizon(tbl, margin);
+    if h is null then
+        return query select 0::bigint, 0::bigint, null::bigint, gone;
+        return;
+    end if;
+    execute format('select min(l.txid) from txidsync.%I as l', txidsync._log_table(t.side_table))
+       into lo;
+    if lo < h then
+        execute format('select l.txid from txidsync.%I as l where l.txid < $1 order by l.txid'
+                       ' offset $2 limit 1', txidsync._log_table(t.side_table))
+           into cut using h, chunk;
+        -- A transaction with more entries than a chunk goes whole.
+        cut := case when cut is null then h when cut <= lo then lo + 1 else cut end;
+        n_log := txidsync._prune_log(t, cut);
+    end if;
+    if cut is null or cut >= h then
+        execute format(
+            'with d as (delete from txidsync.%1$I as s where s.ctid = any (array('
+            '             select x.ctid from txidsync.%1$I as x'
+            '              where x.txid >= $1 and x.txid < $2 and x.deleted'
+            '              order by x.txid limit $3 for update skip locked))'
+            '           returning s.txid)'
+            ' select count(*), max(d.txid) from d', t.side_table)
+          into n_dead, last_txid using t.prune_from, h, chunk;
+        update txidsync.tracked as x
+           set prune_from = case when n_dead < chunk then h else last_txid end,
+               pruned_below = greatest(x.pruned_below, coalesce(last_txid + 1, 0))
+         where x.relid = tbl;
+    end if;
+    return query select n_dead, n_log, h, gone;
+end
+$$;
+
 -- Refreshes (docs/design.md, "Refresh").  A refresh re-sends the current
 -- state of a table's rows: each step takes the next chunk of side-table
 -- rows in key order and bumps their version and txid, in one short
@@ -1149,7 +1342,8 @@ begin
     execute format(
         'with c as (select %1$s from txidsync.%2$I as s%3$s where %4$s'
         '            order by %1$s limit $2 for update of s),'
-        '     u as (update txidsync.%2$I as s set version = s.version + 1, txid = $3'
+        '     u as (update txidsync.%2$I as s'
+        '             set version = pg_catalog.nextval(%8$L::pg_catalog.regclass), txid = $3'
         '             from c where (%1$s) = (%5$s) returning 1)'
         ' select (select count(*) from u)::int,'
         '        (select array[%6$s] from c order by %7$s limit 1)',
@@ -1161,7 +1355,8 @@ begin
            from generate_subscripts(t.key_columns, 1) as i),
         (select string_agg(format('c.%I desc', txidsync._side_key(i::int, n_keys)), ', '
                            order by i)
-           from generate_subscripts(t.key_columns, 1) as i))
+           from generate_subscripts(t.key_columns, 1) as i),
+        format('txidsync.%I', txidsync._version_seq(t.side_table)))
       into n, last
       using r.after_key, chunk, txidsync.current_txid();
     end if;
@@ -1244,6 +1439,7 @@ begin
     insert into txidsync.readers as x values (role_name) on conflict do nothing;
     execute format('grant usage on schema txidsync to %I', role_name);
     execute format('grant select on txidsync.tracked, txidsync.refreshes to %I', role_name);
+    execute format('grant select, insert, update on txidsync.consumers to %I', role_name);
     for t in select k.relid, k.side_table from txidsync.tracked as k loop
         perform txidsync._grant_readers(t.relid, t.side_table, role_name);
         n := n + 1;
@@ -1270,6 +1466,7 @@ begin
                            txidsync._log_table(t.side_table), role_name);
         end if;
     end loop;
+    execute format('revoke select, insert, update on txidsync.consumers from %I', role_name);
     execute format('revoke select on txidsync.tracked, txidsync.refreshes from %I', role_name);
     execute format('revoke usage on schema txidsync from %I', role_name);
 end

@@ -198,6 +198,16 @@ fail:
     return -1;
 }
 
+uint64_t cursor_low(const Cursor *c)
+{
+    uint64_t low = c->xid_next;
+    if (c->n_xip > 0 && c->xip[0] < low)
+        low = c->xip[0];
+    if (c->has_xid_at && c->xid_at < low)
+        low = c->xid_at;
+    return low;
+}
+
 bool cursor_same(const Cursor *a, const Cursor *b)
 {
     if (a->xid_next != b->xid_next || a->n_xip != b->n_xip || a->has_xid_at != b->has_xid_at ||

@@ -84,6 +84,11 @@ int cursor_copy(Cursor *dst, const Cursor *src) __attribute__((warn_unused_resul
 /* Tells whether a and b hold the same state (every field, xip and
  * xid_at_key compared by value). */
 bool cursor_same(const Cursor *a, const Cursor *b);
+/* The lowest txid whose rows the cursor may still have to read: every
+ * row of a lower txid is delivered (its xid_next, or the lowest of its
+ * xip and its half-read transaction).  What a consumer registers for
+ * pruning (docs/design.md, "Pruning"). */
+uint64_t cursor_low(const Cursor *c);
 
 /* Fills *q with the parameters of the next batch query; q borrows from c. */
 void cursor_query(const Cursor *c, size_t batch_size, CursorQuery *q);

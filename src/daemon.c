@@ -306,6 +306,10 @@ static Engine *table_engine(Daemon *d, const TableConfig *t, char *hint, size_t 
         .reset_hint = hint,
         .columns = t->columns,
         .exclude_columns = t->exclude_columns,
+        .consumer = !d->cfg->dry_run,
+        .prune_every_s = d->cfg->dry_run ? 0 : (long)d->cfg->prune_every_s,
+        .prune_margin_s = (long)d->cfg->prune_margin_s,
+        .consumer_timeout_s = (long)d->cfg->consumer_timeout_s,
     };
     reset_hint(d, t, hint, hintlen);
     Engine *e = engine_new(&ec, d->loop, sink, store, err, sizeof(err));

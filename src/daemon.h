@@ -62,19 +62,22 @@ typedef struct DaemonConfig {
     bool once;
     long long stats_interval_s;
     double crash_probability;
-    long long crash_seed;       /* 0: from time and pid */
-    bool reset;                 /* txidsync reset: start every table over, then exit */
-    bool refresh;               /* txidsync refresh: refresh every table in turn, then exit */
-    const char *refresh_where;  /* its condition on the row t; "" or NULL: every key */
-    bool refresh_background;    /* only start it: the running syncers step it */
-    long long refresh_chunk;    /* its rows a step (and track's); 0: the job's default */
-    bool track;                 /* txidsync track: track every table online in turn, then exit */
-    bool track_notify;          /* its tables' writers NOTIFY */
-    int track_log;              /* 1: track in the log mode, 0: the side mode */
-    bool dry_run;               /* events to standard output, no cursor loaded or saved, --once */
-    const char *config_path;    /* the --config file, for messages; NULL: none */
-    const char *metrics_listen; /* HOST:PORT of /metrics, /healthz, /readyz; NULL or "": none */
-    double ready_max_lag_s;     /* /readyz: the most lag of a ready table */
+    long long crash_seed;         /* 0: from time and pid */
+    bool reset;                   /* txidsync reset: start every table over, then exit */
+    bool refresh;                 /* txidsync refresh: refresh every table in turn, then exit */
+    const char *refresh_where;    /* its condition on the row t; "" or NULL: every key */
+    bool refresh_background;      /* only start it: the running syncers step it */
+    long long refresh_chunk;      /* its rows a step (and track's); 0: the job's default */
+    bool track;                   /* txidsync track: track every table online in turn, then exit */
+    bool track_notify;            /* its tables' writers NOTIFY */
+    int track_log;                /* 1: track in the log mode, 0: the side mode */
+    bool dry_run;                 /* events to standard output, no cursor loaded or saved, --once */
+    const char *config_path;      /* the --config file, for messages; NULL: none */
+    const char *metrics_listen;   /* HOST:PORT of /metrics, /healthz, /readyz; NULL or "": none */
+    double ready_max_lag_s;       /* /readyz: the most lag of a ready table */
+    long long prune_every_s;      /* txidsync.prune of each table this often; 0: never */
+    long long prune_margin_s;     /* nothing younger than this is pruned */
+    long long consumer_timeout_s; /* a prune drops consumers not seen for this long */
 } DaemonConfig;
 
 /* Exit codes of daemon_run, also the program's. */

@@ -111,6 +111,7 @@ static void halt(Engine *e, EngineState st)
     e->state = st;
     engine_unwatch_pg(e);
     engine_refresh_free(e);
+    engine_prune_free(e);
     log_status(e, NULL); /* a backfill's progress line, if it has it */
     loop_timer_cancel(e->loop, &e->timer);
 }
@@ -1153,6 +1154,8 @@ static double next_due(Engine *e)
         EARLIER(engine_backfill_due(e));
     if (!engine_refresh_running(e))
         EARLIER(e->refresh.next_poll);
+    if (engine_prune_due(e) > 0)
+        EARLIER(engine_prune_due(e));
     for (size_t i = 0; i < e->used; i++) {
         const Slot *sl = slot_at(e, i);
         if (sl->state == SLOT_WAITING)
@@ -1193,6 +1196,7 @@ static void step(Engine *e)
         return;
     if (e->idle && clock_mono_s() >= e->idle_until)
         end_idle(e, false);
+    engine_prune_tick(e); /* a registration goes between two batch queries */
     /* The next batch's query first: Postgres works on it while the
      * batches read are sent. */
     if (may_fetch(e))
@@ -1243,6 +1247,7 @@ Engine *engine_new(const EngineConfig *cfg, Loop *loop, Sink *sink, Store *store
     e->store = store;
     e->pg_fd = -1;
     e->refresh.fd = -1;
+    e->prune.fd = -1;
     e->state = ENGINE_NEW;
     e->poll_ms = POLL_MIN_MS;
     e->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)e;
@@ -1288,6 +1293,7 @@ void engine_free(Engine *e)
         return;
     engine_unwatch_pg(e);
     engine_refresh_free(e);
+    engine_prune_free(e);
     loop_timer_cancel(e->loop, &e->timer);
     sink_free(e->sink); /* abandons requests in flight, which borrow the slots */
     for (size_t i = 0; e->slots && i < e->n_slots; i++) {

@@ -46,6 +46,11 @@ typedef struct EngineConfig {
     const char *reset_hint;      /* the command that starts this table over, for messages */
     const char *columns;         /* NULL or "": every column in the documents; else only these */
     const char *exclude_columns; /* NULL or "": none; else every column but these */
+    bool consumer;               /* register the stored cursor as a consumer of the table */
+    long consumer_every_ms;      /* register it this often; 0: 10 s */
+    long prune_every_s;          /* call txidsync.prune this often; 0: never (still a consumer) */
+    long prune_margin_s;         /* prune nothing younger than this */
+    long consumer_timeout_s;     /* a prune drops consumers not seen for this long */
 } EngineConfig;
 
 typedef struct Engine Engine;

@@ -88,6 +88,21 @@ typedef struct BgRefresh {
     double next_poll;              /* when to look for a refresh started elsewhere */
 } BgRefresh;
 
+/* The engine as a consumer of its table, and its pruner (engine_prune.c). */
+typedef struct Pruner {
+    bool registered;   /* consumer_seen succeeded once */
+    bool no_consumer;  /* this connection may not register: not tried again */
+    bool no_prune;     /* ... may not prune */
+    bool behind_said;  /* the warning that tombstones it had not read were pruned */
+    bool standby_said; /* the note that a standby's syncer is no consumer */
+    double next_seen, next_prune;
+    PgConn *pg; /* its own connection for the prune calls, once one was sent */
+    int fd;     /* its watched socket, -1 when none */
+    bool in_flight;
+    int failures;
+    uint64_t tombstones, log_entries; /* removed so far */
+} Pruner;
+
 /* The progress of the first copy of the table (engine_backfill.c). */
 typedef struct Backfill {
     bool active;
@@ -149,6 +164,7 @@ struct Engine {
     Stats stats;
     BgRefresh refresh;
     Backfill backfill;
+    Pruner prune;
 };
 
 /* For the files of the engine (engine.c). */
@@ -183,6 +199,13 @@ bool engine_refresh_running(const Engine *e);
 double engine_refresh_due(const Engine *e);
 void engine_refresh_text(const Engine *e, char *out, size_t len);
 void engine_refresh_free(Engine *e);
+
+/* The consumer and the pruner (engine_prune.c): tick registers and sends
+ * a prune call when due (between batch queries); due is when the next is
+ * (0: none); free closes the pruner's connection. */
+void engine_prune_tick(Engine *e);
+double engine_prune_due(const Engine *e);
+void engine_prune_free(Engine *e);
 
 /* The progress of the first copy (engine_backfill.c): begin at a start
  * without a stored cursor; report when due, and once (done) when all it

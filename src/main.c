@@ -183,6 +183,19 @@ static const Setting table[] = {
      "table) or log (an entry per write in the change log, by a C trigger; cheaper for writers, "
      "see the README)",
      "side|log", 0, 0, &dc.track_log, 0},
+    {"prune-interval", SETTING_INT, "60", "TXIDSYNC_PRUNE_INTERVAL", "SECONDS",
+     "prune each table this often: remove the tombstones and change-log entries every "
+     "registered syncer of the table has passed (txidsync.prune); 0 for never (the syncer "
+     "still registers, so that other pruners wait for it)",
+     NULL, 0, 86400, &dc.prune_every_s, 0},
+    {"prune-margin", SETTING_INT, "600", NULL, "SECONDS",
+     "prune nothing that a transaction ending less than this ago wrote", NULL, 0, 31536000,
+     &dc.prune_margin_s, 0},
+    {"consumer-timeout", SETTING_INT, "86400", NULL, "SECONDS",
+     "a prune drops, with a warning, the registered syncers not seen for this long, so that "
+     "a target nobody syncs any more does not keep every tombstone; one that comes back has "
+     "missed the deletes pruned meanwhile, and says so",
+     NULL, 60, 315360000, &dc.consumer_timeout_s, 0},
     {"stats-interval", SETTING_INT, "10", NULL, "SECONDS",
      "seconds between two stats lines of each table; 0 for none", NULL, 0, 86400,
      &dc.stats_interval_s, 0},

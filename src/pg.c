@@ -788,6 +788,64 @@ int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, siz
     return refresh_of_call(c, t, SQL_REFRESH_PENDING, "pending refresh", r, err, errlen);
 }
 
+#define SQL_CONSUMER_SEEN                                                                          \
+    "select txidsync.consumer_seen($1::pg_catalog.oid::pg_catalog.regclass, $2, $3::bigint)"
+
+int pg_consumer_seen(PgConn *c, const PgTable *t, const char *consumer, uint64_t low,
+                     uint64_t *pruned_below, char *err, size_t errlen)
+{
+    char low_s[24];
+    snprintf(low_s, sizeof(low_s), "%" PRIu64, low);
+    const char *params[] = {t->oid, consumer, low_s};
+    PGresult *res;
+    *pruned_below = 0;
+    int rc = exec_params(c, SQL_CONSUMER_SEEN, 3, params, PGRES_TUPLES_OK,
+                         "registering the consumer", &res, err, errlen);
+    if (rc != PG_OK)
+        return rc;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        *pruned_below = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return PG_OK;
+}
+
+#define SQL_PRUNE                                                                                  \
+    "select p.tombstones, p.log_entries, p.horizon,"                                               \
+    " pg_catalog.array_to_string(p.dropped, ', ')"                                                 \
+    " from txidsync.prune($1::pg_catalog.oid::pg_catalog.regclass,"                                \
+    " pg_catalog.make_interval(secs => $2::double precision),"                                     \
+    " pg_catalog.make_interval(secs => $3::double precision), $4::integer) as p"
+
+int pg_prune_send(PgConn *c, const PgTable *t, long margin_s, long drop_after_s, long chunk,
+                  char *err, size_t errlen)
+{
+    char margin[24], drop[24], chunk_s[24];
+    snprintf(margin, sizeof(margin), "%ld", margin_s);
+    snprintf(drop, sizeof(drop), "%ld", drop_after_s);
+    snprintf(chunk_s, sizeof(chunk_s), "%ld", chunk);
+    const char *params[] = {t->oid, margin, drop, chunk_s};
+    return call_send(c, SQL_PRUNE, 4, params, "pruning", err, errlen);
+}
+
+int pg_prune_poll(PgConn *c, bool *done, PgPrune *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    PGresult *res;
+    int rc = call_poll(c, done, &res, "pruning", err, errlen);
+    if (rc != PG_OK || !*done)
+        return rc;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        return result_fail(c, res, "pruning", err, errlen);
+    out->tombstones = atoll(PQgetvalue(res, 0, 0));
+    out->log_entries = atoll(PQgetvalue(res, 0, 1));
+    out->has_horizon = !PQgetisnull(res, 0, 2);
+    if (out->has_horizon)
+        out->horizon = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+    snprintf(out->dropped, sizeof(out->dropped), "%s", PQgetvalue(res, 0, 3));
+    PQclear(res);
+    return PG_OK;
+}
+
 #define SQL_ROW_ESTIMATE "select txidsync.row_estimate($1::pg_catalog.oid::pg_catalog.regclass)"
 
 int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, size_t errlen)
@@ -1842,27 +1900,57 @@ static int exec_command(PgConn *c, const char *sql, const char *what, char *err,
     return rc;
 }
 
+/* The statement of pg_bump_keys that gives each key of $1 (a text[]) a
+ * new version from t's sequence and returns its rows: in the side mode
+ * an update of its side row, in the log mode a log entry appended. */
+static int bump_statement(Buf *sql, const PgTable *t)
+{
+    if (!t->log_mode)
+        return buf_printf(
+            sql,
+            "with u as (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
+            " as u(k))"
+            " update %1$s as s set version = pg_catalog.nextval(%2$s),"
+            " txid = txidsync.current_txid()"
+            " from u where %3$s operator(pg_catalog.=) u.k"
+            " returning %3$s, s.txid, s.version, s.deleted, null",
+            t->sql_side, t->sql_seq_lit, t->sql_key_text);
+    return buf_printf(sql,
+                      "with u as (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
+                      " as u(k)),"
+                      " i as (insert into %1$s (txid, version, %2$s)"
+                      " select txidsync.current_txid(), pg_catalog.nextval(%3$s), %4$s"
+                      " from %5$s as s join u on %6$s operator(pg_catalog.=) u.k returning *)"
+                      " select %6$s, s.txid, s.version,"
+                      " not exists (select from %7$s as r where %8$s), null from i as s",
+                      t->sql_log, t->sql_plain_keys, t->sql_seq_lit, t->sql_side_keys, t->sql_state,
+                      t->sql_key_text, t->sql_table, t->sql_join);
+}
+
 /*
- * pg_bump_keys in the log mode: appends an entry per key, under a SHARE
- * lock on the table taken first.  A log entry's version is only above the
- * last committed write's when no writer of the key is still running, and
- * here no row lock can say so (the key may be deleted): the lock waits
- * for every running writer of the table and holds new ones off until the
- * commit, a few milliseconds.  The sequence is first set above every
- * floor, so each new version is above its key's target version too.
- * keys and floors are the text[] and bigint[] literals of pg_bump_keys.
+ * pg_bump_keys in one transaction: the sequence is first set above every
+ * floor, so each new version is above its key's target version too, then
+ * bump_statement.  In the side mode the side row's lock orders the new
+ * version after any writer of the key, as a writer's own.  In the log
+ * mode a log entry's version is only above the last committed write's
+ * when no writer of the key is still running, and no row lock can say so
+ * (the key may be deleted): a SHARE lock on the table, taken first, waits
+ * for every running writer and holds new ones off until the commit, a few
+ * milliseconds.  keys and floors are the text[] and bigint[] literals of
+ * pg_bump_keys.
  */
-static int bump_log(PgConn *c, const PgTable *t, const char *keys, const char *floors, PgRowFn fn,
-                    void *ctx, char *err, size_t errlen)
+static int bump_versions(PgConn *c, const PgTable *t, const char *keys, const char *floors,
+                         PgRowFn fn, void *ctx, char *err, size_t errlen)
 {
     Buf sql;
     buf_init(&sql, 64 * 1024);
-    int bad = buf_printf(&sql, "lock table %s in share mode", t->sql_table);
+    int bad = t->log_mode && buf_printf(&sql, "lock table %s in share mode", t->sql_table);
     int rc = bad ? fail(err, errlen, PG_ERROR, "pg: new versions: out of memory")
                  : exec_command(c, "begin", "new versions", err, errlen);
     if (rc != PG_OK)
         goto done;
-    rc = exec_command(c, buf_str(&sql), "new versions", err, errlen);
+    if (t->log_mode)
+        rc = exec_command(c, buf_str(&sql), "new versions", err, errlen);
     const char *p_floors[] = {floors};
     PGresult *res = NULL;
     buf_reset(&sql);
@@ -1878,17 +1966,7 @@ static int bump_log(PgConn *c, const PgTable *t, const char *keys, const char *f
                          errlen);
     PQclear(res);
     buf_reset(&sql);
-    if (rc == PG_OK &&
-        buf_printf(&sql,
-                   "with u as (select distinct u.k from pg_catalog.unnest($1::pg_catalog.text[])"
-                   " as u(k)),"
-                   " i as (insert into %1$s (txid, version, %2$s)"
-                   " select txidsync.current_txid(), pg_catalog.nextval(%3$s), %4$s"
-                   " from %5$s as s join u on %6$s operator(pg_catalog.=) u.k returning *)"
-                   " select %6$s, s.txid, s.version,"
-                   " not exists (select from %7$s as r where %8$s), null from i as s",
-                   t->sql_log, t->sql_plain_keys, t->sql_seq_lit, t->sql_side_keys, t->sql_state,
-                   t->sql_key_text, t->sql_table, t->sql_join) != 0)
+    if (rc == PG_OK && bump_statement(&sql, t) != 0)
         rc = fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
     const char *p_keys[] = {keys};
     if (rc == PG_OK)
@@ -1907,42 +1985,18 @@ int pg_bump_keys(PgConn *c, const PgTable *t, const char *const *keys, const uin
 {
     if (n_keys == 0)
         return PG_OK;
-    Buf sql, list, floors;
-    buf_init(&sql, 64 * 1024);
+    Buf list, floors;
     buf_init(&list, PG_TEXT_MAX);
     buf_init(&floors, PG_TEXT_MAX);
     int rc = PG_ERROR;
-    /* One statement: a transaction of its own.  The keys are text, as in
-     * pg_live_lookup: a hash join with one pass over the side table. */
-    if (buf_printf(
-            &sql,
-            "with u as (select u.k, pg_catalog.max(u.v) as v"
-            " from rows from (pg_catalog.unnest($1::pg_catalog.text[]),"
-            " pg_catalog.unnest($2::bigint[])) as u(k, v)"
-            " group by u.k)"
-            " update %s as s set version = greatest(s.version, u.v) operator(pg_catalog.+) 1,"
-            " txid = txidsync.current_txid()"
-            " from u where %s operator(pg_catalog.=) u.k"
-            " returning %s, s.txid, s.version, s.deleted, null",
-            t->sql_side, t->sql_key_text, t->sql_key_text) != 0) {
-        fail(err, errlen, PG_ERROR, "pg: new versions: out of memory");
-        goto done;
-    }
     int bad = buf_puts(&list, "{") | buf_puts(&floors, "{");
     for (size_t i = 0; bad == 0 && i < n_keys; i++)
         bad = append_array_element(&list, keys[i]) |
               buf_printf(&floors, "%s%" PRIu64, i ? "," : "", at_least[i]);
-    if (bad != 0 || buf_puts(&list, "}") != 0 || buf_puts(&floors, "}") != 0) {
+    if (bad != 0 || buf_puts(&list, "}") != 0 || buf_puts(&floors, "}") != 0)
         fail(err, errlen, PG_ERROR, "pg: new versions: the key list is too long");
-        goto done;
-    }
-    const char *params[] = {buf_str(&list), buf_str(&floors)};
-    if (t->log_mode)
-        rc = bump_log(c, t, buf_str(&list), buf_str(&floors), fn, ctx, err, errlen);
     else
-        rc = stream_rows(c, buf_str(&sql), 2, params, "new versions", fn, ctx, err, errlen);
-done:
-    buf_free(&sql);
+        rc = bump_versions(c, t, buf_str(&list), buf_str(&floors), fn, ctx, err, errlen);
     buf_free(&list);
     buf_free(&floors);
     return rc;

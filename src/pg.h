@@ -231,6 +231,35 @@ int pg_row_estimate(PgConn *c, const PgTable *t, long long *rows, char *err, siz
 int pg_refresh_pending(PgConn *c, const PgTable *t, PgRefresh *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Registers consumer (a target's name, without credentials) of table t
+ * at low, in a transaction of its own (txidsync.consumer_seen): every
+ * change of t below txid low is in that target.  Sets *pruned_below to
+ * one past the highest txid of a pruned tombstone of t: when low is below
+ * it, deletes the target had not read were pruned.  Writes.  Returns
+ * PG_OK/PG_ERROR/PG_LOST. */
+int pg_consumer_seen(PgConn *c, const PgTable *t, const char *consumer, uint64_t low,
+                     uint64_t *pruned_below, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* What one call of txidsync.prune removed. */
+typedef struct PgPrune {
+    long long tombstones, log_entries;
+    bool has_horizon; /* false: nothing may be pruned (no consumer, no mark old enough) */
+    uint64_t horizon;
+    char dropped[1024]; /* the consumers it dropped, ", "-separated; "" none */
+} PgPrune;
+
+/* Sends one call of txidsync.prune on table t (a transaction of its
+ * own), which removes at most about chunk log entries and tombstones
+ * every consumer has passed, older than margin_s seconds, after dropping
+ * the consumers not seen for drop_after_s; pg_prune_poll reads its answer
+ * once the socket is readable (*done false: not complete yet).  Writes.
+ * Return PG_OK/PG_ERROR/PG_LOST. */
+int pg_prune_send(PgConn *c, const PgTable *t, long margin_s, long drop_after_s, long chunk,
+                  char *err, size_t errlen) __attribute__((warn_unused_result));
+int pg_prune_poll(PgConn *c, bool *done, PgPrune *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Looks the table up by its oid: fills name with what it is tracked as now
  * (its regclass text; "" when it is no longer tracked or was dropped).
  * Returns PG_OK/PG_ERROR/PG_LOST. */

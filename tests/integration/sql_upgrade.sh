@@ -28,12 +28,14 @@ q -f "$TXIDSYNC_ROOT/sql/txidsync.sql"
 q -c "update public.up set v = 0 where id = 'k1'"
 q -c "delete from public.up where id = 'k3'"
 q -c "insert into public.up values ('new,one', 1)"
-[ "$(q -c "select version, deleted from txidsync.rows_up where key = 'k1'")" = "3|f" ] ||
-    fail "the regenerated trigger did not bump k1"
+# The regenerated trigger takes versions from the table's sequence, set
+# above the per-key versions of the old release.
+v1=$(q -c "select version from txidsync.rows_up where key = 'k1' and not deleted")
+[ -n "$v1" ] && [ "$v1" -gt 2 ] || fail "the regenerated trigger did not bump k1: '$v1'"
 
 "$TXIDSYNC_BIN" --table up --index "$index" --state-index "$index-state" --replicas 0 --once \
     >"$TXIDSYNC_TEST_TMP/sync.log" 2>&1 || { cat "$TXIDSYNC_TEST_TMP/sync.log"; fail "sync failed"; }
 check_consistent "$index" up
-doc_is "$index" k1 3 || fail "k1 is not at version 3: $(doc_version "$index" k1)"
-doc_is "$index" "new,one" 1 || fail "the key 'new,one' is not its own id"
+doc_is "$index" k1 "$v1" || fail "k1 is not at version $v1: $(doc_version "$index" k1)"
+doc_present "$index" "new,one" || fail "the key 'new,one' is not its own id"
 echo "sql_upgrade: the one-column release upgrades in place and syncs"

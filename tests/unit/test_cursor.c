@@ -141,6 +141,25 @@ static void test_copy_and_equal(void **state)
     assert_true(cursor_same(&a, &b));
 }
 
+/* cursor_low: the lowest of xid_next, the xip and a half-read xid_at. */
+static void test_low(void **state)
+{
+    (void)state;
+    Cursor c;
+    cursor_init(&c);
+    assert_int_equal(cursor_low(&c), 0);
+    set_cursor(&c, 10, NULL, 0, 0, NULL);
+    assert_int_equal(cursor_low(&c), 10);
+    const uint64_t xip[] = {6, 8};
+    set_cursor(&c, 10, xip, 2, 0, NULL);
+    assert_int_equal(cursor_low(&c), 6);
+    set_cursor(&c, 10, xip, 2, 4, "k");
+    assert_int_equal(cursor_low(&c), 4);
+    set_cursor(&c, 10, NULL, 0, 12, "k");
+    assert_int_equal(cursor_low(&c), 10);
+    cursor_free(&c);
+}
+
 /* Caught up: xid_next takes xmax, xip takes the snapshot's (sorted and
  * deduplicated), and a half-read xid_at is finished and forgotten. */
 static void test_caught_up_takes_snapshot(void **state)
@@ -858,6 +877,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_and_query),
         cmocka_unit_test(test_copy_and_equal),
+        cmocka_unit_test(test_low),
         cmocka_unit_test(test_caught_up_takes_snapshot),
         cmocka_unit_test(test_idle_converges),
         cmocka_unit_test(test_never_moves_backwards),

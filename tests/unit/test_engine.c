@@ -179,6 +179,36 @@ int pg_table_tracked_as(PgConn *c, const PgTable *t, char *name, size_t len, cha
     return PG_OK;
 }
 
+/* Registrations as a consumer: never above the stored cursor. */
+static int n_seen;
+static uint64_t saved_next;
+int pg_consumer_seen(PgConn *c, const PgTable *t, const char *consumer, uint64_t low,
+                     uint64_t *pruned_below, char *err, size_t errlen)
+{
+    (void)c, (void)t, (void)err, (void)errlen;
+    assert_true(consumer[0] != '\0');
+    if (low > saved_next)
+        fail_msg("registered low %" PRIu64 " above the stored cursor's %" PRIu64, low, saved_next);
+    *pruned_below = 0;
+    n_seen++;
+    return PG_OK;
+}
+
+int pg_prune_send(PgConn *c, const PgTable *t, long margin_s, long drop_after_s, long chunk,
+                  char *err, size_t errlen)
+{
+    (void)c, (void)t, (void)margin_s, (void)drop_after_s, (void)chunk, (void)err, (void)errlen;
+    fail_msg("no pruning in these tests");
+    return PG_ERROR;
+}
+
+int pg_prune_poll(PgConn *c, bool *done, PgPrune *out, char *err, size_t errlen)
+{
+    (void)c, (void)done, (void)out, (void)err, (void)errlen;
+    fail_msg("no pruning in these tests");
+    return PG_ERROR;
+}
+
 int pg_refresh_step_send(PgConn *c, long long id, long chunk, int lock_wait_ms, char *err,
                          size_t errlen)
 {
@@ -545,7 +575,6 @@ static const SinkInterface fake_interface = {
 /* ---- the fake store ------------------------------------------------- */
 
 static int saves;
-static uint64_t saved_next;
 
 /* Whether the cursor c covers row k of the side table. */
 static bool covers(const Cursor *c, int k)
@@ -616,6 +645,7 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
     loop_timer_init(&fake.timer, fake_answer, &fake);
     saves = 0;
     saved_next = 0;
+    n_seen = 0;
     EngineConfig cfg = {.name = "t",
                         .table = "t",
                         .target = "t",
@@ -626,6 +656,8 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
                         .poll_interval_ms = 1000,
                         .backoff_max_ms = 20,
                         .save_every_ms = 1,
+                        .consumer = true,
+                        .consumer_every_ms = 1,
                         .batch_max_bytes = shape.batch_max_bytes};
     asked_min = asked_max = 0;
     char err[256];
@@ -650,7 +682,7 @@ static EngineState run_engine(uint64_t seed, size_t batch, size_t in_flight, boo
 static void test_out_of_order_acknowledgements(void **state)
 {
     (void)state;
-    int dead_letters = 0, out_of_order = 0, all_saves = 0, requests = 0;
+    int dead_letters = 0, out_of_order = 0, all_saves = 0, requests = 0, registrations = 0;
     for (uint64_t seed = 1; seed <= 40; seed++) {
         size_t batch = 3 + seed % 17, in_flight = 1 + seed % 4;
         assert_int_equal(run_engine(seed, batch, in_flight, true, 20, 0), ENGINE_STOPPED);
@@ -666,12 +698,14 @@ static void test_out_of_order_acknowledgements(void **state)
         }
         dead_letters += fake.dead_letters;
         out_of_order += fake.out_of_order;
+        registrations += n_seen;
         all_saves += saves;
         requests += fake.requests_sent;
     }
     printf("engine: 40 runs, %d requests, %d answered out of order, %d dead letters, %d cursor "
-           "saves checked\n",
-           requests, out_of_order, dead_letters, all_saves);
+           "saves checked, %d consumer registrations\n",
+           requests, out_of_order, dead_letters, all_saves, registrations);
+    assert_true(registrations > 40);
     assert_true(out_of_order > 100);
     assert_true(dead_letters > 10);
 }

@@ -1029,6 +1029,7 @@ static void finish(Engine *e, const char *why)
 {
     if (save_cursor(e) < 0)
         return;
+    engine_prune_final(e);
     stats_line(e, true);
     latency_summary(e);
     elog(e, LOG_INFO, "%s at xid %" PRIu64, why, e->cursor.xid_next);
@@ -1212,6 +1213,8 @@ static void step(Engine *e)
             /* --once also waits for the refresh: its steps kick */
         } else if (e->cfg.once) {
             int sv = save_cursor(e);
+            if (sv == 0 && engine_prune_settle(e))
+                return; /* --once prunes once before it exits: the answer kicks */
             if (sv == 0)
                 finish(e, "caught up (--once), exiting");
             if (sv != 1)

@@ -96,9 +96,12 @@ typedef struct Pruner {
     bool behind_said;  /* the warning that tombstones it had not read were pruned */
     bool standby_said; /* the note that a standby's syncer is no consumer */
     double next_seen, next_prune;
-    PgConn *pg; /* its own connection for the prune calls, once one was sent */
-    int fd;     /* its watched socket, -1 when none */
+    uint64_t low;   /* the low registered last */
+    double seen_at; /* ... when */
+    PgConn *pg;     /* its own connection for the prune calls, once one was sent */
+    int fd;         /* its watched socket, -1 when none */
     bool in_flight;
+    bool settled; /* --once: its last prune call was sent */
     int failures;
     uint64_t tombstones, log_entries; /* removed so far */
 } Pruner;
@@ -204,6 +207,11 @@ void engine_refresh_free(Engine *e);
  * a prune call when due (between batch queries); due is when the next is
  * (0: none); free closes the pruner's connection. */
 void engine_prune_tick(Engine *e);
+void engine_prune_final(Engine *e); /* registers the final stored cursor, when it moved */
+/* For --once, once caught up and saved: registers the stored cursor and
+ * sends one prune call (when pruning is on); true while that call is in
+ * flight. */
+bool engine_prune_settle(Engine *e);
 double engine_prune_due(const Engine *e);
 void engine_prune_free(Engine *e);
 

@@ -2,10 +2,13 @@
  * engine_prune: the engine as a consumer of its table, and its pruner
  * (docs/design.md, "Pruning").
  *
- * Every CONSUMER_EVERY_S (cfg.consumer_every_ms) the engine registers how far its stored cursor
- * has come (txidsync.consumer_seen: its target's name and the cursor's
- * low), in a short statement of its own between two batch queries, never
- * inside a batch's snapshot.  The stored cursor, not the acknowledged
+ * The engine registers how far its stored cursor has come
+ * (txidsync.consumer_seen: its target's name and the cursor's low), in a
+ * short statement of its own between two batch queries, never inside a
+ * batch's snapshot: at start, at most every CONSUMER_MIN_S while the
+ * stored cursor moves, at least every CONSUMER_EVERY_S
+ * (cfg.consumer_every_ms) so that it is seen, and once more when it stops
+ * cleanly.  The stored cursor, not the acknowledged
  * one: a restart resumes from it.  A standby cannot be written, so a
  * syncer reading one is no consumer (it says so once).
  *
@@ -13,7 +16,7 @@
  * often, on a connection of its own without blocking the loop, as the
  * background refresh does: the call removes what every registered
  * consumer has passed, in bounded chunks, and a full chunk has the next
- * call follow a second later.  Consumers the call dropped, and a target
+ * call follow PRUNE_AGAIN_S later.  Consumers the call dropped, and a target
  * whose cursor is below what was pruned, are warned about.
  */
 #include <inttypes.h>
@@ -27,8 +30,9 @@
 #include "engine_impl.h"
 
 #define CONSUMER_EVERY_S 10.0
+#define CONSUMER_MIN_S   1.0 /* between two registrations of a moving cursor */
 #define PRUNE_CHUNK      10000
-#define PRUNE_AGAIN_S    1.0 /* after a call that removed a full chunk */
+#define PRUNE_AGAIN_S    0.1 /* after a call that removed a full chunk */
 
 static void on_prune_ready(void *ctx, int fd, int events);
 
@@ -80,6 +84,8 @@ static void register_consumer(Engine *e, double now)
         return;
     }
     p->registered = true;
+    p->low = low;
+    p->seen_at = now;
     if (e->resuming && low < pruned_below && !p->behind_said) {
         p->behind_said = true;
         elog(e, LOG_WARN,
@@ -136,6 +142,16 @@ static void prune_send(Engine *e, double now)
     p->next_prune = now + (double)e->cfg.prune_every_s;
 }
 
+/* When a registration of the moved stored cursor is due; 0 when it has
+ * not moved since the last one. */
+static double moved_due(const Engine *e)
+{
+    const Pruner *p = &e->prune;
+    if (!p->registered || cursor_low(&e->saved) == p->low)
+        return 0;
+    return p->seen_at + CONSUMER_MIN_S;
+}
+
 void engine_prune_tick(Engine *e)
 {
     Pruner *p = &e->prune;
@@ -152,11 +168,35 @@ void engine_prune_tick(Engine *e)
     }
     if (e->pg_down || e->fetching || e->stopping)
         return;
-    if (!p->no_consumer && now >= p->next_seen)
+    double moved = moved_due(e);
+    if (!p->no_consumer && (now >= p->next_seen || (moved > 0 && moved <= now)))
         register_consumer(e, now);
     if (e->cfg.prune_every_s > 0 && p->registered && !p->no_prune && !p->in_flight &&
         now >= p->next_prune)
         prune_send(e, now);
+}
+
+void engine_prune_final(Engine *e)
+{
+    const Pruner *p = &e->prune;
+    if (e->cfg.consumer && !e->standby && !p->no_consumer && !e->pg_down && !e->fetching &&
+        (!p->registered || cursor_low(&e->saved) != p->low))
+        register_consumer(e, clock_mono_s());
+}
+
+bool engine_prune_settle(Engine *e)
+{
+    Pruner *p = &e->prune;
+    if (!e->cfg.consumer || e->standby || p->no_consumer || p->no_prune ||
+        e->cfg.prune_every_s <= 0 || e->pg_down)
+        return false;
+    if (!p->settled && !p->in_flight) {
+        p->settled = true;
+        engine_prune_final(e);
+        if (p->registered)
+            prune_send(e, clock_mono_s());
+    }
+    return p->in_flight;
 }
 
 double engine_prune_due(const Engine *e)
@@ -165,6 +205,8 @@ double engine_prune_due(const Engine *e)
     if (!e->cfg.consumer || e->standby)
         return 0;
     double at = p->no_consumer ? 0 : p->next_seen;
+    if (!p->no_consumer && moved_due(e) > 0 && moved_due(e) < at)
+        at = moved_due(e);
     if (e->cfg.prune_every_s > 0 && p->registered && !p->no_prune && !p->in_flight &&
         (at == 0 || p->next_prune < at))
         at = p->next_prune;

@@ -141,7 +141,9 @@ static const Setting table[] = {
      "start, without loading or saving a cursor, then exit (implies --once)",
      NULL, 0, 0, &dc.dry_run, 0},
     {"once", SETTING_BOOL, "false", NULL, NULL,
-     "catch up every table, persist the cursors, then exit 0", NULL, 0, 0, &dc.once, 0},
+     "catch up every table, persist the cursors, prune each once (unless --prune-interval 0), then "
+     "exit 0",
+     NULL, 0, 0, &dc.once, 0},
     {"on-reject", SETTING_ENUM, "stop", "TXIDSYNC_ON_REJECT", NULL,
      "per table: a change the sink rejects for good (too large, refused by the index or "
      "the broker): stop the table naming its key, or record it as a dead letter and go on",

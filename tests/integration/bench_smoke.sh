@@ -21,12 +21,22 @@ fi
 [ -s "$out" ] || fail "no report at $out"
 for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhead" \
     "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
-    "## 8. A refresh under load" "## 9. What metrics cost" "## 10. Reading a hot standby" "## Decisions"; do
+    "## 8. A refresh under load" "## 9. What metrics cost" "## 10. Reading a hot standby" \
+    "## 11. What deletes leave, before and after pruning" "## 12. Write overhead against the peers" \
+    "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
 # Every figure came out as a number, not empty or nan.
 grep -Eq '^\| \*\*txidsync, defaults\*\* \| [0-9]+ \| \*\*[0-9.]+\*\* ' "$out" ||
     fail "no backfill figures: $(grep -A8 '^## 1' "$out")"
+for design in "txidsync side mode" "txidsync log mode" "PgQ" "logical decoding"; do
+    [ "$(grep -c "^| $design.* | [0-9]*, \*\*[0-9.]*\*\* ([0-9.]*-[0-9.]*) | [0-9]*, \*\*[0-9.]*\*\* " "$out")" = 2 ] ||
+        fail "no overhead figures of $design (fsync off and on): $(grep -A30 '^## 12' "$out")"
+done
+for mode in side log; do
+    grep -Eq "^\| $mode \| [0-9]+ rows \([0-9]+ tombstones\).* \| [0-9]+ rows \(0 tombstones\), log 0, [0-9.]+ MiB \| [0-9.]+ s \|" "$out" ||
+        fail "no pruning figures of the $mode mode: $(grep -A8 '^## 11' "$out")"
+done
 for size in 1000 5000 10000; do
     grep -Eq "^\| raw, bulks of $size \| [0-9]+ \| [0-9.]+ " "$out" || fail "no raw ceiling at $size"
 done

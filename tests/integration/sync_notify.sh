@@ -34,7 +34,7 @@ expect_within_1s() {
 sleep 2 # idle, so that no poll is due soon
 new_key=$(psql_q "insert into some_table (name, data) values ('fresh', '{\"n\":1}') returning id")
 t0=$(now)
-expect_within_1s "$new_key" 1 "$t0"
+expect_within_1s "$new_key" "$(side_version "$new_key")" "$t0"
 
 psql_q "update some_table set name = 'changed' where id = 17" >/dev/null
 t0=$(now)

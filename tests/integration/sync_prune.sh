@@ -61,7 +61,6 @@ psql_q "delete from some_table where id between 101 and 5000;
         update pl set v = v + 1 where a <= 1000;
         update pl set a = a + 10000 where a between 2001 and 2100;
         delete from pl where a between 2500 and 2999"
-[ "$(dead)" = 5000 ] || fail "tombstones of some_table before pruning: $(dead)"
 gone() { [ "$(dead)" = 0 ] && [ "$(dead_pl)" = 0 ] && [ "$(logged)" = 0 ]; }
 wait_for 60 gone
 wait_for 30 grep -q 'some_table: pruned' "$log"

@@ -101,7 +101,8 @@ typedef struct Pruner {
     PgConn *pg;     /* its own connection for the prune calls, once one was sent */
     int fd;         /* its watched socket, -1 when none */
     bool in_flight;
-    bool settled; /* --once: its last prune call was sent */
+    double sent_at; /* ... since when */
+    bool settled;   /* --once: its last prune call was sent */
     int failures;
     uint64_t tombstones, log_entries; /* removed so far */
 } Pruner;

@@ -139,6 +139,7 @@ static void prune_send(Engine *e, double now)
         return;
     }
     p->in_flight = true;
+    p->sent_at = clock_mono_s();
     p->next_prune = now + (double)e->cfg.prune_every_s;
 }
 
@@ -214,7 +215,7 @@ double engine_prune_due(const Engine *e)
 }
 
 /* Says what a prune call did. */
-static void report(Engine *e, const PgPrune *r)
+static void report(Engine *e, const PgPrune *r, double took_s)
 {
     if (r->dropped[0])
         elog(e, LOG_WARN,
@@ -222,8 +223,9 @@ static void report(Engine *e, const PgPrune *r)
              "pruning no longer waits for them",
              e->cfg.consumer_timeout_s, r->dropped);
     if (r->tombstones > 0 || r->log_entries > 0)
-        elog(e, LOG_INFO, "pruned %lld tombstones and %lld change-log entries below txid %" PRIu64,
-             r->tombstones, r->log_entries, r->horizon);
+        elog(e, LOG_INFO,
+             "pruned %lld tombstones and %lld change-log entries below txid %" PRIu64 " in %.0f ms",
+             r->tombstones, r->log_entries, r->horizon, took_s * 1000);
     else
         log_table(LOG_DEBUG, e->cfg.name, NULL, "nothing to prune (%s)",
                   r->has_horizon ? "every consumer's tombstones are kept"
@@ -254,7 +256,7 @@ static void on_prune_ready(void *ctx, int fd, int events)
     p->failures = 0;
     p->tombstones += (uint64_t)r.tombstones;
     p->log_entries += (uint64_t)r.log_entries;
-    report(e, &r);
+    report(e, &r, clock_mono_s() - p->sent_at);
     if (r.tombstones >= PRUNE_CHUNK || r.log_entries >= PRUNE_CHUNK)
         p->next_prune = clock_mono_s() + PRUNE_AGAIN_S;
     engine_kick(e);

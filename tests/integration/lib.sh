@@ -206,9 +206,14 @@ fuzz_crash_loop() {
         fail "only ${kills:-no} kills in $seconds s (want at least $want: one per ~12 s)"
     grep -q 'differences: *0$' "$out" || fail "no zero-difference line"
     # The syncer pruned on the way (every second, no margin): what its
-    # stored cursors had passed, under the kills.
-    [ "${DEMO_SOURCE:-primary}" = standby ] ||
-        grep -Eq '^  pruned: +[1-9][0-9]* tombstones' "$out" || fail "nothing was pruned"
+    # stored cursors had passed, under the kills.  The log mode merges its
+    # change log first and deletes tombstones only once no log entry is
+    # left below the horizon, which a slow machine may not reach under
+    # this load: either count will do.
+    local pruned
+    pruned=$(sed -n 's/^  pruned: *\([0-9]*\) tombstones, \([0-9]*\) change-log.*/\1 \2/p' "$out")
+    [ "${DEMO_SOURCE:-primary}" = standby ] || [ "${pruned:-0 0}" != "0 0" ] ||
+        fail "nothing was pruned (${pruned:-no pruned line})"
 }
 
 # run_checker ARGS...: runs the consistency checker, output in

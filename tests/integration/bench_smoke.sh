@@ -2,7 +2,8 @@
 # The benchmark cannot rot: tools/bench --smoke runs every step of make
 # bench at small sizes (a 5,000-row backfill against the raw loader, a few
 # seconds of latency, 8 tables in one process, pgbench, memory, idle CPU, a short crash-loop fuzz
-# run with its plots, the backfill into NDJSON and Kafka, a refresh under load and the content check)
+# run with its plots, the backfill into NDJSON and Kafka, a refresh under load and the content check,
+# pruning, the peers' write overhead, the capacity climb and PGSync)
 # against this bed, writing its report and PNGs into
 # the scratch directory, never over BENCHMARKS.md.  Speed is not asserted:
 # only that every figure is there and the plots are PNG images.
@@ -23,6 +24,7 @@ for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhe
     "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
     "## 8. A refresh under load" "## 9. What metrics cost" "## 10. Reading a hot standby" \
     "## 11. What deletes leave, before and after pruning" "## 12. Write overhead against the peers" \
+    "## 13. Steady-state capacity" "## 14. Against PGSync 7.3" \
     "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
@@ -36,6 +38,17 @@ done
 for mode in side log; do
     grep -Eq "^\| $mode \| [0-9]+ rows \([0-9]+ tombstones\).* \| [0-9]+ rows \(0 tombstones\), log 0, [0-9.]+ MiB \| [0-9.]+ s \|" "$out" ||
         fail "no pruning figures of the $mode mode: $(grep -A8 '^## 11' "$out")"
+done
+for mode in side log; do
+    grep -Eq "^\| $mode \| [0-9]+ \| [0-9]+ \| [0-9.]+ \| [0-9.]+ \| (\*\*)?[0-9.]+(\*\*)? \| [0-9.]+ \| [0-9]+ % \| [0-9]+ % \([0-9]+ %\) \| [0-9]+ % \| [0-9]+ % \| [0-9]+ % \|$" "$out" ||
+        fail "no capacity figures of the $mode mode: $(grep -A12 '^## 13' "$out")"
+done
+grep -Eq '^\| txidsync \| [0-9.]+ \([0-9., ]+\) \| [0-9]+ \| [0-9.]+× \|$' "$out" &&
+    grep -Eq '^\| PGSync \| [0-9.]+ \([0-9., ]+\) \| [0-9]+ \| 1× \|$' "$out" ||
+    fail "no PGSync backfill figures: $(grep -A10 '^## 14' "$out")"
+for tool in txidsync PGSync; do
+    grep -Eq "^\| $tool \| 1 \| [1-9][0-9]* of [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| " "$out" ||
+        fail "no lag figures of $tool: $(grep -A24 '^## 14' "$out")"
 done
 for size in 1000 5000 10000; do
     grep -Eq "^\| raw, bulks of $size \| [0-9]+ \| [0-9.]+ " "$out" || fail "no raw ceiling at $size"

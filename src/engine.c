@@ -872,6 +872,21 @@ static void take_split(Engine *e, Slot *sl, const char *err)
         slot_next(e, sl, rc == 1 ? 1 : 0, "the dead-letter place is busy");
 }
 
+/* After a request went through whole, the requests waiting out a backoff
+ * go at once: the sink is back.  Without this the oldest batch, failed
+ * first in an outage and so with the longest backoff, could wait up to
+ * --backoff-max after the sink returned while younger batches went
+ * through, its rows late and the cursor held behind it. */
+static void wake_waiting(Engine *e)
+{
+    double now = clock_mono_s();
+    for (size_t i = 0; i < e->used; i++) {
+        Slot *sl = slot_at(e, i);
+        if (sl->state == SLOT_WAITING && sl->retry_at > now)
+            sl->retry_at = now;
+    }
+}
+
 /* The sink's call for a finished request. */
 static void on_sink_done(void *owner, void *tag, SinkResult result, const char *err)
 {
@@ -904,6 +919,8 @@ static void on_sink_done(void *owner, void *tag, SinkResult result, const char *
         slot_retry_later(e, sl);
     } else {
         take_items(e, sl);
+        if (e->state == ENGINE_RUNNING && sl->state != SLOT_WAITING)
+            wake_waiting(e); /* not when the sink asked for some of it again */
     }
     engine_kick(e);
 }

@@ -29,6 +29,27 @@ own_cpu() {
 }
 now() { date +%s.%N; }
 
+# The processes a script started, for its cleanup; forget PID: one that was
+# waited for is no longer ours to stop (its number may be reused).
+started=()
+forget() {
+    local p keep=()
+    for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    started=("${keep[@]}")
+}
+# OpenSearch at $es: rm_index NAME drops an index if there; count_docs NAME
+# counts its documents after a refresh.
+rm_index() { curl -sS -o /dev/null -X DELETE "$es/$1?ignore_unavailable=true" || true; }
+count_docs() {
+    curl -sS -f -o /dev/null -X POST "$es/$1/_refresh"
+    curl -sS -f "$es/$1/_count" | jq -r .count
+}
+# totals_rate FILE: the rows per second of a load generator's totals line.
+totals_rate() {
+    awk '/^totals:/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+         END { printf "%.0f", v["rows"] / v["seconds"] }' "$1"
+}
+
 # mk_rows_table NAME ROWS: a tracked table (notify off) of ROWS realistic
 # rows: four text fields and a small JSON object, about 300 bytes as a
 # document.

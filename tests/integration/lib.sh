@@ -171,11 +171,16 @@ standby_replayed() {
     fail "the standby replayed only to $(standby_q "select pg_last_wal_replay_lsn()"), not $lsn (the primary: $(psql_q "select sent_lsn || ' sent, ' || replay_lsn || ' replayed' from pg_stat_replication"))"
 }
 
-# check_consistent INDEX [TABLE]: the consistency checker must find no difference.
+# check_consistent INDEX [TABLE [LOG]]: the consistency checker must find no
+# difference; on one, what the syncer's LOG says besides retries and stats.
 check_consistent() {
     local out
     if ! out=$("$CHECKER_BIN" --index "$1" --table "${2:-some_table}" 2>&1); then
         echo "$out" | tail -n 30 >&2
+        if [ -n "${3:-}" ]; then
+            echo "the syncer's log, without retries and stats lines:" >&2
+            grep -vE 'sink unavailable|cannot save the cursor yet|: stats: ' "$3" | tail -n 60 >&2
+        fi
         fail "index $1 differs from table ${2:-some_table}"
     fi
     echo "$out" | tail -n 3

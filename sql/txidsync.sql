@@ -168,6 +168,25 @@ create table if not exists txidsync.readers (
     role_name name primary key
 );
 
+-- Nested documents (docs/design.md, "Nested documents"): the members
+-- txidsync.nest() gave the documents of tracked table root.  path is the
+-- member's place: its parent's path (empty for the root), a dot, its name
+-- ('items', 'items.product').  kind 'one': the parent's columns reference
+-- rel's primary key (an object, or null); 'many': rel's columns reference
+-- the parent's primary key (an array in rel's key order), or, through the
+-- join table via, via's via_columns reference the parent's key and its
+-- columns rel's key.
+create table if not exists txidsync.nested (
+    root regclass not null references txidsync.tracked (relid) on delete cascade,
+    path text not null,
+    kind text not null check (kind in ('one', 'many')),
+    rel regclass not null,
+    columns name[] not null,
+    via regclass,
+    via_columns name[],
+    primary key (root, path)
+);
+
 -- The offset is the constant body of a SQL function, so the planner inlines
 -- it into the trigger's cached plan: reading it costs nothing per row.  It
 -- is STABLE, not IMMUTABLE, on purpose: the planner pre-evaluates an
@@ -369,16 +388,38 @@ create or replace function txidsync._col_list(cols name[], fmt text) returns tex
 -- already tracked it keeps the side table and its rows, regenerates the
 -- trigger function (so a new version of this file takes effect) and
 -- applies notify (off by default, see "Notification channel" above).
--- A fingerprint of the columns of tbl: their names, types and nullability,
--- in order.  Any change of the column set changes it.
+-- The columns of rel: their names, types and nullability, in order.
+create or replace function txidsync._rel_columns(rel regclass) returns text
+    language sql stable
+    as $$
+    select pg_catalog.string_agg(
+               a.attname || ':' || pg_catalog.format_type(a.atttypid, a.atttypmod) || ':' ||
+               a.attnotnull::text, ',' order by a.attnum)
+      from pg_catalog.pg_attribute as a
+     where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+$$;
+
+-- What shapes the nested members of tbl's documents: their definitions
+-- and the columns of their tables; null when it has none.
+create or replace function txidsync._nest_fingerprint(tbl regclass) returns text
+    language sql stable
+    as $$
+    select pg_catalog.string_agg(
+               pg_catalog.concat_ws(':', n.path, n.kind, n.rel::oid, n.columns, n.via::oid,
+                                    n.via_columns, txidsync._rel_columns(n.rel),
+                                    txidsync._rel_columns(n.via)), ';' order by n.path)
+      from txidsync.nested as n
+     where n.root = tbl
+$$;
+
+-- A fingerprint of the columns of tbl (their names, types and
+-- nullability, in order) and of its nested members.  Any change of the
+-- column set, or of what the documents nest, changes it.
 create or replace function txidsync._columns_fingerprint(tbl regclass) returns text
     language sql stable
     as $$
-    select pg_catalog.md5(pg_catalog.string_agg(
-               a.attname || ':' || pg_catalog.format_type(a.atttypid, a.atttypmod) || ':' ||
-               a.attnotnull::text, ',' order by a.attnum))
-      from pg_catalog.pg_attribute as a
-     where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+    select pg_catalog.md5(txidsync._rel_columns(tbl) ||
+                          coalesce(txidsync._nest_fingerprint(tbl), ''))
 $$;
 
 -- The condition "the key columns cols come after the key after" of a
@@ -748,6 +789,11 @@ $f$, fn,
                    'for each statement execute function txidsync.%I()', base, fn);
     end if;
     perform txidsync._grant_readers(tbl, side, null);
+    -- The nested documents' triggers have the root's mode baked in.
+    if to_regprocedure('txidsync._nest_install()') is not null
+       and exists (select from txidsync.nested as n where n.root = tbl) then
+        perform txidsync._nest_install();
+    end if;
     execute format('drop trigger if exists txidsync_notify on %s', base);
     if notify then
         execute format('create trigger txidsync_notify '
@@ -908,6 +954,7 @@ create or replace function txidsync.untrack(tbl regclass) returns void
     as $$
 declare
     t txidsync.tracked;
+    nested boolean;
 begin
     execute format('lock table %s in share row exclusive mode', tbl);
     select * into t from txidsync.tracked where relid = tbl;
@@ -922,7 +969,11 @@ begin
     execute format('drop table if exists txidsync.%I', t.side_table);
     execute format('drop table if exists txidsync.%I', txidsync._log_table(t.side_table));
     execute format('drop sequence if exists txidsync.%I', txidsync._version_seq(t.side_table));
-    delete from txidsync.tracked where relid = tbl;
+    nested := exists (select from txidsync.nested as n where n.root = tbl);
+    delete from txidsync.tracked where relid = tbl;  -- its members go with it (on delete cascade)
+    if nested then
+        perform txidsync._nest_install();
+    end if;
 end
 $$;
 
@@ -949,7 +1000,7 @@ begin
         delete from txidsync.tracked where relid::oid = t.rel;
         n := n + 1;
     end loop;
-    return n;
+    return n + txidsync._nest_forget_dropped();
 end
 $$;
 
@@ -1406,16 +1457,654 @@ begin
         if seen is distinct from now_seen then
             update txidsync.tracked as t set columns_seen = now_seen where t.relid = tbl;
             if seen is not null then
-                update txidsync.refreshes as r
-                   set after_key = null, reason = 'columns changed'
-                 where r.relid = tbl and r.finished_at is null and r.where_sql is null;
-                if not found then
-                    perform txidsync.refresh_start(tbl, null, 'columns changed');
-                end if;
+                perform txidsync._refresh_all(tbl, 'columns changed');
             end if;
         end if;
     end if;
     return txidsync.refresh_pending(tbl);
+end
+$$;
+
+-- Nested documents (docs/design.md, "Nested documents").  A tracked
+-- table's documents can carry rows of related tables, to any depth:
+-- declared with txidsync.nest(), recorded in txidsync.nested, built by the
+-- document expression txidsync._nested_doc() in the syncer's batch query,
+-- and kept exact by statement triggers on every related table that bump
+-- the version and txid of each root key whose document a write changed,
+-- in the writer's own transaction.
+
+-- The parent's path of a member's path, '' for a member of the root, and
+-- the member's name.
+create or replace function txidsync._nest_parent(path text) returns text
+    language sql immutable
+    as $$ select case when pg_catalog.strpos(path, '.') = 0 then ''
+                      else pg_catalog.regexp_replace(path, '\.[^.]*$', '') end $$;
+create or replace function txidsync._nest_name(path text) returns text
+    language sql immutable
+    as $$ select pg_catalog.regexp_replace(path, '^.*\.', '') $$;
+
+-- The relation a member of root's documents reads from FROM: ONLY for a
+-- plain table (as the tracking triggers), qualified and quoted.
+create or replace function txidsync._nest_from(rel regclass) returns text
+    language sql stable
+    as $$
+    select case when c.relkind = 'r' then 'only ' else '' end
+           || pg_catalog.format('%I.%I', n.nspname, c.relname)
+      from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+     where c.oid = rel
+$$;
+
+-- The table of the node at path of root's documents: root itself for ''.
+create or replace function txidsync._nest_rel(root regclass, path text) returns regclass
+    language sql stable
+    as $$
+    select case when path = '' then root
+                else (select n.rel from txidsync.nested as n
+                       where n.root = _nest_rel.root and n.path = _nest_rel.path) end
+$$;
+
+-- "a.x1 op b.y1 and a.x2 op b.y2 ...": equality of columns xs of alias a
+-- and ys of alias b, with the equality operators of the schemas ops.
+create or replace function txidsync._nest_eq(a text, xs name[], b text, ys name[], ops name[])
+    returns text
+    language sql immutable
+    as $$
+    select pg_catalog.string_agg(pg_catalog.format('%s.%I operator(%I.=) %s.%I', a, xs[i], ops[i],
+                                                   b, ys[i]), ' and ' order by i)
+      from pg_catalog.generate_subscripts(xs, 1) as i
+$$;
+
+-- "fmt(1), fmt(2), ..." for the columns cols: %1$s the position, %2$s the
+-- column quoted.
+create or replace function txidsync._nest_list(cols name[], fmt text, sep text default ', ')
+    returns text
+    language sql immutable
+    as $$
+    select pg_catalog.string_agg(pg_catalog.format(fmt, i, pg_catalog.quote_ident(cols[i])), sep
+                                 order by i)
+      from pg_catalog.generate_subscripts(cols, 1) as i
+$$;
+
+-- The members of the node at ppath (row alias palias, nesting depth
+-- depth) as arguments of jsonb_build_object: 'name', value, ...; null
+-- when it has none.  A 'one' member is its row's object or null, a
+-- 'many' member the array of its rows in key order ([] when none); each
+-- row's object is to_jsonb of the row with its own members added.
+create or replace function txidsync._nest_members(root regclass, ppath text, palias text,
+                                                  depth integer)
+    returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    n txidsync.nested;
+    a text := '_n' || depth;
+    j text := '_j' || depth;
+    pk record := txidsync._primary_key(txidsync._nest_rel(root, ppath));
+    rk record;
+    sub text;
+    val text;
+    parts text[] := '{}';
+begin
+    for n in select * from txidsync.nested as x
+              where x.root = _nest_members.root and txidsync._nest_parent(x.path) = ppath
+              order by x.path loop
+        rk := txidsync._primary_key(n.rel);
+        sub := txidsync._nest_members(root, n.path, a, depth + 1);
+        val := case when sub is null then format('pg_catalog.to_jsonb(%s.*)', a)
+                    else format('(pg_catalog.to_jsonb(%s.*) operator(pg_catalog.||) '
+                                'pg_catalog.jsonb_build_object(%s))', a, sub) end;
+        if n.kind = 'one' then
+            val := format('(select %s from %s as %s where %s)', val, txidsync._nest_from(n.rel),
+                          a, txidsync._nest_eq(a, rk.names, palias, n.columns, rk.op_schemas));
+        elsif n.via is null then
+            val := format('coalesce((select pg_catalog.jsonb_agg(%s order by %s) from %s as %s'
+                          ' where %s), ''[]''::pg_catalog.jsonb)',
+                          val, txidsync._nest_list(rk.names, a || '.%2$s'),
+                          txidsync._nest_from(n.rel), a,
+                          txidsync._nest_eq(a, n.columns, palias, pk.names, pk.op_schemas));
+        else
+            val := format('coalesce((select pg_catalog.jsonb_agg(%s order by %s) from %s as %s'
+                          ' join %s as %s on %s where %s), ''[]''::pg_catalog.jsonb)',
+                          val, txidsync._nest_list(rk.names, a || '.%2$s'),
+                          txidsync._nest_from(n.via), j, txidsync._nest_from(n.rel), a,
+                          txidsync._nest_eq(a, rk.names, j, n.columns, rk.op_schemas),
+                          txidsync._nest_eq(j, n.via_columns, palias, pk.names, pk.op_schemas));
+        end if;
+        parts := parts || format('%L, %s', txidsync._nest_name(n.path), val);
+    end loop;
+    return nullif(array_to_string(parts, ', '), '');
+end
+$$;
+
+-- The nested members of tracked table root's documents, as a jsonb
+-- expression over its row r (the syncer adds it to to_jsonb(r.*)); null
+-- when it has none.
+create or replace function txidsync._nested_doc(root regclass) returns text
+    language sql stable
+    as $$
+    select 'pg_catalog.jsonb_build_object(' || m || ')'
+      from txidsync._nest_members(root, '', 'r', 1) as m
+     where m is not null
+$$;
+
+-- Whether rel has an index whose leading columns are cols (in any order).
+create or replace function txidsync._nest_indexed(rel regclass, cols name[]) returns boolean
+    language sql stable
+    as $$
+    select exists (
+        select from pg_catalog.pg_index as i
+         where i.indrelid = rel
+           and (select pg_catalog.array_agg(a.attname order by a.attname)
+                  from pg_catalog.unnest((i.indkey::pg_catalog.int2[])[0:cardinality(cols) - 1])
+                       as k(attnum)
+                  join pg_catalog.pg_attribute as a on a.attrelid = rel and a.attnum = k.attnum)
+               = (select pg_catalog.array_agg(c order by c) from pg_catalog.unnest(cols) as c))
+$$;
+
+-- Trigger code (see _nest_body): the keys (k1, k2, ... of the parent's
+-- primary key) of the parents of the rows of node path that relation src
+-- holds.  A 'many' row names its parent; a 'one' row's parents are the
+-- rows referencing it; through a join table, the join rows referencing it
+-- name them, and are locked FOR SHARE so that none moves to another
+-- parent before this transaction ends.
+create or replace function txidsync._nest_keys_of(root regclass, path text, src text)
+    returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    n txidsync.nested;
+    rk record;
+    pk record := txidsync._primary_key(txidsync._nest_rel(root, txidsync._nest_parent(path)));
+begin
+    select * into n from txidsync.nested as x where x.root = _nest_keys_of.root and x.path = _nest_keys_of.path;
+    rk := txidsync._primary_key(n.rel);
+    if n.kind = 'many' and n.via is null then
+        return format('select %s from %s as s where %s',
+                      txidsync._nest_list(n.columns, 's.%2$s as k%1$s'), src,
+                      txidsync._nest_list(n.columns, 's.%2$s is not null', ' and '));
+    elsif n.kind = 'one' then
+        return format('select %s from %s as p join %s as s on %s',
+                      txidsync._nest_list(pk.names, 'p.%2$s as k%1$s'),
+                      txidsync._nest_from(txidsync._nest_rel(root, txidsync._nest_parent(path))),
+                      src, txidsync._nest_eq('p', n.columns, 's', rk.names, rk.op_schemas));
+    end if;
+    return format('select %s from (select %s from %s as j join %s as s on %s for share of j) as j',
+                  txidsync._nest_list(n.via_columns, 'j.%2$s as k%1$s'),
+                  txidsync._nest_list(n.via_columns, 'j.%2$s'), txidsync._nest_from(n.via), src,
+                  txidsync._nest_eq('j', n.columns, 's', rk.names, rk.op_schemas));
+end
+$$;
+
+-- Trigger code: bumps the version and txid of the documents of root
+-- whose keys the relation keys holds (distinct columns k1, k2, ... of
+-- root's key types), in key order.  In the side mode the side row's lock
+-- orders the versions of a key (an insert takes its version in DO UPDATE,
+-- after the lock); in the log mode the root row's lock does, as for the
+-- row trigger, so only keys whose row exists get an entry.
+create or replace function txidsync._nest_bump(root regclass, keys text) returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    t txidsync.tracked;
+    pk record := txidsync._primary_key(root);
+    nextv text;
+    ks name[];
+begin
+    select * into t from txidsync.tracked as x where x.relid = root;
+    nextv := format('pg_catalog.nextval(%L::pg_catalog.regclass)',
+                    format('txidsync.%I', txidsync._version_seq(t.side_table)));
+    select array_agg(format('k%s', i)::name order by i) into ks
+      from generate_subscripts(pk.names, 1) as i;
+    if t.mode = 'log' then
+        return format(
+            'insert into txidsync.%I (txid, version, %s)'
+            ' select txidsync.current_txid(), %s, %s from (select %s from %s as r join %s as q'
+            ' on %s order by %s for no key update of r) as c;',
+            txidsync._log_table(t.side_table),
+            txidsync._key_list(pk.names, pk.op_schemas, '%1$s', ', '), nextv,
+            txidsync._nest_list(pk.names, 'c.%2$s'), txidsync._nest_list(pk.names, 'r.%2$s'),
+            txidsync._nest_from(root), keys,
+            txidsync._nest_eq('r', pk.names, 'q', ks, pk.op_schemas),
+            txidsync._nest_list(pk.names, 'r.%2$s'));
+    end if;
+    return format(
+        'insert into txidsync.%1$I as s (%2$s, version, txid, deleted)'
+        ' select %3$s, %4$s, txidsync.current_txid(), not exists (select from %5$s as r where %6$s)'
+        ' from %7$s as q order by %3$s'
+        ' on conflict (%2$s) do update set version = %4$s, txid = excluded.txid;',
+        t.side_table, txidsync._key_list(pk.names, pk.op_schemas, '%1$s', ', '),
+        txidsync._nest_list(pk.names, 'q.k%1$s'), nextv, txidsync._nest_from(root),
+        txidsync._nest_eq('r', pk.names, 'q', ks, pk.op_schemas), keys);
+end
+$$;
+
+-- Trigger code: given the query keys of the parents' keys (k1, k2, ...)
+-- of a member of the node at ppath, bumps the documents they belong to.
+-- The keys are gathered first, in a statement of their own (typed as the
+-- parent's key: its equality operators apply).  Below the root, the
+-- parents' rows are then locked, in key order (FOR SHARE when their own
+-- link to their parent is in them; FOR NO KEY UPDATE when rows elsewhere
+-- reference them, which conflicts with those writers' reference locks,
+-- see _nest_refs), and the walk goes on from them in a statement of its
+-- own: in READ COMMITTED that sees whatever a writer it waited for
+-- committed.  depth names the walk's variables.
+create or replace function txidsync._nest_from_keys(root regclass, ppath text, keys text,
+                                                    depth integer)
+    returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    p txidsync.nested;
+    prel regclass := txidsync._nest_rel(root, ppath);
+    pk record := txidsync._primary_key(prel);
+    k text := '_k' || depth || '_';
+    w text := '_w' || depth || '_';
+    ks name[];
+    qrel text;
+    decl text;
+    next text;
+begin
+    select array_agg(format('k%s', i)::name order by i) into ks
+      from generate_subscripts(pk.names, 1) as i;
+    decl := (select string_agg(format('%s%s %s[]; %s%s %s[];', k, i, pk.types[i], w, i,
+                                      pk.types[i]), ' ' order by i)
+               from generate_subscripts(pk.names, 1) as i);
+    qrel := format('(select distinct %s from unnest(%s) as q(%s))',
+                   txidsync._nest_list(pk.names, 'q.k%1$s'), txidsync._nest_list(pk.names, k || '%1$s'),
+                   txidsync._nest_list(pk.names, 'k%1$s'));
+    if ppath = '' then
+        next := txidsync._nest_bump(root, qrel);
+    else
+        select * into p from txidsync.nested as x
+         where x.root = _nest_from_keys.root and x.path = ppath;
+        next := format(
+            'select %s into %s from (select %s from %s as p join %s as q on %s order by %s for %s of p) as p;'
+            ' if %s1 is not null then %s end if;',
+            txidsync._nest_list(pk.names, 'pg_catalog.array_agg(p.%2$s)'),
+            txidsync._nest_list(pk.names, w || '%1$s'),
+            txidsync._nest_list(pk.names, 'p.%2$s'), txidsync._nest_from(prel), qrel,
+            txidsync._nest_eq('p', pk.names, 'q', ks, pk.op_schemas),
+            txidsync._nest_list(pk.names, 'p.%2$s'),
+            case when p.kind = 'one' or p.via is not null then 'no key update' else 'share' end,
+            w,
+            txidsync._nest_from_keys(root, txidsync._nest_parent(ppath),
+                txidsync._nest_keys_of(root, ppath,
+                    format('(select p.* from %s as p join unnest(%s) as u(%s) on %s)',
+                           txidsync._nest_from(prel), txidsync._nest_list(pk.names, w || '%1$s'),
+                           txidsync._nest_list(pk.names, 'k%1$s'),
+                           txidsync._nest_eq('p', pk.names, 'u', ks, pk.op_schemas))),
+                depth + 1));
+    end if;
+    return format('declare %s begin select %s into %s from (%s) as q; if %s1 is not null then %s end if; end;',
+                  decl,
+                  (select string_agg(format('pg_catalog.array_agg(q.k%s::%s)', i, pk.types[i]), ', '
+                                     order by i)
+                     from generate_subscripts(pk.names, 1) as i),
+                  txidsync._nest_list(pk.names, k || '%1$s'), keys, k, next);
+end
+$$;
+
+-- Trigger code: the reference locks of the rows of tbl that relation src
+-- holds (inserted, or updated to reference other rows).  A row that
+-- references a row of a 'one' member's table, or a join row that
+-- references a 'many' member's row, locks that row FOR SHARE: a
+-- concurrent writer of it (holding it FOR NO KEY UPDATE) then either
+-- committed first, and this transaction's documents are built after it,
+-- or waits, and its walk (a statement after the wait) sees this reference.
+-- For an update, only rows whose references changed (matched to their old
+-- row by tbl's primary key; all of them when it has none).
+create or replace function txidsync._nest_refs(tbl regclass, src text, upd boolean)
+    returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    r record;
+    rk record;
+    tk record := txidsync._primary_key(tbl);
+    rows_of text;
+    code text := '';
+begin
+    for r in select distinct n.rel, n.columns
+               from txidsync.nested as n
+              where (n.kind = 'one' and txidsync._nest_rel(n.root, txidsync._nest_parent(n.path)) = tbl)
+                 or n.via = tbl
+              order by 1, 2 loop
+        rk := txidsync._primary_key(r.rel);
+        rows_of := src;
+        if upd and tk.names is not null then
+            rows_of := format('(select s.* from %s as s where not exists (select from txidsync_old as o'
+                              ' where %s and %s))', src,
+                              txidsync._nest_eq('o', tk.names, 's', tk.names, tk.op_schemas),
+                              txidsync._nest_eq('o', r.columns, 's', r.columns, rk.op_schemas));
+        end if;
+        code := code || format(
+            ' perform from (select from %s as c where exists (select from %s as s where %s)'
+            ' order by %s for share of c) as c;',
+            txidsync._nest_from(r.rel), rows_of,
+            txidsync._nest_eq('c', rk.names, 's', r.columns, rk.op_schemas),
+            txidsync._nest_list(rk.names, 'c.%2$s'));
+    end loop;
+    return code;
+end
+$$;
+
+-- Trigger code: everything a write of the rows src of tbl does for the
+-- documents that nest tbl: as a member's table, a walk from its rows; as
+-- a join table, a walk from the parents its rows name; and the reference
+-- locks (refs: src of the rows whose references to lock, null: none).
+create or replace function txidsync._nest_actions(tbl regclass, src text, refs text, upd boolean)
+    returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    n txidsync.nested;
+    code text := '';
+begin
+    if refs is not null then
+        code := txidsync._nest_refs(tbl, refs, upd);
+    end if;
+    for n in select * from txidsync.nested as x where x.rel = tbl order by x.root, x.path loop
+        code := code || ' ' || txidsync._nest_from_keys(n.root, txidsync._nest_parent(n.path),
+                                                        txidsync._nest_keys_of(n.root, n.path, src), 1);
+    end loop;
+    for n in select * from txidsync.nested as x where x.via = tbl order by x.root, x.path loop
+        code := code || ' ' || txidsync._nest_from_keys(n.root, txidsync._nest_parent(n.path),
+            format('select %s from %s as s where %s',
+                   txidsync._nest_list(n.via_columns, 's.%2$s as k%1$s'), src,
+                   txidsync._nest_list(n.via_columns, 's.%2$s is not null', ' and ')), 1);
+    end loop;
+    return code;
+end
+$$;
+
+-- The body of tbl's statement trigger function: per event, the actions
+-- over its transition tables (txidsync_old, txidsync_new); a TRUNCATE,
+-- run before it, walks from every row.  Null when tbl needs none.
+create or replace function txidsync._nest_body(tbl regclass) returns text
+    language plpgsql stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    ins text := txidsync._nest_actions(tbl, 'txidsync_new', 'txidsync_new', false);
+begin
+    if ins = '' then
+        return null;
+    end if;
+    return format(
+        'begin if TG_OP operator(pg_catalog.=) ''INSERT'' then %s'
+        ' elsif TG_OP operator(pg_catalog.=) ''UPDATE'' then %s'
+        ' elsif TG_OP operator(pg_catalog.=) ''DELETE'' then %s'
+        ' else %s end if; return null; end',
+        ins,
+        txidsync._nest_actions(tbl, '(select * from txidsync_old union all select * from txidsync_new)',
+                               'txidsync_new', true),
+        txidsync._nest_actions(tbl, 'txidsync_old', null, false),
+        txidsync._nest_actions(tbl, txidsync._nest_from(tbl), null, false));
+end
+$$;
+
+-- Generates the statement triggers of every table that nested documents
+-- read (txidsync_nest_ins, _upd, _del after the statement, with its
+-- transition tables; txidsync_nest_trunc before a TRUNCATE) and their
+-- functions txidsync._nested_trg_<oid>, after dropping all earlier ones.  The
+-- functions are SECURITY DEFINER, so any writer of a table bumps the
+-- documents, with search_path pinned (they run once per statement).
+create or replace function txidsync._nest_install() returns void
+    language plpgsql
+    set search_path = pg_catalog, pg_temp
+    set client_min_messages = warning
+    as $$
+declare
+    t regclass;
+    fn text;
+    body text;
+begin
+    for t in select distinct g.tgrelid::regclass from pg_catalog.pg_trigger as g
+              where g.tgname in ('txidsync_nest_ins', 'txidsync_nest_upd', 'txidsync_nest_del',
+                                 'txidsync_nest_trunc') loop
+        execute format('drop trigger if exists txidsync_nest_ins on %1$s;'
+                       ' drop trigger if exists txidsync_nest_upd on %1$s;'
+                       ' drop trigger if exists txidsync_nest_del on %1$s;'
+                       ' drop trigger if exists txidsync_nest_trunc on %1$s', t);
+    end loop;
+    for fn in select p.oid::regprocedure::text from pg_catalog.pg_proc as p
+               where p.pronamespace = 'txidsync'::regnamespace and p.proname like '\_nested\_trg\_%' loop
+        execute format('drop function %s', fn);
+    end loop;
+    for t in select x.root from txidsync.nested as x
+             union select x.rel from txidsync.nested as x
+             union select x.via from txidsync.nested as x where x.via is not null loop
+        body := txidsync._nest_body(t);
+        continue when body is null;
+        fn := format('txidsync.%I', '_nested_trg_' || t::oid);
+        execute format('create function %s() returns trigger language plpgsql security definer'
+                       ' set search_path = pg_catalog, pg_temp as %L', fn, body);
+        execute format('create trigger txidsync_nest_ins after insert on %1$s'
+                       ' referencing new table as txidsync_new for each statement execute function %2$s();'
+                       ' create trigger txidsync_nest_upd after update on %1$s'
+                       ' referencing old table as txidsync_old new table as txidsync_new'
+                       ' for each statement execute function %2$s();'
+                       ' create trigger txidsync_nest_del after delete on %1$s'
+                       ' referencing old table as txidsync_old for each statement execute function %2$s();'
+                       ' create trigger txidsync_nest_trunc before truncate on %1$s'
+                       ' for each statement execute function %2$s()', t, fn);
+    end loop;
+end
+$$;
+
+-- Starts a refresh of every key of tbl for reason, or restarts the
+-- unfinished one of every key (the rows it did were sent in the old
+-- shape).
+create or replace function txidsync._refresh_all(tbl regclass, reason text) returns void
+    language plpgsql
+    as $$
+begin
+    update txidsync.refreshes as r
+       set after_key = null, reason = _refresh_all.reason
+     where r.relid = tbl and r.finished_at is null and r.where_sql is null;
+    if not found then
+        perform txidsync.refresh_start(tbl, null, reason);
+    end if;
+end
+$$;
+
+-- Refuses a member definition that cannot work, with a message that says
+-- why; warns when a join the triggers or the documents run has no index.
+create or replace function txidsync._nest_check(n txidsync.nested) returns void
+    language plpgsql
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    ppath text := txidsync._nest_parent(n.path);
+    prel regclass := txidsync._nest_rel(n.root, ppath);
+    pk record;
+    rk record;
+    c name;
+begin
+    if not exists (select from txidsync.tracked as t where t.relid = n.root) then
+        raise exception 'txidsync: % is not tracked (select txidsync.track(''%''))', n.root, n.root;
+    end if;
+    if n.path is null or n.path !~ '^[^.]+(\.[^.]+)*$' then
+        raise exception 'txidsync: "%" is not a member path: names joined by dots, none empty '
+                        '(''items'', ''items.product'')', n.path;
+    end if;
+    if prel is null then
+        raise exception 'txidsync: % has no member "%" to nest "%" in (nest it first)',
+            n.root, ppath, txidsync._nest_name(n.path);
+    end if;
+    if n.kind is null or n.kind not in ('one', 'many') then
+        raise exception 'txidsync: unknown member kind "%": ''one'' (the parent references a row) '
+                        'or ''many'' (rows reference the parent)', n.kind;
+    end if;
+    if (select c.relnamespace from pg_catalog.pg_class as c where c.oid = n.rel)
+       = 'txidsync'::regnamespace then
+        raise exception 'txidsync: refusing to nest % from schema txidsync', n.rel;
+    end if;
+    if (select c.relkind from pg_catalog.pg_class as c where c.oid = n.rel) not in ('r', 'p')
+       or (n.via is not null
+           and (select c.relkind from pg_catalog.pg_class as c where c.oid = n.via) not in ('r', 'p')) then
+        raise exception 'txidsync: % is not a table', case when (select c.relkind
+            from pg_catalog.pg_class as c where c.oid = n.rel) in ('r', 'p') then n.via else n.rel end;
+    end if;
+    pk := txidsync._primary_key(prel);
+    rk := txidsync._primary_key(n.rel);
+    if rk.names is null then
+        raise exception 'txidsync: % has no primary key (a nested table needs one)', n.rel;
+    end if;
+    if n.via is not null and n.kind <> 'many' then
+        raise exception 'txidsync: a join table (via) makes a ''many'' member, not ''%''', n.kind;
+    end if;
+    if cardinality(n.columns) is distinct from
+       cardinality(case when n.kind = 'many' and n.via is null then pk.names else rk.names end) then
+        raise exception 'txidsync: member "%": % columns given, the referenced primary key has %',
+            n.path, coalesce(cardinality(n.columns), 0),
+            cardinality(case when n.kind = 'many' and n.via is null then pk.names else rk.names end);
+    end if;
+    if n.via is not null and cardinality(n.via_columns) is distinct from cardinality(pk.names) then
+        raise exception 'txidsync: member "%": % via_columns given, the primary key of % has %',
+            n.path, coalesce(cardinality(n.via_columns), 0), prel, cardinality(pk.names);
+    end if;
+    if n.via is null and n.via_columns is not null then
+        raise exception 'txidsync: member "%": via_columns without via', n.path;
+    end if;
+    foreach c in array n.columns loop
+        if not exists (select from pg_catalog.pg_attribute as a
+                        where a.attrelid = case when n.kind = 'one' then prel
+                                                else coalesce(n.via, n.rel) end
+                          and a.attname = c and a.attnum > 0 and not a.attisdropped) then
+            raise exception 'txidsync: member "%": % has no column %', n.path,
+                case when n.kind = 'one' then prel else coalesce(n.via, n.rel) end, c;
+        end if;
+    end loop;
+    foreach c in array coalesce(n.via_columns, '{}') loop
+        if not exists (select from pg_catalog.pg_attribute as a
+                        where a.attrelid = n.via and a.attname = c and a.attnum > 0
+                          and not a.attisdropped) then
+            raise exception 'txidsync: member "%": % has no column %', n.path, n.via, c;
+        end if;
+    end loop;
+    if exists (select from pg_catalog.pg_attribute as a
+                where a.attrelid = prel and a.attname = txidsync._nest_name(n.path)
+                  and a.attnum > 0 and not a.attisdropped) then
+        raise exception 'txidsync: member "%": % already has a column "%"', n.path, prel,
+            txidsync._nest_name(n.path);
+    end if;
+    if (select count(*) from txidsync.nested as x
+         where x.root = n.root and txidsync._nest_parent(x.path) = ppath and x.path <> n.path) >= 50 then
+        raise exception 'txidsync: % already has 50 members at "%", the most one object may have',
+            n.root, ppath;
+    end if;
+    if n.kind = 'one' and not txidsync._nest_indexed(prel, n.columns) then
+        raise warning 'txidsync: no index of % leads with (%): a change of a row of % scans it',
+            prel, array_to_string(n.columns, ', '), n.rel;
+    elsif n.kind = 'many' and not txidsync._nest_indexed(coalesce(n.via, n.rel),
+                                                         coalesce(n.via_columns, n.columns)) then
+        raise warning 'txidsync: no index of % leads with (%): every document scans it',
+            coalesce(n.via, n.rel), array_to_string(coalesce(n.via_columns, n.columns), ', ');
+    end if;
+    if n.via is not null and not txidsync._nest_indexed(n.via, n.columns) then
+        raise warning 'txidsync: no index of % leads with (%): a change of a row of % scans it',
+            n.via, array_to_string(n.columns, ', '), n.rel;
+    end if;
+end
+$$;
+
+-- Gives the documents of tracked table root the member path (see
+-- txidsync.nested), or changes it: kind 'one' (the parent's columns
+-- reference rel's primary key) or 'many' (rel's columns reference the
+-- parent's key; with via, the join table's via_columns reference the
+-- parent's key and its columns rel's key).  Run it as the owner of the
+-- tables (it adds triggers to them).  It generates the triggers that keep
+-- the documents exact, grants the readers SELECT on rel and via, and
+-- starts a refresh of root so that every document gets the new shape
+-- (the syncers step it in the background).  Writers of the tables wait
+-- until the caller commits.
+create or replace function txidsync.nest(root regclass, path text, kind text, rel regclass,
+                                         columns name[], via regclass default null,
+                                         via_columns name[] default null)
+    returns void
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+declare
+    n txidsync.nested := row(root, path, kind, rel, columns, via, via_columns);
+    r name;
+    doc text;
+begin
+    perform txidsync._nest_check(n);
+    insert into txidsync.nested as x values (n.*)
+        on conflict on constraint nested_pkey do update
+        set kind = excluded.kind, rel = excluded.rel, columns = excluded.columns,
+            via = excluded.via, via_columns = excluded.via_columns;
+    doc := txidsync._nested_doc(root);
+    begin
+        execute format('select %s from %s as r limit 0', doc, txidsync._nest_from(root));
+    exception when others then
+        raise exception 'txidsync: member "%" of %: its documents cannot be built: %', path, root,
+            sqlerrm using errcode = sqlstate;
+    end;
+    for r in select x.role_name from txidsync.readers as x loop
+        execute format('grant select on %s to %I', rel, r);
+        if via is not null then
+            execute format('grant select on %s to %I', via, r);
+        end if;
+    end loop;
+    perform txidsync._nest_install();
+    perform txidsync._refresh_all(root, 'documents changed');
+    update txidsync.tracked as t set columns_seen = txidsync._columns_fingerprint(root)
+     where t.relid = root;
+end
+$$;
+
+-- Removes member path (and the members nested in it) from the documents
+-- of root, regenerates the triggers and starts a refresh of root.
+create or replace function txidsync.nest_drop(root regclass, path text) returns void
+    language plpgsql
+    set client_min_messages = warning
+    as $$
+begin
+    delete from txidsync.nested as x
+     where x.root = nest_drop.root
+       and (x.path = nest_drop.path or pg_catalog.starts_with(x.path, nest_drop.path || '.'));
+    if not found then
+        raise notice 'txidsync: % has no member "%"', root, path;
+        return;
+    end if;
+    perform txidsync._nest_install();
+    perform txidsync._refresh_all(root, 'documents changed');
+    update txidsync.tracked as t set columns_seen = txidsync._columns_fingerprint(root)
+     where t.relid = root;
+end
+$$;
+
+-- Forgets the members whose tables no longer exist (and those nested in
+-- them), and regenerates the triggers.  Returns how many it forgot.
+create or replace function txidsync._nest_forget_dropped() returns integer
+    language plpgsql
+    as $$
+declare
+    gone txidsync.nested;
+    n integer := 0;
+begin
+    for gone in select * from txidsync.nested as x
+                 where not exists (select from pg_catalog.pg_class as c where c.oid = x.rel::oid)
+                    or (x.via is not null and not exists (select from pg_catalog.pg_class as c
+                                                            where c.oid = x.via::oid)) loop
+        delete from txidsync.nested as x
+         where x.root = gone.root
+           and (x.path = gone.path or pg_catalog.starts_with(x.path, gone.path || '.'));
+        n := n + 1;
+    end loop;
+    if n > 0 then
+        perform txidsync._nest_install();
+    end if;
+    return n;
 end
 $$;
 
@@ -1440,9 +2129,14 @@ begin
     execute format('grant usage on schema txidsync to %I', role_name);
     execute format('grant select on txidsync.tracked, txidsync.refreshes to %I', role_name);
     execute format('grant select, insert, update on txidsync.consumers to %I', role_name);
+    execute format('grant select on txidsync.nested to %I', role_name);
     for t in select k.relid, k.side_table from txidsync.tracked as k loop
         perform txidsync._grant_readers(t.relid, t.side_table, role_name);
         n := n + 1;
+    end loop;
+    for t in select n.rel from txidsync.nested as n union select n.via from txidsync.nested as n
+              where n.via is not null loop
+        execute format('grant select on %s to %I', t.rel, role_name);
     end loop;
     return n;
 end
@@ -1466,6 +2160,11 @@ begin
                            txidsync._log_table(t.side_table), role_name);
         end if;
     end loop;
+    for t in select n.rel from txidsync.nested as n union select n.via from txidsync.nested as n
+              where n.via is not null loop
+        execute format('revoke select on %s from %I', t.rel, role_name);
+    end loop;
+    execute format('revoke select on txidsync.nested from %I', role_name);
     execute format('revoke select, insert, update on txidsync.consumers from %I', role_name);
     execute format('revoke select on txidsync.tracked, txidsync.refreshes from %I', role_name);
     execute format('revoke usage on schema txidsync from %I', role_name);
@@ -1482,8 +2181,10 @@ begin
         return;
     end if;
     if exists (select from pg_catalog.pg_event_trigger_dropped_objects() as d
-                 join txidsync.tracked as t on t.relid::oid = d.objid
-                where d.classid = 'pg_catalog.pg_class'::regclass) then
+                where d.classid = 'pg_catalog.pg_class'::regclass
+                  and (exists (select from txidsync.tracked as t where t.relid::oid = d.objid)
+                       or exists (select from txidsync.nested as n
+                                   where n.rel::oid = d.objid or n.via::oid = d.objid))) then
         perform txidsync.forget_dropped();
     end if;
 end
@@ -1502,6 +2203,14 @@ begin
 exception when insufficient_privilege then
     raise notice 'txidsync: no event trigger (needs a superuser): untrack a table before '
                  'dropping it, or call txidsync.forget_dropped() afterwards';
+end
+$install$;
+
+-- Regenerates the triggers of nested documents, so that re-running this
+-- file upgrades them too.
+do $install$
+begin
+    perform txidsync._nest_install();
 end
 $install$;
 

@@ -68,8 +68,7 @@ static const char SQL_IN_RECOVERY[] = "select pg_catalog.pg_is_in_recovery()";
 static const char SQL_INSTALLED[] =
     "select pg_catalog.to_regclass('txidsync.tracked') is not null,"
     " pg_catalog.to_regclass($1) is not null,"
-    " exists (select from pg_catalog.pg_attribute as a"
-    " where a.attrelid = pg_catalog.to_regclass('txidsync.tracked') and a.attname = 'mode')";
+    " pg_catalog.to_regprocedure('txidsync._nested_doc(pg_catalog.regclass)') is not null";
 
 /* Every type a column of relation t.relid is made of: the columns' types
  * and, recursively, the base types of domains, the element types of
@@ -87,13 +86,15 @@ static const char SQL_INSTALLED[] =
     " where x.oid operator(pg_catalog.<>) 0)"
 
 /* A fingerprint of the columns of relation REL (an expression giving its
- * oid): their names, types and nullability.  A change of it is a change of
- * the table's column set. */
+ * oid): their names, types and nullability, and what its documents nest
+ * (docs/design.md, "Nested documents").  A change of it is a change of
+ * the shape of the table's documents. */
 #define SQL_COLUMNS_HASH(REL)                                                                      \
     "(select pg_catalog.md5(pg_catalog.string_agg(a.attname operator(pg_catalog.||) ':'"           \
     " operator(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)"                     \
     " operator(pg_catalog.||) ':' operator(pg_catalog.||) a.attnotnull::pg_catalog.text, ','"      \
-    " order by a.attnum)) from pg_catalog.pg_attribute as a"                                       \
+    " order by a.attnum) operator(pg_catalog.||) coalesce(txidsync._nest_fingerprint(" REL         \
+    "::pg_catalog.regclass), '')) from pg_catalog.pg_attribute as a"                               \
     " where a.attrelid operator(pg_catalog.=) " REL " and a.attnum > 0 and not a.attisdropped)"
 
 /* One row for a tracked table; the quoted forms are built by the server.
@@ -118,7 +119,7 @@ static const char SQL_RESOLVE[] =
                    " t.mode = 'log', pg_catalog.to_regclass('txidsync.' || pg_catalog.quote_ident("
                    "txidsync._log_table(t.side_table))) is not null,"
                    " pg_catalog.quote_literal('txidsync.' || pg_catalog.quote_ident("
-                   "txidsync._version_seq(t.side_table)))"
+                   "txidsync._version_seq(t.side_table))), txidsync._nested_doc(t.relid)"
                    " from txidsync.tracked as t"
                    " join pg_catalog.pg_class as c on c.oid = t.relid"
                    " join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
@@ -902,6 +903,7 @@ void pg_table_free(PgTable *t)
     free(t->owner);
     free(t->oid);
     free(t->sql_doc);
+    free(t->sql_nested);
     for (size_t i = 0; i < t->n_columns; i++)
         free(t->column_types[i]);
     free(t->column_types);
@@ -1064,9 +1066,19 @@ static int resolve_row(PgConn *c, const char *table, const PGresult *res, PgTabl
                     "pg: table %s has no change log: run psql -d %s -f sql/txidsync.sql again "
                     "(it upgrades in place), or select txidsync.track('%s')",
                     table, PQdb(c->conn), table);
-    char doc[64];
-    snprintf(doc, sizeof(doc), "%s(r.*)", doc_function(t));
-    t->sql_doc = strdup(doc);
+    if (!PQgetisnull(res, 0, 16)) {
+        t->sql_nested = strdup(PQgetvalue(res, 0, 16));
+        t->doc_jsonb = true;
+    }
+    Buf doc;
+    buf_init(&doc, PG_NESTED_SQL_MAX);
+    if ((t->sql_nested ? buf_printf(&doc, "(%s(r.*) operator(pg_catalog.||) %s)", doc_function(t),
+                                    t->sql_nested)
+                       : buf_printf(&doc, "%s(r.*)", doc_function(t))) == 0)
+        t->sql_doc = strdup(buf_str(&doc));
+    buf_free(&doc);
+    if (t->sql_nested == NULL && !PQgetisnull(res, 0, 16))
+        return fail(err, errlen, PG_ERROR, "pg: resolve table: out of memory");
     if (!t->name || !t->side_table || !t->key_columns || !t->channel || !t->sql_table ||
         !t->sql_side || !t->owner || !t->sql_doc || !t->oid || !t->sql_log || !t->sql_seq ||
         !t->sql_seq_lit)
@@ -1209,7 +1221,7 @@ static int build_batch_sql(const PgTable *t, Buf *sql)
                       " null::bigint as version, null::boolean as deleted,"
                       " null::pg_catalog.text as doc,"
                       " sn.xmin, sn.xmax, sn.xip::pg_catalog.text as xip, ") != 0 ||
-        buf_printf(sql, SQL_COLUMNS_HASH("%s::pg_catalog.oid"), t->oid) != 0 ||
+        buf_printf(sql, SQL_COLUMNS_HASH("%1$s::pg_catalog.oid"), t->oid) != 0 ||
         buf_puts(sql, " as columns, pg_catalog.pg_is_in_recovery() as recovery"
                       " from txidsync.snapshot() as sn"
                       " union all"

@@ -106,7 +106,10 @@ typedef struct PgTable {
                            * column contains the type json */
     char *owner;          /* who feeds a target: "database/schema.table", quoted as SQL */
     char *sql_doc;        /* the document of table row r: "pg_catalog.row_to_json(r.*)", or
-                           * over the chosen columns (pg_table_choose_columns) */
+                           * over the chosen columns (pg_table_choose_columns), with
+                           * sql_nested added */
+    char *sql_nested;     /* the nested members of r's document as one jsonb expression
+                           * (docs/design.md, "Nested documents"), or NULL */
     char **columns;       /* the document's column names, unquoted, in their order */
     char **column_types;  /* their types, as format_type spells them ("numeric(12,2)") */
     bool *column_nullable;
@@ -115,6 +118,9 @@ typedef struct PgTable {
     char *oid;             /* the table's oid, as text */
     char columns_hash[33]; /* a fingerprint of the table's columns (names, types, null) */
 } PgTable;
+
+/* The longest document expression of nested members read from the server. */
+#define PG_NESTED_SQL_MAX ((size_t)16 << 20)
 
 /* The most key columns a table may have (Postgres's INDEX_MAX_KEYS). */
 #define PG_KEYS_MAX 32

@@ -65,13 +65,15 @@ static int append_ident(Buf *b, const char *name)
 static int use_columns(PgTable *t, const size_t *order, size_t n)
 {
     Buf sql;
-    buf_init(&sql, COLUMNS_SQL_MAX);
-    bool jsonb = strncmp(t->sql_doc, "pg_catalog.to_jsonb", 19) == 0;
-    int bad = buf_printf(&sql, "(select %s(x.*) from (select ",
+    buf_init(&sql, COLUMNS_SQL_MAX + (t->sql_nested ? strlen(t->sql_nested) : 0));
+    bool jsonb = t->doc_jsonb;
+    int bad = buf_printf(&sql, "%s(select %s(x.*) from (select ", t->sql_nested ? "(" : "",
                          jsonb ? "pg_catalog.to_jsonb" : "pg_catalog.row_to_json");
     for (size_t i = 0; i < n && !bad; i++)
         bad = buf_puts(&sql, i ? ", r." : "r.") | append_ident(&sql, t->columns[order[i]]);
     bad |= buf_puts(&sql, ") as x)");
+    if (t->sql_nested && !bad)
+        bad = buf_printf(&sql, " operator(pg_catalog.||) %s)", t->sql_nested);
     char *doc = bad ? NULL : strdup(buf_str(&sql));
     char **columns = calloc(n, sizeof(*columns));
     char **types = calloc(n, sizeof(*types));

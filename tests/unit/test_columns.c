@@ -21,6 +21,7 @@ static void make_table(PgTable *t, bool jsonb)
     static const char *cols[] = {"id", "name", "email", "Odd\"col"};
     memset(t, 0, sizeof(*t));
     t->name = strdup("customers");
+    t->doc_jsonb = jsonb;
     t->sql_doc = strdup(jsonb ? "pg_catalog.to_jsonb(r.*)" : "pg_catalog.row_to_json(r.*)");
     t->n_columns = 4;
     t->columns = calloc(4, sizeof(*t->columns));
@@ -32,6 +33,7 @@ static void free_table(PgTable *t)
 {
     free(t->name);
     free(t->sql_doc);
+    free(t->sql_nested);
     for (size_t i = 0; i < t->n_columns; i++) {
         free(t->columns[i]);
         if (t->column_types)
@@ -84,6 +86,22 @@ static void test_chosen_columns(void **state)
            "(select pg_catalog.row_to_json(x.*) from (select r.\"email\", r.\"id\") as x)", two, 2);
 }
 
+/* A table with nested members keeps them over the chosen columns. */
+static void test_chosen_columns_nested(void **state)
+{
+    (void)state;
+    PgTable t;
+    char err[256];
+    make_table(&t, true);
+    t.sql_nested = strdup("pg_catalog.jsonb_build_object('tags', r.id)");
+    assert_int_equal(pg_table_choose_columns(&t, "id", NULL, err, sizeof(err)), 0);
+    assert_string_equal(t.sql_doc, "((select pg_catalog.to_jsonb(x.*) from (select r.\"id\") as x)"
+                                   " operator(pg_catalog.||) pg_catalog.jsonb_build_object('tags',"
+                                   " r.id))");
+    assert_int_equal(t.n_columns, 1);
+    free_table(&t);
+}
+
 /* Expects the choice refused with a message containing want, t unchanged. */
 static void refused(const char *include, const char *exclude, const char *want)
 {
@@ -114,6 +132,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_none_keeps_the_row),
         cmocka_unit_test(test_chosen_columns),
+        cmocka_unit_test(test_chosen_columns_nested),
         cmocka_unit_test(test_bad_choices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

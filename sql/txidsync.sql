@@ -2023,8 +2023,8 @@ $$;
 -- tables (it adds triggers to them).  It generates the triggers that keep
 -- the documents exact, grants the readers SELECT on rel and via, and
 -- starts a refresh of root so that every document gets the new shape
--- (the syncers step it in the background).  Writers of the tables wait
--- until the caller commits.
+-- (the syncers step it in the background); a member given again as it
+-- is changes nothing.  Writers of the tables wait until the caller commits.
 create or replace function txidsync.nest(root regclass, path text, kind text, rel regclass,
                                          columns name[], via regclass default null,
                                          via_columns name[] default null)
@@ -2038,6 +2038,9 @@ declare
     doc text;
 begin
     perform txidsync._nest_check(n);
+    if exists (select from txidsync.nested as x where x is not distinct from n) then
+        return;  -- as it is: no new triggers, no refresh
+    end if;
     insert into txidsync.nested as x values (n.*)
         on conflict on constraint nested_pkey do update
         set kind = excluded.kind, rel = excluded.rel, columns = excluded.columns,

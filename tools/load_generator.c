@@ -6,7 +6,10 @@
  * waits and deadlocks, transactions far bigger than a batch, long-running
  * transactions, inserts, deletes, delete and re-insert of one key,
  * savepoints rolled back and released, whole rollbacks and serialisation
- * failures.
+ * failures.  With --p-related it also writes the related tables of
+ * sql/demo_nested.sql (<table>_items, <table>_labels), whose rows the
+ * table's documents nest: items inserted, moved to another parent,
+ * changed and deleted, labels renamed.
  *
  * Each connection is a thread with its own libpq connection and random
  * stream; it loops over transactions until the run stops.  The main thread
@@ -70,6 +73,7 @@ typedef struct Config {
     double p_sleep;
     double p_rollback;
     double p_repeatable_read;
+    double p_related;
     int log_level;
 } Config;
 
@@ -94,6 +98,7 @@ typedef enum Counter {
     K_SAVEPOINT_ROLLBACK,
     K_SAVEPOINT_RELEASE,
     K_SLEEP,
+    K_RELATED,
     K_ROLLBACK,
     C_COUNT
 } Counter;
@@ -116,6 +121,7 @@ static const char *const counter_names[C_COUNT] = {
     "savepoint_rollback",
     "savepoint_release",
     "sleep",
+    "related",
     "rollback",
 };
 
@@ -140,7 +146,8 @@ typedef enum Step {
     STEP_BIG,
     STEP_SAVEPOINT,
     STEP_SLEEP,
-    STEP_MAX = 7
+    STEP_RELATED,
+    STEP_MAX = 8
 } Step;
 
 /* What one transaction will do, decided before it starts. */
@@ -189,7 +196,11 @@ typedef struct Shared {
     long long *hot_keys; /* read-only after start */
     int n_hot;
     char *hot_keys_text; /* the hot keys as a Postgres array literal */
-    Worker *workers;     /* every worker, for the big ranges */
+    char items_sql[320]; /* with --p-related: the related tables, as regclass prints them */
+    char labels_sql[320];
+    atomic_llong max_item; /* the largest item id known */
+    long long n_labels;    /* labels 1..n_labels */
+    Worker *workers;       /* every worker, for the big ranges */
     long long n_workers;
     atomic_int active_bigs; /* workers with a big range set */
     atomic_ullong counters[C_COUNT];
@@ -212,6 +223,11 @@ static Shared shared;
 #define ST_REINSERT        "reins"
 #define ST_REINSERT_SINGLE "reins1"
 #define ST_BIG             "big"
+#define ST_ITEM_INSERT     "item_ins"
+#define ST_ITEM_MOVE       "item_move"
+#define ST_ITEM_UPDATE     "item_upd"
+#define ST_ITEM_DELETE     "item_del"
+#define ST_LABEL_RENAME    "label_ren"
 
 /* Returns the monotonic clock in nanoseconds. */
 static long long now_ns(void)
@@ -465,6 +481,69 @@ static int table_prepare(PGconn *conn, const Config *cfg)
     return 0;
 }
 
+/*
+ * With --p-related: finds the related tables <table>_items and
+ * <table>_labels of sql/demo_nested.sql beside the table, the largest
+ * item id and the number of labels.  Returns 0, or -1 after logging why
+ * not.
+ */
+static int related_prepare(PGconn *conn, const Config *cfg)
+{
+    const char *params[1] = {cfg->table};
+    PGresult *r = PQexecParams(
+        conn,
+        "select to_regclass(format('%I.%I', n.nspname, c.relname || '_items'))::text,"
+        "       to_regclass(format('%I.%I', n.nspname, c.relname || '_labels'))::text"
+        "  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.oid = $1::regclass",
+        1, NULL, params, NULL, NULL, 0);
+    bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                 !PQgetisnull(r, 0, 0) && !PQgetisnull(r, 0, 1);
+    if (found) {
+        snprintf(shared.items_sql, sizeof(shared.items_sql), "%s", PQgetvalue(r, 0, 0));
+        snprintf(shared.labels_sql, sizeof(shared.labels_sql), "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    if (!found) {
+        log_error("--p-related: no tables %s_items and %s_labels (sql/demo_nested.sql creates "
+                  "them)",
+                  cfg->table, cfg->table);
+        return -1;
+    }
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "select (select coalesce(max(id), 0) from %s), (select count(*) from %s)",
+             shared.items_sql, shared.labels_sql);
+    r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        log_error("--p-related: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+        PQclear(r);
+        return -1;
+    }
+    atomic_store(&shared.max_item, atoll(PQgetvalue(r, 0, 0)));
+    shared.n_labels = atoll(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return 0;
+}
+
+/* The statements of the related workload into sql[0..4] (len bytes each),
+ * in the order of ST_ITEM_INSERT ... ST_LABEL_RENAME. */
+static void related_statements(char (*sql)[2048], size_t len)
+{
+    const char *items = shared.items_sql, *labels = shared.labels_sql;
+    snprintf(sql[0], len,
+             "insert into %s (parent_id, label_id, qty) values ($1::bigint, $2::int, $3::int) "
+             "returning id",
+             items);
+    snprintf(sql[1], len, "update %s set parent_id = $2::bigint where id = $1::bigint", items);
+    snprintf(sql[2], len, "update %s set qty = qty + 1, label_id = $2::int where id = $1::bigint",
+             items);
+    snprintf(sql[3], len, "delete from %s where id = $1::bigint", items);
+    snprintf(sql[4], len,
+             "update %s set name = 'label ' || id || ' n' || $2::bigint where id = $1::int",
+             labels);
+}
+
 /* ---- one connection ---- */
 
 /* Tells whether a connection problem may be logged now: at most one such
@@ -528,9 +607,12 @@ static int worker_connect(Worker *w)
                                         "round(extract(epoch from clock_timestamp())::numeric, 6))"
                                       : "jsonb_build_object('n', $1::bigint, 'w', $2::int)";
     const char *t = shared.table_sql;
-    char sql[7][2048];
-    const char *names[7] = {ST_UPDATE,   ST_INSERT,          ST_DELETE, ST_DELETE_RETURN,
-                            ST_REINSERT, ST_REINSERT_SINGLE, ST_BIG};
+    char sql[12][2048];
+    const char *names[12] = {ST_UPDATE,    ST_INSERT,          ST_DELETE,      ST_DELETE_RETURN,
+                             ST_REINSERT,  ST_REINSERT_SINGLE, ST_BIG,         ST_ITEM_INSERT,
+                             ST_ITEM_MOVE, ST_ITEM_UPDATE,     ST_ITEM_DELETE, ST_LABEL_RENAME};
+    int n_statements = cfg->p_related > 0 ? 12 : 7;
+    related_statements(sql + 7, sizeof(sql[0]));
     snprintf(sql[0], sizeof(sql[0]),
              "update %s set data = coalesce(data, '{}'::jsonb) || %s where id = $3::bigint", t,
              extra);
@@ -578,7 +660,7 @@ static int worker_connect(Worker *w)
                      PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
         PQclear(r);
     }
-    for (int i = 0; ok && i < 7; i++) {
+    for (int i = 0; ok && i < n_statements; i++) {
         r = PQprepare(w->conn, names[i], sql[i], 0, NULL);
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok && log_slot())
@@ -901,6 +983,50 @@ static long long step_sleep(Worker *w, int ms)
     return run_write(w, ST_UPDATE, 1, p, NULL);
 }
 
+/*
+ * Writes the related tables once: inserts an item under a random key
+ * (possibly hot), moves an item to another key, changes an item's
+ * quantity and label, deletes an item, or renames a label (whose items'
+ * documents all change).  An item id that is gone changes nothing.  A
+ * transaction at REPEATABLE READ renames no label: its walk to the
+ * documents reads its own snapshot and can miss an item that references
+ * the label and committed meanwhile (docs/design.md, "Nested documents",
+ * a known limit); it changes an item instead.  Returns the rows changed
+ * or -1.
+ */
+static long long step_related(Worker *w, bool repeatable_read)
+{
+    static const char *const stmts[] = {ST_ITEM_INSERT, ST_ITEM_MOVE, ST_ITEM_UPDATE,
+                                        ST_ITEM_DELETE, ST_LABEL_RENAME};
+    static const int n_params[] = {3, 2, 2, 1, 2};
+    enum { INSERT, MOVE, UPDATE, DELETE, RENAME } op;
+    int dice = (int)rng_range(&w->rng, 0, 99);
+    op = dice < 30 ? INSERT : dice < 50 ? MOVE : dice < 70 ? UPDATE : dice < 85 ? DELETE : RENAME;
+    if (op == RENAME && repeatable_read)
+        op = UPDATE;
+    long long label = rng_range(&w->rng, 1, shared.n_labels);
+    long long item = rng_range(&w->rng, 1, atomic_load(&shared.max_item));
+    long long first = op == INSERT ? pick_key(w, false) : op == RENAME ? label : item;
+    long long second = op == MOVE ? pick_key(w, false) : op == RENAME ? ++w->serial : label;
+    char a[24], b[24], c[24];
+    snprintf(a, sizeof(a), "%lld", first);
+    snprintf(b, sizeof(b), "%lld", second);
+    snprintf(c, sizeof(c), "%lld", rng_range(&w->rng, 1, 9));
+    const char *p[3] = {a, b, c};
+    PGresult *r = NULL;
+    if (run(w, stmts[op], n_params[op], p, &r) < 0)
+        return -1;
+    long long rows = atoll(PQcmdTuples(r));
+    if (op == INSERT && PQntuples(r) == 1) {
+        long long id = atoll(PQgetvalue(r, 0, 0));
+        long long known = atomic_load(&shared.max_item);
+        while (id > known && !atomic_compare_exchange_weak(&shared.max_item, &known, id)) {
+        }
+    }
+    PQclear(r);
+    return rows;
+}
+
 /* Decides what the next transaction does, from the --p-* probabilities.
  * In fixed-rate mode there are no big and no sleeping transactions. */
 static Plan plan_transaction(Worker *w)
@@ -929,6 +1055,10 @@ static Plan plan_transaction(Worker *w)
     }
     if (!paced && rng_chance(rng, cfg->p_big))
         p.steps[p.n_steps++] = STEP_BIG;
+    if (rng_chance(rng, cfg->p_related)) {
+        p.steps[p.n_steps++] = STEP_RELATED;
+        p.planned_rows += 1;
+    }
     if (rng_chance(rng, cfg->p_savepoint)) {
         p.steps[p.n_steps++] = STEP_SAVEPOINT;
         p.savepoint_rollback = rng_chance(rng, 0.5);
@@ -1078,6 +1208,10 @@ static long long execute_plan(Worker *w, const Plan *plan)
             if (rows >= 0)
                 w->did[kind] = true;
             break;
+        case STEP_RELATED:
+            rows = step_related(w, p.repeatable_read);
+            kind = K_RELATED;
+            break;
         case STEP_MAX:
             break;
         }
@@ -1218,11 +1352,11 @@ static void print_totals(double elapsed_s)
              counter(C_DEADLOCKS), counter(C_SERIALIZATION), counter(C_LOCK_TIMEOUTS),
              counter(C_ERRORS), counter(C_RECONNECTS));
     log_info("committed by kind: update %llu, insert %llu, delete %llu, reinsert %llu, big %llu, "
-             "savepoint-rollback %llu, savepoint-release %llu, sleep %llu; rolled back on "
-             "purpose: %llu",
+             "savepoint-rollback %llu, savepoint-release %llu, sleep %llu, related %llu; rolled "
+             "back on purpose: %llu",
              counter(K_UPDATE), counter(K_INSERT), counter(K_DELETE), counter(K_REINSERT),
              counter(K_BIG), counter(K_SAVEPOINT_ROLLBACK), counter(K_SAVEPOINT_RELEASE),
-             counter(K_SLEEP), counter(K_ROLLBACK));
+             counter(K_SLEEP), counter(K_RELATED), counter(K_ROLLBACK));
     printf("totals: seconds=%.2f connections=%lld", elapsed_s, shared.cfg->connections);
     for (int c = 0; c < C_COUNT; c++)
         printf(" %s=%llu", counter_names[c], counter((Counter)c));
@@ -1265,7 +1399,9 @@ static const char summary[] =
     "line on stdout being \"totals: committed=N rolled_back=N rows=N ... update=N insert=N ...\".\n"
     "With --rate, changed rows are paced to that many per second across connections, only small\n"
     "transactions run, and every written row's data gets \"ts\" (clock_timestamp() in epoch\n"
-    "seconds) for latency measurements.  Exit status: 0 done, 1 cannot start, 2 bad usage.";
+    "seconds) for latency measurements.  With --p-related, transactions also write the related\n"
+    "tables of sql/demo_nested.sql, whose rows the table's documents nest.  Exit status: 0 done,\n"
+    "1 cannot start, 2 bad usage.";
 
 int main(int argc, char **argv)
 {
@@ -1325,6 +1461,11 @@ int main(int argc, char **argv)
         {"p-repeatable-read", SETTING_DOUBLE, "0.1", NULL, "P",
          "probability that a transaction runs at REPEATABLE READ (and may fail to serialise)", NULL,
          0, 1, &cfg.p_repeatable_read, 0},
+        {"p-related", SETTING_DOUBLE, "0", NULL, "P",
+         "probability that a transaction also writes the related tables of sql/demo_nested.sql "
+         "(TABLE_items, TABLE_labels): an item inserted, moved to another key, changed or "
+         "deleted, or a label renamed",
+         NULL, 0, 1, &cfg.p_related, 0},
         {"lock-timeout", SETTING_INT, "5000", NULL, "MS",
          "lock_timeout of every connection; 0 waits forever (deadlocks are still detected)", NULL,
          0, 3600000, &cfg.lock_timeout_ms, 0},
@@ -1382,7 +1523,7 @@ int main(int argc, char **argv)
         PQfinish(conn);
         return EXIT_FAILURE_RUN;
     }
-    if (table_prepare(conn, &cfg) < 0) {
+    if (table_prepare(conn, &cfg) < 0 || (cfg.p_related > 0 && related_prepare(conn, &cfg) < 0)) {
         PQfinish(conn);
         free(shared.hot_keys);
         free(shared.hot_keys_text);

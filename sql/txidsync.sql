@@ -1683,9 +1683,10 @@ $$;
 
 -- Trigger code: given the query keys of the parents' keys (k1, k2, ...)
 -- of a member of the node at ppath, bumps the documents they belong to.
--- The keys are gathered first, in a statement of their own (typed as the
--- parent's key: its equality operators apply).  Below the root, the
--- parents' rows are then locked, in key order (FOR SHARE when their own
+-- The keys are typed as the parent's key (its equality operators apply).
+-- At the root they go into the bump in one statement.  Below it, they are
+-- gathered first, in a statement of their own, and the parents' rows are
+-- then locked, in key order (FOR SHARE when their own
 -- link to their parent is in them; FOR NO KEY UPDATE when rows elsewhere
 -- reference them, which conflicts with those writers' reference locks,
 -- see _nest_refs), and the walk goes on from them in a statement of its
@@ -1717,7 +1718,10 @@ begin
                    txidsync._nest_list(pk.names, 'q.k%1$s'), txidsync._nest_list(pk.names, k || '%1$s'),
                    txidsync._nest_list(pk.names, 'k%1$s'));
     if ppath = '' then
-        next := txidsync._nest_bump(root, qrel);
+        -- At the root the keys go straight into the bump, one statement.
+        return txidsync._nest_bump(root, format('(select distinct %s from (%s) as q)',
+            (select string_agg(format('q.k%s::%s as k%s', i, pk.types[i], i), ', ' order by i)
+               from generate_subscripts(pk.names, 1) as i), keys));
     else
         select * into p from txidsync.nested as x
          where x.root = _nest_from_keys.root and x.path = ppath;

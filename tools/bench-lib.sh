@@ -127,3 +127,44 @@ machine() {
     mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     echo "$(nproc) CPUs ($model), $mem memory, Linux $(uname -r)"
 }
+
+# PGSync on the bed, for tools/bench-pgsync and tools/bench-nested.
+# pgsync_setup WORK: installs PGSync $BENCH_PGSYNC_VERSION (7.3.0) into
+# build/pgsync-venv the first time, starts Debian's redis-server on a free
+# port (in started), restarts the bed's Postgres with wal_level = logical
+# and installs sql/txidsync.sql again; sets venv, redis_port, pgsync_vars.
+# pgsync_env CMD...: runs CMD with PGSync's settings in its environment.
+# pgsync_restore: stops what the script started and gives Postgres its
+# wal_level back (for the script's EXIT trap).
+pgsync_setup() {
+    : "${BENCH_PGSYNC_VERSION:=7.3.0}"
+    venv=$root/build/pgsync-venv
+    if ! "$venv/bin/pgsync" --version 2>/dev/null | grep -q "$BENCH_PGSYNC_VERSION"; then
+        say "installing PGSync $BENCH_PGSYNC_VERSION into $venv (the first time only)"
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q "pgsync==$BENCH_PGSYNC_VERSION" >&2 ||
+            die "cannot install PGSync $BENCH_PGSYNC_VERSION from the Python package index"
+    fi
+    redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    pgsync_vars=(PG_HOST=127.0.0.1 PG_PORT="$PGPORT" PG_USER="${PGUSER:-postgres}" PG_DATABASE="$PGDATABASE"
+        OPENSEARCH=true ELASTICSEARCH=false ELASTICSEARCH_HOST=127.0.0.1 ELASTICSEARCH_PORT="${es##*:}"
+        REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" CHECKPOINT_PATH="$1" LOG_INTERVAL=5)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$1/redis.log" 2>&1 &
+    started+=($!)
+    say "restarting postgres with wal_level = logical"
+    q -c "alter system set wal_level = 'logical'" >/dev/null
+    tests/bed pg-stop "$TXIDSYNC_BED" >/dev/null && tests/bed pg-start "$TXIDSYNC_BED" >/dev/null ||
+        die "cannot restart postgres with wal_level = logical"
+    [ "$(q -c 'show wal_level')" = logical ] || die "wal_level is not logical after the restart"
+    q -f "$root/sql/txidsync.sql" >/dev/null
+}
+pgsync_env() { env "${pgsync_vars[@]}" "$@"; }
+pgsync_restore() {
+    local p
+    for p in "${started[@]}"; do
+        kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+        kill -KILL -- "-$p" 2>/dev/null || true
+    done
+    q -c "alter system reset wal_level" >/dev/null 2>&1 || true
+    tests/bed pg-stop "$TXIDSYNC_BED" >/dev/null 2>&1 && tests/bed pg-start "$TXIDSYNC_BED" >/dev/null 2>&1 || true
+}

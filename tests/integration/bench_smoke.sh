@@ -24,7 +24,7 @@ for section in "## 1. Backfill" "## 2. Steady-state latency" "## 3. Write overhe
     "## 4. Memory" "## 5. Idle cost" "## 6. Throughput and lag" "## 7. Change streams" \
     "## 8. A refresh under load" "## 9. What metrics cost" "## 10. Reading a hot standby" \
     "## 11. What deletes leave, before and after pruning" "## 12. Write overhead against the peers" \
-    "## 13. Steady-state capacity" "## 14. Against PGSync 7.3" \
+    "## 13. Steady-state capacity" "## 14. Against PGSync 7.3" "## 15. Nested documents" \
     "## Decisions"; do
     grep -q "^$section" "$out" || fail "the report has no section '$section'"
 done
@@ -50,6 +50,16 @@ for tool in txidsync PGSync; do
     grep -Eq "^\| $tool \| 1 \| [1-9][0-9]* of [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| " "$out" ||
         fail "no lag figures of $tool: $(grep -A24 '^## 14' "$out")"
 done
+nested=$(sed -n '/^## 15\./,/^## [^1]/p' "$out")
+grep -Eq '^\| txidsync \| [0-9.]+ \([0-9., ]+\) \| [0-9]+ \| [0-9.]+× \|$' <<<"$nested" &&
+    grep -Eq '^\| PGSync \| [0-9.]+ \([0-9., ]+\) \| [0-9]+ \| 1× \|$' <<<"$nested" &&
+    grep -Eq '^[0-9]+ of [0-9]+ sampled documents are$|[. ]([0-9]+) of \1 sampled documents are' <<<"$nested" ||
+    fail "no nested backfill figures: $nested"
+for t in "untracked copy" "items, nested into orders" "items tracked as a table"; do
+    grep -Eq "^\| $t \| [0-9]+ \| [0-9]+(, [0-9]+)* \|$" <<<"$nested" || fail "no write overhead of $t: $nested"
+done
+grep -Eq 'renaming tag 1 \(on [0-9]+ products\) bumped$' <<<"$nested" &&
+    grep -Eq '^[1-9][0-9]* order documents in [0-9]+ ms' <<<"$nested" || fail "no lookup rename figures: $nested"
 for size in 1000 5000 10000; do
     grep -Eq "^\| raw, bulks of $size \| [0-9]+ \| [0-9.]+ " "$out" || fail "no raw ceiling at $size"
 done

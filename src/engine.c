@@ -161,12 +161,15 @@ static int reconnect_if_due(Engine *e)
         return 0;
     }
     e->stats.reconnects++;
+    /* A syncer of a standby reads its batches by the standby's rule, so a
+     * standby again is fine (a recovery conflict may end the session); a
+     * syncer of a primary listens and keeps no done set: it stops. */
     bool standby = false;
-    if (pg_in_recovery(e->pg, &standby, err, sizeof(err)) == PG_OK && standby) {
+    if (!e->standby && pg_in_recovery(e->pg, &standby, err, sizeof(err)) == PG_OK && standby) {
         elog(e, LOG_ERROR,
-             "the server is in recovery (a hot standby): its snapshots do not list "
-             "running transactions, so txidsync would skip rows; connect it to the "
-             "primary");
+             "the server came back in recovery (a hot standby), and this syncer started on a "
+             "primary: restart it to read the standby (it then polls and keeps a done set), "
+             "or connect it to the primary");
         engine_fail(e);
         return -1;
     }

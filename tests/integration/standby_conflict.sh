@@ -4,7 +4,8 @@
 # the primary's vacuum cancels a batch query whose snapshot still needs the
 # rows it removes.  The syncer reads large batches of large rows (slow
 # queries) while the primary rewrites and vacuums the table; once a batch
-# query was cancelled ("conflict with recovery", SQLSTATE 40001) the writes
+# query was cancelled ("conflict with recovery", SQLSTATE 40001) or the
+# session ended (a lost connection, reconnected to the standby) the writes
 # stop, and the syncer must catch up and leave the index equal.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
@@ -32,19 +33,27 @@ writer=$!
 standby_replayed
 start_syncer "$log" --pg "port=$TXIDSYNC_STANDBY_PORT" --table wide --index "$ix" \
     --state-index "$ix-state" --batch-size 5000 --batch-max-bytes 67108864 --stats-interval 5
-wait_for 90 grep -q 'conflict with recovery' "$log"
-conflicts=$(grep -c 'conflict with recovery' "$log")
+# A conflict cancels the batch query (an error the syncer retries) or, when
+# the session held its snapshot between queries, ends the session (a lost
+# connection the syncer reconnects from, to the standby again).
+conflict='conflict with recovery\|lost the connection to postgres'
+wait_for 90 grep -q "$conflict" "$log"
+conflicts=$(grep -c "$conflict" "$log")
 kill -TERM "$writer" 2>/dev/null || true
 wait "$writer" 2>/dev/null || true
 writer=
-grep 'conflict with recovery' "$log" | head -n 1 | cut -c 1-300
+grep "$conflict" "$log" | head -n 1 | cut -c 1-300
 standby_replayed
 n=$(psql_q "select sum(n) from wide")
+# Caught up: every row there (the copy of rows never rewritten may still be
+# under way) and the sum of every rewrite.
 indexed() {
     curl -sS -XPOST "$TXIDSYNC_ES_URL/$ix/_refresh" >/dev/null
     [ "$(curl -sS "$TXIDSYNC_ES_URL/$ix/_search" -H 'Content-Type: application/json' \
-        -d '{"size":0,"aggs":{"n":{"sum":{"field":"n"}}}}' | jq -r '.aggregations.n.value | floor')" = "$n" ]
+        -d '{"size":0,"track_total_hits":true,"aggs":{"n":{"sum":{"field":"n"}}}}' |
+        jq -r '"\(.hits.total.value) \(.aggregations.n.value | floor)"')" = "20000 $n" ]
 }
 wait_for 120 indexed
 check_consistent "$ix" wide
-echo "a batch query cancelled by replay $conflicts time(s), retried; the syncer caught up, equal"
+grep -q "the table stopped syncing" "$log" && fail "the syncer stopped: $(grep error "$log" | head -n 1)"
+echo "a batch query or session cancelled by replay $conflicts time(s), retried; the syncer caught up, equal"

@@ -6,7 +6,9 @@
 #     after the standby replayed everything, the index equals the primary;
 #  2. the syncer runs on the standby while the primary is written, the
 #     standby is promoted (tests/bed promote) and written in turn: the
-#     syncer notices, goes on, and the index equals the promoted server.
+#     syncer notices, goes on, and the index equals the promoted server;
+#     before the promotion its session on the standby is ended: it
+#     reconnects to the standby.
 set -euo pipefail
 . "$TXIDSYNC_ROOT/tests/integration/lib.sh"
 
@@ -38,6 +40,11 @@ syncer=$SYNC_PID
 "$LOADGEN_BIN" --connections 4 --duration 8 --seed 17 >"$TXIDSYNC_TEST_TMP/load2.log" 2>&1 ||
     fail "the load generator failed on the primary"
 standby_replayed
+# Its session ended (as a recovery conflict may end it): it reconnects to
+# the standby and reads on.
+standby_q "select count(pg_terminate_backend(pid)) from pg_stat_activity
+    where application_name = 'txidsync' and pid <> pg_backend_pid()" >/dev/null
+wait_for 30 grep -q 'reconnected to postgres' "$TXIDSYNC_TEST_TMP/failover.log"
 "$TXIDSYNC_ROOT/tests/bed" promote "$TXIDSYNC_BED"
 promoted() { [ "$(standby_q "select pg_is_in_recovery()")" = f ]; }
 wait_for 30 promoted
@@ -52,4 +59,4 @@ PGPORT=$TXIDSYNC_STANDBY_PORT "$TXIDSYNC_BIN" "${on_standby[@]}" --once 2>>"$TXI
 out=$(PGPORT=$TXIDSYNC_STANDBY_PORT "$CHECKER_BIN" --index "$ix" --table some_table 2>&1) ||
     fail "the index differs from the promoted server: $(tail -n 20 <<<"$out")"
 tail -n 1 <<<"$out"
-echo "2. promoted under the running syncer: it noticed, went on, and the index equals the promoted server"
+echo "2. reconnected to the standby, then promoted under the running syncer: it noticed, went on, and the index equals the promoted server"

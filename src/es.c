@@ -4,10 +4,12 @@
 #include "es.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -746,6 +748,7 @@ EsResult es_index_exists(EsClient *c, const char *index, bool *exists, char *err
 
 /* How long the server keeps a scroll's context between two pages. */
 #define ES_SCROLL_KEEP_ALIVE "5m"
+#define ES_SCROLL_429_TRIES  12 /* see scroll_call */
 
 struct EsScroll {
     EsClient *c;
@@ -975,6 +978,26 @@ static void append_root_cause(const Buf *resp, char *err, size_t errlen)
     yajl_tree_free(v);
 }
 
+/* Sends one request of the scroll.  A node that refuses it with 429 (a
+ * circuit breaker or a full search queue) ran none of it, so even a scroll
+ * request is sent again without skipping a page: up to ES_SCROLL_429_TRIES
+ * times, waiting 0.5 s, 1 s, 2 s, then 4 s between tries (about 35 s). */
+static EsResult scroll_call(EsScroll *s, const char *path, const Buf *body, char *err,
+                            size_t errlen)
+{
+    long status = 0;
+    for (int tries = 1;; tries++) {
+        EsResult r = es_call(s->c, "POST", path, buf_str(body), &status, &s->resp, err, errlen);
+        if (r != ES_RETRY || status != 429 || tries >= ES_SCROLL_429_TRIES)
+            return r;
+        unsigned ms = tries < 4 ? 250u << tries : 4000u;
+        log_msg(LOG_WARN, "%s; trying again in %u ms", err, ms);
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
 /* Fetches the next page (the first search, then scroll requests) into
  * s->page and s->hits; sets s->done and clears the scroll when the page
  * is empty.  Returns ES_OK, ES_RETRY or ES_FAIL with err filled. */
@@ -1006,7 +1029,7 @@ static EsResult scroll_fetch(EsScroll *s, char *err, size_t errlen)
         }
     }
     s->started = true;
-    r = es_call(s->c, "POST", path, buf_str(&body), NULL, &s->resp, err, errlen);
+    r = scroll_call(s, path, &body, err, errlen);
     if (r == ES_FAIL)
         append_root_cause(&s->resp, err, errlen);
     if (r != ES_OK)

@@ -3,7 +3,8 @@
 # txidsync is equal to its table (tombstones and paging included, and with
 # text keys whose column collation is not byte order); edits made behind
 # the syncer's back are each reported with the right kind (stale, missing,
-# extra, and the documents whose txidsync field is broken); bad flags,
+# extra, and the documents whose txidsync field is broken); a node that
+# answers 429 is waited for; bad flags,
 # unreachable servers, an untracked table and a missing index exit 2 with
 # one clear line that never shows the connection string's password.
 set -euo pipefail
@@ -60,6 +61,55 @@ run_checker --table words --index "$index-words" --page-size 4
 expect_rc 0 "text keys"
 expect_count equal 15
 echo "text keys in byte order: ok"
+
+# A busy node: a proxy answers 429 (as OpenSearch's circuit breaker does)
+# to the first search and twice to a scroll request within; the checker
+# waits, sends them again, and misses no page.
+python3 - "$TXIDSYNC_ES_URL" "$tmp/proxy.port" <<'PY' 2>"$tmp/proxy.err" &
+import http.client, http.server, sys, threading, urllib.parse
+up = urllib.parse.urlsplit(sys.argv[1])
+seen = [0]
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def relay(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        if "_search" in self.path:
+            seen[0] += 1
+            if seen[0] in (1, 3, 4):
+                out = b'{"error":{"type":"circuit_breaking_exception","reason":"[parent] Data too large"},"status":429}'
+                return self.answer(429, [("Content-Type", "application/json")], out)
+        c = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+        c.request(self.command, self.path, body,
+                  {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")})
+        r = c.getresponse()
+        skip = ("transfer-encoding", "content-length", "connection")
+        self.answer(r.status, [(k, v) for k, v in r.getheaders() if k.lower() not in skip], r.read())
+    def answer(self, status, headers, data):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = relay
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+threading.Timer(120, server.shutdown).start()
+open(sys.argv[2] + ".tmp", "w").write(str(server.server_address[1]))
+import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+server.serve_forever()
+PY
+proxy=$!
+wait_for 20 test -s "$tmp/proxy.port"
+run_checker --table words --index "$index-words" --page-size 4 --es-url "http://127.0.0.1:$(cat "$tmp/proxy.port")"
+kill "$proxy" 2>/dev/null || true
+expect_rc 0 "a node answering 429"
+expect_count equal 15
+[ "$(grep -c 'http 429.*trying again' "$tmp/err")" = 3 ] ||
+    fail "not three waits for the busy node: $(cat "$tmp/err")"
+echo "a busy node (429 three times): waited and went on, equal"
 
 # Behind the syncer's back: key 10 re-indexed with a higher version, key 20
 # deleted, an unknown key added, row 30 deleted in Postgres only, a

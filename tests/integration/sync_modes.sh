@@ -96,19 +96,25 @@ check_consistent "$index-parts" some_table_parts
 check_consistent "$index-lt" lt
 echo "2. the plpgsql trigger of the log mode (no C function): equal, TRUNCATE included"
 
-# 3. A refresh and a repair in the log mode.
-before=$(side_version 7)
+# 3. A refresh and a repair in the log mode, of two live keys (the load
+# generator deletes rows too).
+read -r k1 k2 <<<"$(psql_q "select string_agg(id::text, ' ') from
+    (select id from some_table where id <= 100 order by id limit 2) s")"
+[ -n "$k2" ] || fail "fewer than two live keys at or below 100"
+before=$(side_version "$k1")
 "$TXIDSYNC_BIN" refresh --table some_table --where 't.id <= 100' >"$dir/refresh.log" 2>&1 ||
     fail "the refresh failed: $(tail -n 5 "$dir/refresh.log")"
-after=$(side_version 7)
-[ "$after" -gt "$before" ] || fail "the refresh left key 7 at version $after (was $before)"
+after=$(side_version "$k1")
+[ "$after" -gt "$before" ] || fail "the refresh left key $k1 at version $after (was $before)"
 "$TXIDSYNC_BIN" "${cfg[@]}" --once 2>>"$log" || fail "the catch-up failed"
-[ "$(doc_version "$index" 7)" = "$after" ] || fail "key 7 is at $(doc_version "$index" 7), not $after"
-es DELETE "/$index/_doc/8" >/dev/null
+[ "$(doc_version "$index" "$k1")" = "$after" ] ||
+    fail "key $k1 is at $(doc_version "$index" "$k1"), not $after"
+es DELETE "/$index/_doc/$k2" >/dev/null
 run_checker --index "$index" --table some_table --repair
 "$TXIDSYNC_BIN" "${cfg[@]}" --once 2>>"$log" || fail "the catch-up failed"
+[ "$(doc_version "$index" "$k2")" != absent ] || fail "the repair did not bring back key $k2"
 check_consistent "$index" some_table
-echo "3. a refresh (key 7: version $before -> $after) and a repair of a deleted document in the log mode"
+echo "3. a refresh (key $k1: version $before -> $after) and a repair of a deleted document (key $k2) in the log mode"
 
 # 4. Bad input.
 out=$(psql_q "select txidsync.track('public.some_table', mode => 'wal')" 2>&1) &&

@@ -209,6 +209,12 @@ public final class OpenSearchNode {
                     // and txidsync's default --bulk-max-bytes (10 MiB) stays
                     // well under it.
                     .put("http.max_content_length", "32mb")
+                    // The node runs the serial collector in a small heap, whose
+                    // old generation fills with garbage up to a full collection:
+                    // a parent breaker counting the heap's real use refused
+                    // searches of an idle node (429, "Data too large").  It
+                    // counts what the child breakers reserve instead.
+                    .put("indices.breaker.total.use_real_memory", false)
                     .build();
             org.opensearch.env.Environment env = org.opensearch.node.InternalSettingsPreparer.prepareEnvironment(
                     settings, Collections.emptyMap(), home.resolve("config"), () -> NODE_NAME);

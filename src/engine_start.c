@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "engine_impl.h"
@@ -19,9 +18,7 @@
 /* Blocking sleep with backoff, for engine_start only (nothing else runs yet). */
 static void start_backoff(Engine *e, int attempt)
 {
-    double s = engine_backoff_s(e, attempt);
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
+    clock_sleep_s(engine_backoff_s(e, attempt));
 }
 
 /* Connects and checks the server and the table.  Returns 0 or -1 (printed). */
@@ -79,8 +76,7 @@ int engine_lock(Engine *e)
         }
         if (got || clock_mono_s() > give_up)
             break;
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        clock_sleep_s(0.2);
     }
     if (!got) {
         char pid[64] = "";

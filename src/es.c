@@ -4,15 +4,14 @@
 #include "es.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "clock.h"
 #include "es_auth.h"
 #include "json.h"
 #include "json_canon.h"
@@ -990,11 +989,9 @@ static EsResult scroll_call(EsScroll *s, const char *path, const Buf *body, char
         EsResult r = es_call(s->c, "POST", path, buf_str(body), &status, &s->resp, err, errlen);
         if (r != ES_RETRY || status != 429 || tries >= ES_SCROLL_429_TRIES)
             return r;
-        unsigned ms = tries < 4 ? 250u << tries : 4000u;
-        log_msg(LOG_WARN, "%s; trying again in %u ms", err, ms);
-        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
+        double wait_s = tries < 4 ? 0.25 * (1 << tries) : 4.0;
+        log_msg(LOG_WARN, "%s; trying again in %.1f s", err, wait_s);
+        clock_sleep_s(wait_s);
     }
 }
 

@@ -5,7 +5,6 @@
 #include "refresh.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -34,12 +33,6 @@ typedef struct Run {
 static const char *job(const Run *run)
 {
     return run->cfg->track ? "track" : "refresh";
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
 }
 
 static double backoff_s(int failures)
@@ -103,13 +96,13 @@ static int failed(Run *run, int rc, const char *err)
                       "%s: rows are held by other transactions; trying again (%d)", job(run),
                       run->failures);
         }
-        sleep_s(backoff_s(run->failures));
+        clock_sleep_s(backoff_s(run->failures));
         return 0;
     }
     end_live(run);
     log_table(LOG_WARN, run->cfg->name, NULL, "%s: %s; reconnecting in %.1f s", job(run), err,
               backoff_s(run->failures));
-    sleep_s(backoff_s(run->failures));
+    clock_sleep_s(backoff_s(run->failures));
     char why[512];
     if (pg_reconnect(run->pg, why, sizeof(why)) != PG_OK)
         log_table(LOG_WARN, run->cfg->name, NULL, "%s: %s", job(run), why);

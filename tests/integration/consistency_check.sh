@@ -66,7 +66,7 @@ echo "text keys in byte order: ok"
 # to the first search and twice to a scroll request within; the checker
 # waits, sends them again, and misses no page.
 python3 - "$TXIDSYNC_ES_URL" "$tmp/proxy.port" <<'PY' 2>"$tmp/proxy.err" &
-import http.client, http.server, sys, threading, urllib.parse
+import http.client, http.server, os, sys, threading, urllib.parse
 up = urllib.parse.urlsplit(sys.argv[1])
 seen = [0]
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -98,7 +98,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
 threading.Timer(120, server.shutdown).start()
 open(sys.argv[2] + ".tmp", "w").write(str(server.server_address[1]))
-import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 server.serve_forever()
 PY
 proxy=$!
